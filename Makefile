@@ -1,0 +1,47 @@
+# Every target creates the virtual environment and the system packages it needs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+
+.PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile clean
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip check
+	touch $@
+
+venv: $(VENV)/.installed
+
+system-packages:
+	@bash scripts/ensure_system_packages.sh
+
+test: venv system-packages
+	$(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest tests/unit tests/dags
+
+lint: venv
+	$(VENV)/bin/ruff check --select AIR3 dags plugins
+	$(VENV)/bin/ruff check dags plugins tests
+
+demo: venv system-packages
+	$(PY) -m migration_engine.local.demo
+
+servers-up: venv
+	$(PY) -m migration_engine.local.estate up
+
+servers-down: venv
+	$(PY) -m migration_engine.local.estate down
+
+bench-backfill: venv system-packages
+	$(PY) bench/bench_backfill.py
+
+bench-reconcile: venv system-packages
+	$(PY) bench/bench_reconcile.py
+
+clean:
+	rm -rf $(VENV) .airflow .pytest_cache

@@ -1,0 +1,128 @@
+"""A local Airflow home that needs no manual step: metadata DB created on first
+use (on the machine's PostgreSQL), examples off, DAGs from ``dags/``.
+
+``run_dag`` runs one DAG through Airflow (``airflow dags test``) in a child
+process, with connections given as ``AIRFLOW_CONN_*`` variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+VENV_BIN = Path(sys.executable).parent
+DEFAULT_METADATA_SERVER = os.environ.get("MIGRATION_AIRFLOW_METADATA_SERVER", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def airflow_config(home: Path, metadata_db: str) -> dict[str, str]:
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__MAX_MAP_LENGTH": "1024",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_db,
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "local-only-jwt-secret-for-throwaway-airflow",
+        "AIRFLOW__API__SECRET_KEY": "local-only-secret-key-for-throwaway-airflow",
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "plugins"), str(REPO_ROOT / "dags")]),
+    }
+
+
+def metadata_db_url(dbname: str, server: str = DEFAULT_METADATA_SERVER) -> str:
+    base = server.rsplit("/", 1)[0]
+    return f"{base.replace('postgresql://', 'postgresql+psycopg2://', 1)}/{dbname}"
+
+
+def create_metadata_db(dbname: str, server: str = DEFAULT_METADATA_SERVER, fresh: bool = True) -> str:
+    with psycopg.connect(server, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if exists and fresh:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            exists = None
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    return metadata_db_url(dbname, server)
+
+
+@dataclass
+class AirflowHome:
+    home: Path
+    metadata_db: str
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **airflow_config(self.home, self.metadata_db)}
+
+    def airflow(self, *args: str, extra_env: dict | None = None, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+        env = {**self.env, **(extra_env or {})}
+        proc = subprocess.run(
+            [str(VENV_BIN / "airflow"), *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
+        )
+        if check and proc.returncode != 0:
+            raise AirflowCommandError(args, proc)
+        return proc
+
+    def migrate(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.airflow("db", "migrate")
+
+    def run_dag(self, dag_id: str, conf: dict | None = None, extra_env: dict | None = None, timeout: float = 1200) -> DagRunResult:
+        args = ["dags", "test", dag_id]
+        if conf:
+            args += ["--conf", json.dumps(conf)]
+        proc = self.airflow(*args, extra_env=extra_env, timeout=timeout, check=False)
+        return DagRunResult(dag_id, proc.returncode, proc.stdout, proc.stderr, self._task_states(dag_id, extra_env))
+
+    def _task_states(self, dag_id: str, extra_env: dict | None) -> dict[str, str]:
+        """Final state of every task instance of the DAG's latest run, from the metadata DB."""
+        url = self.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                """
+                SELECT ti.task_id, ti.map_index, ti.state
+                FROM task_instance ti
+                WHERE ti.dag_id = %s AND ti.run_id = (
+                    SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1)
+                """,
+                (dag_id, dag_id),
+            ).fetchall()
+        return {(task if index < 0 else f"{task}[{index}]"): str(state) for task, index, state in rows}
+
+
+class AirflowCommandError(RuntimeError):
+    def __init__(self, args, proc: subprocess.CompletedProcess):
+        super().__init__(f"airflow {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        self.proc = proc
+
+
+@dataclass
+class DagRunResult:
+    dag_id: str
+    returncode: int
+    stdout: str
+    stderr: str
+    task_states: dict[str, str]
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    @property
+    def succeeded(self) -> bool:
+        return self.returncode == 0 and bool(self.task_states) and all(
+            s in ("success", "skipped") for s in self.task_states.values()
+        )
+
+    def state_of(self, task_id: str) -> str | None:
+        return self.task_states.get(task_id)

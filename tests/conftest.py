@@ -1,0 +1,33 @@
+"""Shared fixtures: throwaway servers per test module, one Airflow metadata DB per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from migration_engine.local.airflow_env import AirflowHome, create_metadata_db
+from migration_engine.local.estate import Estate
+from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
+
+
+@pytest.fixture(scope="session")
+def manifest():
+    return load_manifest(DEFAULT_MANIFEST)
+
+
+@pytest.fixture(scope="module")
+def estate(manifest):
+    """Source and target servers (and a pgbouncer) shared by one test module."""
+    with Estate(manifest) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory) -> AirflowHome:
+    """A migrated Airflow metadata DB on the machine's PostgreSQL, fresh per session."""
+    dbname = f"pgmig_airflow_test_{os.getpid()}"
+    home = AirflowHome(Path(tmp_path_factory.mktemp("airflow_home")), create_metadata_db(dbname))
+    home.migrate()
+    yield home
