@@ -1,0 +1,75 @@
+"""What every DAG of the package shares: the manifest, endpoints from Airflow
+connections, default arguments, pools and application names.
+
+Imports of Airflow happen inside functions that run in tasks, so the engine
+stays importable without Airflow, and parsing a DAG file touches no database.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import cache
+from pathlib import Path
+
+from migration_engine.endpoints import Endpoint, from_airflow_connection
+from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SQL_TEMPLATE_PATH = str(REPO_ROOT / "include" / "sql")
+OWNER = "platform-infra"
+TARGET_POOL = "migration_target"
+
+
+@cache
+def manifest() -> Manifest:
+    """The migration manifest (``MIGRATION_MANIFEST`` overrides the Credity default)."""
+    return load_manifest(os.environ.get("MIGRATION_MANIFEST") or DEFAULT_MANIFEST)
+
+
+def source_pool(service: str) -> str:
+    return f"migration_source_{service}"
+
+
+def pool_slots() -> int:
+    """Concurrent connections per database: the runbook's DB_POOL_MAX (5 to 15)."""
+    return int(os.environ.get("DB_POOL_MAX", "10"))
+
+
+def application_name(dag_id: str) -> str:
+    return os.environ.get("DB_APPLICATION_NAME") or f"credity-migration-{dag_id}"
+
+
+def endpoint_for(conn_id: str, name: str) -> Endpoint:
+    from airflow.sdk import Connection
+
+    return from_airflow_connection(name, Connection.get(conn_id))
+
+
+def source_endpoint(service: str) -> Endpoint:
+    m = manifest()
+    return endpoint_for(m.source_conn_id(service), f"{service} source")
+
+
+def target_endpoint() -> Endpoint:
+    return endpoint_for(manifest().target_direct.conn_id, "target (direct)")
+
+
+def pooler_endpoint() -> Endpoint:
+    return endpoint_for(manifest().target_pooler.conn_id, "target (pooler)")
+
+
+def default_args(**overrides) -> dict:
+    from migration_engine.alerts import notify_failure
+
+    args = {
+        "owner": OWNER,
+        "retries": 2,
+        "retry_delay": timedelta(seconds=10),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=5),
+        "execution_timeout": timedelta(hours=2),
+        "on_failure_callback": notify_failure,
+    }
+    args.update(overrides)
+    return args
