@@ -62,6 +62,7 @@ class Service:
     source_schema: str
     target_schema: str
     tables: tuple[Table, ...]
+    app_role: str | None = None
 
     def table(self, name: str) -> Table:
         for table in self.tables:
@@ -299,7 +300,8 @@ TABLE_KEYS = {"key", "references", "sensitive", "chunk_rows"}
 def _service(r: _Reader, name, value, sources: dict[str, Connection]) -> Service:
     path = f"services.{name}"
     r.identifier(name, path)
-    svc = r.mapping(value, path, required={"source", "source_schema", "target_schema", "tables"})
+    svc = r.mapping(value, path, required={"source", "source_schema", "target_schema", "tables"}, optional={"app_role"})
+    app_role = r.identifier(svc["app_role"], f"{path}.app_role") if "app_role" in svc else None
     if svc["source"] not in sources:
         r.fail(
             f"{path}.source",
@@ -352,7 +354,10 @@ def _service(r: _Reader, name, value, sources: dict[str, Connection]) -> Service
             f"foreign-key cycle: {' -> '.join(cycle)}",
             "break the cycle: list only the references needed to load parents first",
         )
-    return Service(name=name, source=svc["source"], source_schema=source_schema, target_schema=target_schema, tables=tuple(tables))
+    return Service(
+        name=name, source=svc["source"], source_schema=source_schema, target_schema=target_schema,
+        tables=tuple(tables), app_role=app_role,
+    )
 
 
 def _find_cycle(tables: list[Table]) -> list[str] | None:

@@ -35,12 +35,15 @@ class Estate:
     target_password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     pooler: Pgbouncer | None = None
     with_pooler: bool = True
+    app_passwords: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> Estate:
         self.source.init().start()
         self.target.init().start()
         for service in self.manifest.services:
             self.source.create_database(self.source_db(service.name))
+            if service.app_role:
+                self._create_app_role(service)
         # Managed PostgreSQL: the migration role owns the database but is no superuser.
         self.target.create_role(TARGET_OWNER, self.target_password)
         self.target.create_database(TARGET_DB, owner=TARGET_OWNER)
@@ -48,6 +51,23 @@ class Estate:
         if self.with_pooler:
             self.pooler = Pgbouncer(self.target, {TARGET_OWNER: self.target_password}).start()
         return self
+
+    def _create_app_role(self, service) -> None:
+        """The app's own login on its source database, allowed to write what the layout creates."""
+        password = self.app_passwords.setdefault(service.app_role, secrets.token_urlsafe(18))
+        self.source.create_role(service.app_role, password)
+        role, schema = sql.Identifier(service.app_role), sql.Identifier(service.source_schema)
+        db = self.source_db(service.name)
+        self.source.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role), dbname=db)
+        for objects in ("TABLES", "SEQUENCES"):
+            self.source.execute(
+                sql.SQL("ALTER DEFAULT PRIVILEGES IN SCHEMA {} GRANT ALL ON {} TO {}").format(schema, sql.SQL(objects), role),
+                dbname=db,
+            )
+
+    def app_url(self, service: str) -> str:
+        role = self.manifest.service(service).app_role
+        return self.source.url(self.source_db(service), role, self.app_passwords[role])
 
     def stop(self) -> None:
         if self.pooler:
@@ -95,7 +115,7 @@ class Estate:
         return env
 
     def secrets(self) -> list[str]:
-        return [self.source.password, self.target.password, self.target_password]
+        return [self.source.password, self.target.password, self.target_password, *self.app_passwords.values()]
 
 
 def _conn_var(conn_id: str) -> str:
