@@ -33,7 +33,9 @@ def source_pool(service: str) -> str:
 
 def pool_slots() -> int:
     """Concurrent connections per database: the runbook's DB_POOL_MAX (5 to 15)."""
-    return int(os.environ.get("DB_POOL_MAX", "10"))
+    from migration_engine.env_contract import pool_size
+
+    return pool_size(os.environ)
 
 
 def application_name(dag_id: str) -> str:
