@@ -1,0 +1,100 @@
+"""The read-path flag store the apps read (runbook 5, phases D and E).
+
+One row per service in ``<control_schema>.read_path`` of the target:
+``primary_side`` ('source' or 'target') says where the app reads, ``dual_write``
+whether it writes to both. Every change goes through templated SQL from
+``include/sql/cutover/`` and is idempotent: setting a value a row already has
+changes nothing, not even its timestamp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from migration_engine import sqlfiles
+from migration_engine.manifest import Manifest
+
+SIDES = ("source", "target")
+
+
+@dataclass(frozen=True)
+class PlannedStatement:
+    """A rendered statement with its bound values, for dry runs and logs."""
+
+    label: str
+    statement: sql.Composed
+    params: dict
+
+    def as_text(self, conn: psycopg.Connection) -> str:
+        return f"-- {self.label}\n{self.statement.as_string(conn)}\n-- with {self.params}"
+
+
+def _statement(manifest: Manifest, name: str, **params) -> PlannedStatement:
+    rendered = sqlfiles.load("cutover", name).render(control_schema=manifest.control_schema)
+    return PlannedStatement(f"cutover/{name}.sql", rendered, params)
+
+
+def _services(manifest: Manifest, services) -> list[str]:
+    names = [s.name for s in manifest.services]
+    chosen = list(services) if services else names
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        raise ValueError(f"unknown service(s) {unknown}; the manifest has {names}")
+    return chosen
+
+
+def ensure_statements(manifest: Manifest, changed_by: str) -> list[PlannedStatement]:
+    return [
+        _statement(manifest, "create_read_path_table"),
+        _statement(manifest, "seed_read_path", services=_services(manifest, None), changed_by=changed_by),
+    ]
+
+
+def read_path_statements(manifest: Manifest, side: str, changed_by: str, services=None) -> list[PlannedStatement]:
+    if side not in SIDES:
+        raise ValueError(f"read path side must be one of {SIDES}, not {side!r}")
+    return [
+        *ensure_statements(manifest, changed_by),
+        _statement(manifest, "set_read_path", side=side, services=_services(manifest, services), changed_by=changed_by),
+    ]
+
+
+def dual_write_statements(manifest: Manifest, enabled: bool, changed_by: str, services=None) -> list[PlannedStatement]:
+    return [
+        *ensure_statements(manifest, changed_by),
+        _statement(manifest, "set_dual_write", enabled=bool(enabled), services=_services(manifest, services), changed_by=changed_by),
+    ]
+
+
+def apply(conn: psycopg.Connection, statements: list[PlannedStatement], *, dry_run: bool, log) -> int:
+    """Run the statements in one transaction, or only log them when ``dry_run``.
+
+    Returns the number of flag rows changed (0 on a dry run or a repeat).
+    """
+    changed = 0
+    with conn.transaction():
+        for planned in statements:
+            log(("DRY RUN, not executed:\n" if dry_run else "executing:\n") + planned.as_text(conn))
+            if dry_run:
+                continue
+            cursor = conn.execute(planned.statement, planned.params or None)
+            if planned.label.endswith(("set_read_path.sql", "set_dual_write.sql")):
+                changed += cursor.rowcount
+    return changed
+
+
+def read_flags(conn: psycopg.Connection, manifest: Manifest) -> dict[str, dict]:
+    """The flags as the apps see them; empty when the flag store does not exist yet."""
+    exists = conn.execute(
+        "SELECT to_regclass(format('%%I.read_path', %s::text)) IS NOT NULL", (manifest.control_schema,)
+    ).fetchone()[0]
+    if not exists:
+        return {}
+    rows = conn.execute(sqlfiles.load("cutover", "select_read_path").render(control_schema=manifest.control_schema))
+    return {
+        service: {"primary_side": side, "dual_write": dual, "changed_at": at.isoformat(), "changed_by": by}
+        for service, side, dual, at, by in rows
+    }

@@ -1,0 +1,93 @@
+"""Smoke checks as the apps see the database: through the pooler, per service schema.
+
+Each service gets a read/write probe (a state-store upsert inside a transaction
+that is rolled back, so nothing stays behind) and its critical queries from
+``include/sql/smoke/<service>/``; files directly in ``include/sql/smoke/`` run for
+every service. The same checks validate the source after a rollback.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import psycopg
+
+from migration_engine import sqlfiles
+from migration_engine.endpoints import Endpoint, redact
+from migration_engine.manifest import Manifest
+
+PROBE_FILE = "probe_write_state_store.sql"
+PROBE_KEY = "migration-smoke-probe"
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    service: str
+    check: str
+    ok: bool
+    rows: int
+    ms: float
+    error: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def smoke_files(service: str) -> list[sqlfiles.SqlFile]:
+    root = sqlfiles.sql_path("smoke")
+    shared = sorted(p for p in root.glob("*.sql"))
+    own = sorted((root / service).glob("*.sql"))
+    return [sqlfiles.SqlFile(p) for p in shared + own]
+
+
+def run_smoke_checks(
+    connect_for_service, manifest: Manifest, *, layout: str = "target", services=None
+) -> list[SmokeResult]:
+    """Run every check for the chosen services; ``connect_for_service(service)``
+    returns an open connection (target pooler, or the service's source database)."""
+    store = manifest.state_store
+    results = []
+    for service in manifest.services:
+        if services and service.name not in services:
+            continue
+        schema = service.target_schema if layout == "target" else service.source_schema
+        identifiers = {
+            "schema": schema,
+            "state_table": store.table,
+            "key_column": store.key_column,
+            "updated_column": store.updated_column,
+        }
+        conn = connect_for_service(service.name)
+        try:
+            for file in smoke_files(service.name):
+                results.append(_run_one(conn, service.name, file, identifiers))
+        finally:
+            conn.close()
+    return results
+
+
+def _run_one(conn: psycopg.Connection, service: str, file: sqlfiles.SqlFile, identifiers: dict) -> SmokeResult:
+    label = file.path.name
+    used = {k: v for k, v in identifiers.items() if k in file.placeholders}
+    started = time.monotonic()
+    try:
+        statement = file.render(**used)
+        with conn.transaction(force_rollback=(label == PROBE_FILE)):
+            cursor = conn.execute(statement, {"probe_key": PROBE_KEY} if label == PROBE_FILE else None)
+            rows = len(cursor.fetchall()) if cursor.description else cursor.rowcount
+        if label == PROBE_FILE and rows != 1:
+            raise RuntimeError("write probe returned no row")
+        return SmokeResult(service, label, True, rows, round((time.monotonic() - started) * 1000, 1))
+    except (psycopg.Error, RuntimeError) as exc:
+        return SmokeResult(service, label, False, 0, round((time.monotonic() - started) * 1000, 1), redact(str(exc)).strip())
+
+
+def connector(endpoint_for_service, application_name: str):
+    """Adapt ``endpoint_for_service(service) -> Endpoint`` to open autocommit connections."""
+
+    def connect(service: str) -> psycopg.Connection:
+        endpoint: Endpoint = endpoint_for_service(service)
+        return endpoint.connect(application_name=application_name, autocommit=True)
+
+    return connect
