@@ -1,0 +1,88 @@
+"""Hard gates of the manual phases (cutover, rollback, finalize, dual-write).
+
+Each gate returns nothing when it passes and raises ``GateRefused`` with the
+reason a person needs when it does not. Gates only read.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import psycopg
+
+from migration_engine.endpoints import Endpoint, EndpointError, redact
+from migration_engine.ledger import PhaseState
+
+
+class GateRefused(RuntimeError):
+    pass
+
+
+def check_confirmation(given, expected: str, dag_id: str) -> None:
+    """The operator must type the exact word; anything else refuses before any database is touched."""
+    if given != expected:
+        shown = "nothing" if given in (None, "") else repr(str(given)[:40])
+        raise GateRefused(
+            f"{dag_id} refused: the confirm parameter must be exactly {expected!r}, got {shown}. "
+            f"Trigger again and type {expected} to proceed."
+        )
+
+
+def check_non_negative(name: str, value, *, maximum: float) -> float:
+    """Numeric Params: a clear refusal for negative, absurd or non-numeric values."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise GateRefused(f"parameter {name} must be a number, got {value!r}")
+    if value < 0 or value > maximum:
+        raise GateRefused(f"parameter {name} must be between 0 and {maximum}, got {value}")
+    return value
+
+
+def hours_in_phase(state: PhaseState, now: datetime | None = None) -> float:
+    if state.at is None:
+        return 0.0
+    now = now or datetime.now(timezone.utc)
+    return (now - state.at).total_seconds() / 3600
+
+
+def check_time_in_phase(state: PhaseState, phase: str, min_hours: float, now: datetime | None = None) -> float:
+    """The ledger must have been in ``phase`` for at least ``min_hours``."""
+    if state.phase != phase:
+        raise GateRefused(f"the ledger is in {state.phase or 'no phase'}, not {phase}")
+    elapsed = hours_in_phase(state, now)
+    if elapsed < min_hours:
+        raise GateRefused(
+            f"{phase} has lasted {elapsed:.2f} h since {state.at:%Y-%m-%d %H:%M:%S %Z}; "
+            f"at least {min_hours:g} h are required (min_soak_hours)"
+        )
+    return elapsed
+
+
+def check_recent_runs_clean(runs: list[dict], min_clean: int, max_drift_rows: int) -> None:
+    """The last ``min_clean`` reconciliation runs (newest first) left at most ``max_drift_rows`` unrepaired."""
+    if min_clean == 0:
+        return
+    recent = runs[:min_clean]
+    if len(recent) < min_clean:
+        raise GateRefused(f"only {len(recent)} reconciliation run(s) recorded; {min_clean} clean run(s) required")
+    dirty = [r for r in recent if r["unrepaired"] > max_drift_rows]
+    if dirty:
+        worst = dirty[0]
+        raise GateRefused(
+            f"{len(dirty)} of the last {min_clean} reconciliation runs were not clean: run {worst['run_id']} left "
+            f"{worst['unrepaired']} unrepaired drifted row(s) (max_drift_rows={max_drift_rows})"
+        )
+
+
+def check_reachable(endpoints: list[Endpoint], application_name: str) -> list[dict]:
+    """Every endpoint answers a query; the refusal names each one that does not."""
+    failures, reached = [], []
+    for endpoint in endpoints:
+        try:
+            with endpoint.connect(application_name=application_name, autocommit=True) as conn:
+                version = conn.execute("SHOW server_version").fetchone()[0]
+            reached.append({"endpoint": endpoint.name, "where": endpoint.describe(), "server_version": version})
+        except (EndpointError, psycopg.Error) as exc:
+            failures.append(str(exc) if isinstance(exc, EndpointError) else f"{endpoint.name}: {redact(str(exc), endpoint.password)}")
+    if failures:
+        raise GateRefused("unreachable: " + "; ".join(failures))
+    return reached

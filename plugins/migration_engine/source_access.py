@@ -1,0 +1,41 @@
+"""Finalize (runbook 5, phase F): the source becomes read-only for the apps.
+
+The app role keeps SELECT, so a rollback inside the retention window can still
+read; writes are revoked on every table of the service's source schema and on
+tables created later. ``restore_app_writes`` is the documented reverse.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from migration_engine import sqlfiles
+from migration_engine.manifest import Service
+
+REVOKE_FILES = ("revoke_app_writes", "revoke_app_default_writes")
+RESTORE_FILES = ("restore_app_writes", "restore_app_default_writes")
+
+
+def statements(service: Service, *, revoke: bool) -> list[tuple[str, object]]:
+    if not service.app_role:
+        raise ValueError(f"service {service.name} has no app_role in the manifest; add services.{service.name}.app_role")
+    names = REVOKE_FILES if revoke else RESTORE_FILES
+    return [
+        (f"finalize/{name}.sql", sqlfiles.load("finalize", name).render(schema=service.source_schema, app_role=service.app_role))
+        for name in names
+    ]
+
+
+def set_app_writes(conn: psycopg.Connection, service: Service, *, allowed: bool, dry_run: bool, log) -> int:
+    """Revoke (``allowed=False``) or restore the app role's writes; returns its remaining write grants."""
+    with conn.transaction():
+        for label, statement in statements(service, revoke=not allowed):
+            log(("DRY RUN, not executed: " if dry_run else "executing: ") + f"{label}: {statement.as_string(conn)}")
+            if not dry_run:
+                conn.execute(statement)
+    return app_write_grants(conn, service)
+
+
+def app_write_grants(conn: psycopg.Connection, service: Service) -> int:
+    query = sqlfiles.load("finalize", "select_app_write_grants").render()
+    return conn.execute(query, {"app_role": service.app_role, "schema": service.source_schema}).fetchone()[0]
