@@ -1,0 +1,1 @@
+SELECT set_config('search_path', quote_ident(%(schema)s) || ', pg_catalog', true)

@@ -1,0 +1,5 @@
+CREATE TABLE IF NOT EXISTS {{ allowed_transitions }} (
+    from_phase text NOT NULL,
+    to_phase text NOT NULL,
+    PRIMARY KEY (from_phase, to_phase)
+)

@@ -1,0 +1,1 @@
+LOCK TABLE {{ phase_transitions }} IN SHARE ROW EXCLUSIVE MODE

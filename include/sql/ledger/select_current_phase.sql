@@ -1,0 +1,4 @@
+SELECT phase, at, dag_id, run_id, actor
+FROM {{ phase_transitions }}
+ORDER BY id DESC
+LIMIT 1
