@@ -1,0 +1,8 @@
+-- CREATE TYPE has no IF NOT EXISTS: a second run finds the type and does nothing.
+DO $create_enum$
+BEGIN
+    CREATE TYPE {{ schema }}.trust_status AS ENUM ('pending', 'trusted', 'revoked');
+EXCEPTION
+    WHEN duplicate_object THEN NULL;
+END
+$create_enum$

@@ -1,0 +1,6 @@
+CREATE TABLE IF NOT EXISTS {{ schema }}.tenants (
+    "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    "name" text NOT NULL,
+    "plan" text DEFAULT 'free',
+    "created_at" timestamp DEFAULT now()
+)

@@ -1,0 +1,13 @@
+CREATE TABLE IF NOT EXISTS {{ schema }}.users (
+    "id" serial PRIMARY KEY,
+    "username" text NOT NULL,
+    "password" text NOT NULL,
+    "did" text,
+    "name" text,
+    "email" text,
+    "bio" text,
+    "avatar_url" text,
+    "phone_number" text,
+    "phone_verified" boolean DEFAULT false,
+    "email_verified" boolean DEFAULT false
+)

@@ -1,0 +1,20 @@
+CREATE TABLE IF NOT EXISTS {{ schema }}.claims (
+    "id" serial PRIMARY KEY,
+    "claimant_user_id" integer NOT NULL,
+    "platform_id" varchar(255),
+    "claim_type" varchar(50),
+    "claim_amount" numeric(12,2),
+    "description" text,
+    "timeline" jsonb,
+    "evidence_ids" jsonb,
+    "identity_score" integer,
+    "integrity_score" integer,
+    "authenticity_score" integer,
+    "trust_score" integer,
+    "recommendation" varchar(20),
+    "red_flags" jsonb,
+    "ai_analysis" jsonb,
+    "processing_time_ms" integer,
+    "created_at" timestamp DEFAULT now(),
+    "processed_at" timestamp
+)

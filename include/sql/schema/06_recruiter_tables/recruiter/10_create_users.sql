@@ -1,0 +1,5 @@
+CREATE TABLE IF NOT EXISTS {{ schema }}.users (
+    "id" varchar PRIMARY KEY DEFAULT gen_random_uuid(),
+    "username" text NOT NULL,
+    "password" text NOT NULL
+)
