@@ -23,6 +23,9 @@ class Pgbouncer:
     pool_mode: str = "transaction"
     root: Path | None = None
     process: subprocess.Popen | None = None
+    # Optional TLS towards clients, as a managed pooler offers it (sslmode=require works then).
+    client_tls_cert_file: Path | None = None
+    client_tls_key_file: Path | None = None
 
     def start(self) -> Pgbouncer:
         binary = shutil.which("pgbouncer") or PGBOUNCER
@@ -45,6 +48,7 @@ class Pgbouncer:
             "ignore_startup_parameters = extra_float_digits,options,statement_timeout,lock_timeout\n"
             f"logfile = {self.root / 'pgbouncer.log'}\n"
             f"pidfile = {self.root / 'pgbouncer.pid'}\n"
+            + self._client_tls_settings()
         )
         argv = [binary, str(self.root / "pgbouncer.ini")]
         if os.geteuid() == 0:
@@ -56,6 +60,15 @@ class Pgbouncer:
         if not wait_until(self._accepting, timeout=15):
             raise RuntimeError(f"pgbouncer did not start; see {self.root / 'pgbouncer.log'}")
         return self
+
+    def _client_tls_settings(self) -> str:
+        if not (self.client_tls_cert_file and self.client_tls_key_file):
+            return ""
+        return (
+            "client_tls_sslmode = allow\n"
+            f"client_tls_cert_file = {self.client_tls_cert_file}\n"
+            f"client_tls_key_file = {self.client_tls_key_file}\n"
+        )
 
     def _accepting(self) -> bool:
         import socket
