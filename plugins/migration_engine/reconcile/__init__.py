@@ -1,0 +1,20 @@
+"""Reconciliation during dual-write: bucketed checksums find the exact drifted
+keys, a second read confirms them, and a bounded compare-and-set repair copies
+them from the primary side; a drift ledger keeps every finding and run."""
+
+from migration_engine.reconcile.drift_ledger import CleanStreak, clean_streak, ensure_ledger
+from migration_engine.reconcile.engine import (
+    DEFAULT_CAP,
+    DEFAULT_GRACE_SECONDS,
+    Direction,
+    Finding,
+    ReconcileResult,
+    direction_for_phase,
+    reconcile_table,
+)
+from migration_engine.reconcile.keyspace import ReconcileError
+
+__all__ = [
+    "DEFAULT_CAP", "DEFAULT_GRACE_SECONDS", "CleanStreak", "Direction", "Finding", "ReconcileError",
+    "ReconcileResult", "clean_streak", "direction_for_phase", "ensure_ledger", "reconcile_table",
+]

@@ -1,0 +1,75 @@
+"""The drift ledger in the target's control schema: every finding and every
+run's per-table summary, written idempotently per (run_id, table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+
+from migration_engine import sqlfiles
+
+FINDINGS_TABLE = "reconcile_findings"
+RUNS_TABLE = "reconcile_runs"
+STREAK_VIEW = "reconcile_clean_streak"
+SETUP_FILES = ("create_control_schema", "create_drift_findings", "create_reconcile_runs", "create_clean_streak_view")
+
+
+def _identifiers(control_schema: str) -> dict:
+    return {
+        "control_schema": control_schema,
+        "findings": (control_schema, FINDINGS_TABLE),
+        "runs": (control_schema, RUNS_TABLE),
+        "streak_view": (control_schema, STREAK_VIEW),
+    }
+
+
+def _statement(name: str, control_schema: str):
+    sql_file = sqlfiles.load("reconcile", name)
+    return sql_file.render(**{k: v for k, v in _identifiers(control_schema).items() if k in sql_file.placeholders})
+
+
+def ensure_ledger(conn: psycopg.Connection, control_schema: str) -> None:
+    """Create the ledger tables and view if missing (safe to run every time)."""
+    with conn.transaction():
+        for name in SETUP_FILES:
+            conn.execute(_statement(name, control_schema))
+
+
+def record_run(conn: psycopg.Connection, control_schema: str, result) -> None:
+    """Replace this run's rows for this table: a re-run task leaves one set, not two."""
+    table_name = result.table
+    with conn.transaction():
+        conn.execute(_statement("delete_run_table_findings", control_schema), {"run_id": result.run_id, "table_name": table_name})
+        with conn.cursor() as cursor:
+            cursor.executemany(_statement("insert_finding", control_schema), [
+                {
+                    "run_id": result.run_id, "table_name": table_name, "key": str(f.key), "kind": f.kind.value,
+                    "repaired": f.repaired, "in_flight": f.in_flight, "source_hash": f.source_hash,
+                    "target_hash": f.target_hash, "direction": result.direction.value,
+                    "found_at": result.found_at, "repaired_at": result.repaired_at if f.repaired else None,
+                }
+                for f in result.findings
+            ])
+        conn.execute(_statement("upsert_run_summary", control_schema), {
+            "run_id": result.run_id, "table_name": table_name, "direction": result.direction.value,
+            "checked_rows": result.checked_rows, "drifted": result.drifted, "repaired": result.repaired,
+            "in_flight": result.in_flight, "settled": result.settled, "unrepaired": result.unrepaired,
+            "cap_exceeded": result.cap_exceeded, "clean": result.clean, "seconds": result.seconds,
+        })
+
+
+@dataclass(frozen=True)
+class CleanStreak:
+    consecutive_clean_runs: int
+    clean_since: datetime | None
+    last_run_at: datetime | None
+    last_unclean_at: datetime | None
+
+
+def clean_streak(conn: psycopg.Connection, control_schema: str) -> CleanStreak:
+    """How many reconcile runs in a row, up to the latest, found every table clean."""
+    with conn.transaction():
+        row = conn.execute(_statement("select_clean_streak", control_schema)).fetchone()
+    return CleanStreak(*row) if row else CleanStreak(0, None, None, None)

@@ -1,0 +1,259 @@
+"""Reconcile one table: find drifted keys, confirm them, repair them from the
+primary side, and record it all in the drift ledger.
+
+Finding costs one hash scan per side (both sides at once) when the table is
+clean; only buckets whose count or hash sum differ are read key by key.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+import psycopg
+
+from migration_engine.canonical import pin_output_settings
+from migration_engine.endpoints import Endpoint
+from migration_engine.manifest import Table
+from migration_engine.reconcile import drift_ledger, scan
+from migration_engine.reconcile.diff import (
+    Drift,
+    DriftKind,
+    Outcome,
+    confirm,
+    diff_sorted,
+    mismatched_buckets,
+    over_cap,
+)
+from migration_engine.reconcile.keyspace import ReconcileError, TableShape, ranges_for_buckets
+from migration_engine.reconcile.repair import Side, repair_batch
+
+log = logging.getLogger("migration.reconcile")
+
+APPLICATION_NAME = "credity-migration-reconcile"
+DEFAULT_CAP = 1_000
+DEFAULT_GRACE_SECONDS = 3.0
+READ_BATCH_KEYS = 1_000
+REPAIR_BATCH_KEYS = 200
+LOGGED_KEYS = 5
+
+
+class Direction(Enum):
+    SOURCE_TO_TARGET = "source_to_target"
+    TARGET_TO_SOURCE = "target_to_source"
+
+
+# The side that is the truth in each phase of the ledger; other phases do not reconcile.
+DIRECTION_BY_PHASE = {
+    "dual_write": Direction.SOURCE_TO_TARGET,
+    "soak": Direction.SOURCE_TO_TARGET,
+    "cut_over": Direction.TARGET_TO_SOURCE,
+}
+
+
+def direction_for_phase(phase: str) -> Direction | None:
+    return DIRECTION_BY_PHASE.get(phase)
+
+
+@dataclass(frozen=True)
+class Finding:
+    key: object
+    kind: DriftKind
+    source_hash: int | None
+    target_hash: int | None
+    repaired: bool = False
+    in_flight: bool = False
+
+
+@dataclass
+class ReconcileResult:
+    table: str
+    run_id: str
+    direction: Direction
+    dry_run: bool
+    checked_rows: int = 0
+    target_rows: int = 0
+    buckets: int = 0
+    mismatched_buckets: int = 0
+    settled: int = 0
+    cap: int = DEFAULT_CAP
+    cap_exceeded: bool = False
+    seconds: float = 0.0
+    found_at: datetime | None = None
+    repaired_at: datetime | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> int:
+        return len(self.findings)
+
+    @property
+    def repaired(self) -> int:
+        return sum(f.repaired for f in self.findings)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(f.in_flight for f in self.findings)
+
+    @property
+    def unrepaired(self) -> int:
+        return self.drifted - self.repaired
+
+    @property
+    def clean(self) -> bool:
+        return self.drifted == 0
+
+    def by_kind(self) -> dict[str, int]:
+        counts = {kind.value: 0 for kind in DriftKind}
+        for finding in self.findings:
+            counts[finding.kind.value] += 1
+        return counts
+
+    def summary(self) -> dict:
+        """A JSON-ready summary: counts and keys' kinds, never row values."""
+        return {
+            "table": self.table, "run_id": self.run_id, "direction": self.direction.value, "dry_run": self.dry_run,
+            "checked_rows": self.checked_rows, "target_rows": self.target_rows, "buckets": self.buckets,
+            "mismatched_buckets": self.mismatched_buckets, "drifted": self.drifted, "by_kind": self.by_kind(),
+            "repaired": self.repaired, "in_flight": self.in_flight, "settled": self.settled,
+            "unrepaired": self.unrepaired, "cap": self.cap, "cap_exceeded": self.cap_exceeded,
+            "clean": self.clean, "seconds": round(self.seconds, 3),
+        }
+
+
+def reconcile_table(
+    table: Table,
+    source: Endpoint,
+    target: Endpoint,
+    *,
+    run_id: str,
+    direction: Direction | str,
+    control_schema: str,
+    cap: int = DEFAULT_CAP,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    dry_run: bool = False,
+    find_only: bool = False,
+) -> ReconcileResult:
+    """Find, confirm and repair the drift of one table; record it unless ``dry_run``.
+
+    ``dry_run`` reads only: nothing is written to either database, not even the
+    ledger; the findings come back in the result. ``find_only`` stops after
+    finding (used by benchmarks) and implies ``dry_run``.
+    """
+    direction = Direction(direction)
+    if cap < 0:
+        raise ReconcileError(f"{table.qualified}: the repair cap must be 0 or more, found {cap}")
+    if grace_seconds < 0:
+        raise ReconcileError(f"{table.qualified}: the grace period must be 0 seconds or more, found {grace_seconds}")
+    dry_run = dry_run or find_only
+    started = time.monotonic()
+    result = ReconcileResult(table.qualified, run_id, direction, dry_run, cap=cap)
+    with source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
+         target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+        shape = scan.describe(src, tgt, table.qualified, table.source_ident, table.target_ident, table.key)
+        found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result)
+        result.found_at = datetime.now(UTC)
+        result.cap_exceeded = over_cap(len(found), cap)
+        if dry_run or result.cap_exceeded:
+            result.findings = [Finding(d.key, d.kind, d.source_hash, d.target_hash) for d in found]
+        if result.cap_exceeded:
+            log.error("%s: %d+ drifted keys exceed the repair cap of %d; nothing repaired (is dual-write broken?)",
+                      table.qualified, len(found), cap)
+        elif not dry_run:
+            primary_is_source = direction is Direction.SOURCE_TO_TARGET
+            confirmed = confirm_drift(shape, src, table.source_ident, tgt, table.target_ident, found,
+                                      primary_is_source, grace_seconds, result)
+            primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
+            secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
+            result.findings = repair(shape, primary, secondary, confirmed, primary_is_source, result)
+        result.seconds = time.monotonic() - started
+        if not dry_run:
+            ledger_conn = tgt
+            drift_ledger.ensure_ledger(ledger_conn, control_schema)
+            drift_ledger.record_run(ledger_conn, control_schema, result)
+    _log_result(result)
+    return result
+
+
+def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,
+               tgt_ident: tuple[str, str], result: ReconcileResult) -> list[Drift]:
+    """Drifted keys, at most ``result.cap + 1`` of them: one more than the cap proves
+    it exceeded, and memory stays bounded however broken dual-write is."""
+    boundaries = scan.sample_boundaries(src, shape, src_ident)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        src_future = pool.submit(scan.bucket_summaries, src, shape, src_ident, boundaries)
+        tgt_future = pool.submit(scan.bucket_summaries, tgt, shape, tgt_ident, boundaries)
+        src_buckets, tgt_buckets = src_future.result(), tgt_future.result()
+    result.buckets = len(boundaries) + 1
+    result.checked_rows = sum(b.rows for b in src_buckets.values())
+    result.target_rows = sum(b.rows for b in tgt_buckets.values())
+    mismatched = mismatched_buckets(src_buckets, tgt_buckets)
+    result.mismatched_buckets = len(mismatched)
+    found: list[Drift] = []
+    limit = result.cap + 1
+    for key_range in ranges_for_buckets(boundaries, mismatched):
+        with src.transaction(), tgt.transaction():
+            pin_output_settings(src)
+            pin_output_settings(tgt)
+            for drift in diff_sorted(scan.stream_key_hashes(src, shape, src_ident, key_range, "reconcile_source"),
+                                     scan.stream_key_hashes(tgt, shape, tgt_ident, key_range, "reconcile_target")):
+                found.append(drift)
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def confirm_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,
+                  tgt_ident: tuple[str, str], found: list[Drift], primary_is_source: bool, grace_seconds: float,
+                  result: ReconcileResult) -> list[tuple[Drift, Outcome]]:
+    """Re-read every drifted key after the grace period and decide its fate."""
+    if not found:
+        return []
+    time.sleep(grace_seconds)
+    decided: list[tuple[Drift, Outcome]] = []
+    for start in range(0, len(found), READ_BATCH_KEYS):
+        batch = found[start:start + READ_BATCH_KEYS]
+        keys = [d.key for d in batch]
+        src_now = scan.read_hashes(src, shape, src_ident, keys)
+        tgt_now = scan.read_hashes(tgt, shape, tgt_ident, keys)
+        for drift in batch:
+            source_hash, target_hash = src_now.get(drift.key), tgt_now.get(drift.key)
+            outcome = confirm(drift, primary_is_source, source_hash, target_hash)
+            if outcome is Outcome.SETTLED:
+                result.settled += 1
+            else:
+                decided.append((Drift(drift.key, source_hash, target_hash) if outcome is Outcome.REPAIR else drift, outcome))
+    return decided
+
+
+def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tuple[Drift, Outcome]],
+           primary_is_source: bool, result: ReconcileResult) -> list[Finding]:
+    """Repair the confirmed keys in small transactions; return every finding with its fate."""
+    to_repair = [d for d, outcome in decided if outcome is Outcome.REPAIR]
+    repaired: set = set()
+    raced: set = set()
+    for start in range(0, len(to_repair), REPAIR_BATCH_KEYS):
+        batch = to_repair[start:start + REPAIR_BATCH_KEYS]
+        items = [(d.key, *((d.source_hash, d.target_hash) if primary_is_source else (d.target_hash, d.source_hash)))
+                 for d in batch]
+        outcome = repair_batch(shape, primary, secondary, items)
+        repaired |= outcome.repaired
+        raced |= outcome.raced
+    if to_repair:
+        result.repaired_at = datetime.now(UTC)
+    return [
+        Finding(d.key, d.kind, d.source_hash, d.target_hash, repaired=d.key in repaired,
+                in_flight=outcome is Outcome.IN_FLIGHT or d.key in raced)
+        for d, outcome in decided
+    ]
+
+
+def _log_result(result: ReconcileResult) -> None:
+    sample = ", ".join(f"{f.key} ({f.kind.value})" for f in result.findings[:LOGGED_KEYS])
+    log.info("%s: %s", result.table, result.summary())
+    if sample:
+        log.info("%s: first drifted keys: %s%s", result.table, sample, " ..." if result.drifted > LOGGED_KEYS else "")

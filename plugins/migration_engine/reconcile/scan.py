@@ -1,0 +1,120 @@
+"""Read-only queries on one side: table shape, bucket boundaries, bucket
+summaries, key/hash streams and point re-reads. Every hash is computed in a
+transaction whose print settings are pinned, so both servers hash alike."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+from psycopg import sql
+
+from migration_engine.canonical import hash_sum, pin_output_settings, row_hash
+from migration_engine.reconcile.diff import BucketSummary
+from migration_engine.reconcile.keyspace import KeyRange, ReconcileError, TableShape, dedupe_sorted, key_kind_for
+
+TARGET_ROWS_PER_BUCKET = 500
+MAX_BUCKETS = 10_000
+SAMPLES_PER_BUCKET = 20
+STREAM_BATCH_ROWS = 5_000
+
+
+def table_columns(conn: psycopg.Connection, ident: tuple[str, str]) -> dict[str, str]:
+    """Column name -> type name, in column order; empty if the table does not exist."""
+    rows = conn.execute(
+        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+        " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
+        " AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
+        ident,
+    ).fetchall()
+    return dict(rows)
+
+
+def describe(source: psycopg.Connection, target: psycopg.Connection, qualified: str,
+             source_ident: tuple[str, str], target_ident: tuple[str, str], key: tuple[str, ...]) -> TableShape:
+    """The table's shape from the source catalog, checked against the target's columns."""
+    if len(key) != 1:
+        raise ReconcileError(f"{qualified}: reconciliation needs a single-column key, the manifest gives {list(key)}")
+    columns = table_columns(source, source_ident)
+    if not columns:
+        raise ReconcileError(f"{qualified}: table {'.'.join(source_ident)} does not exist on the source")
+    target_columns = table_columns(target, target_ident)
+    if not target_columns:
+        raise ReconcileError(f"{qualified}: table {'.'.join(target_ident)} does not exist on the target")
+    missing = [c for c in columns if c not in target_columns]
+    if missing:
+        raise ReconcileError(f"{qualified}: the target lacks source columns {missing}; run the schema baseline first")
+    if key[0] not in columns:
+        raise ReconcileError(f"{qualified}: key column {key[0]!r} is not a column of the source table")
+    return TableShape(qualified, tuple(columns), key[0], key_kind_for(qualified, key[0], columns[key[0]]))
+
+
+def estimated_rows(conn: psycopg.Connection, ident: tuple[str, str]) -> int | None:
+    """The planner's row estimate (None when the table was never analysed)."""
+    row = conn.execute(
+        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(format('%%I.%%I', %s::text, %s::text))", ident
+    ).fetchone()
+    return None if row is None or row[0] < 0 else row[0]
+
+
+def sample_boundaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], *, seed: int = 0) -> list:
+    """Bucket boundaries from the data's own distribution: percentiles of a page sample.
+
+    Computed once per run on the source and given to both sides, so both
+    group rows into identical buckets.
+    """
+    rows = estimated_rows(conn, ident)
+    if rows is None:
+        percent, buckets = 100.0, MAX_BUCKETS
+    else:
+        buckets = max(1, min(MAX_BUCKETS, rows // TARGET_ROWS_PER_BUCKET))
+        percent = min(100.0, 100.0 * buckets * SAMPLES_PER_BUCKET / max(rows, 1))
+    if buckets <= 1 and rows is not None:
+        return []
+    fractions = [i / buckets for i in range(1, buckets)]
+    query = sql.SQL(
+        "SELECT percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY {key})"
+        " FROM {table} AS t TABLESAMPLE SYSTEM (%(percent)s) REPEATABLE (%(seed)s)"
+    ).format(key=shape.bucket_key(), table=sql.Identifier(*ident))
+    with conn.transaction():
+        values = conn.execute(query, {"fractions": fractions, "percent": percent, "seed": seed}).fetchone()[0]
+    return dedupe_sorted([v for v in values or [] if v is not None])
+
+
+def bucket_summaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], boundaries: list) -> dict[int, BucketSummary]:
+    """One scan: row count and hash sum per bucket."""
+    query = sql.SQL(
+        "SELECT width_bucket({key}, {bounds}), count(*), {digest} FROM {table} AS t GROUP BY 1"
+    ).format(key=shape.bucket_key(), bounds=shape.key_array("bounds"), digest=hash_sum(shape.columns),
+             table=sql.Identifier(*ident))
+    with conn.transaction():
+        pin_output_settings(conn)
+        rows = conn.execute(query, {"bounds": boundaries}).fetchall()
+    return {bucket: BucketSummary(count, int(digest)) for bucket, count, digest in rows}
+
+
+def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], key_range: KeyRange,
+                      name: str) -> Iterator[tuple]:
+    """(key, row_hash) for the keys of one range, key-ordered, fetched in batches.
+
+    Must be iterated inside ``conn.transaction()`` after ``pin_output_settings``.
+    """
+    condition, params = key_range.condition(shape.ordered_key())
+    query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE {condition} ORDER BY 1").format(
+        key=shape.ordered_key(), hash=row_hash(shape.columns), table=sql.Identifier(*ident), condition=condition
+    )
+    with conn.cursor(name=name) as cursor:
+        cursor.itersize = STREAM_BATCH_ROWS
+        cursor.execute(query, params)
+        yield from cursor
+
+
+def read_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], keys: list) -> dict:
+    """Current row hash of each key present (absent keys are left out)."""
+    query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE {column} = ANY({keys})").format(
+        key=shape.ordered_key(), hash=row_hash(shape.columns), table=sql.Identifier(*ident),
+        column=sql.Identifier("t", shape.key), keys=shape.key_array("keys"),
+    )
+    with conn.transaction():
+        pin_output_settings(conn)
+        return dict(conn.execute(query, {"keys": keys}).fetchall())
