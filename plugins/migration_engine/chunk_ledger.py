@@ -1,0 +1,103 @@
+"""The backfill's chunk ledger in the control schema: which chunks are copied, and progress.
+
+A chunk's ledger row is written in the same target transaction as its rows
+(see ``copier``), so the ledger is the truth about what the target holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import psycopg
+from psycopg import sql
+
+from migration_engine import sqlfiles
+from migration_engine.chunks import Chunk
+from migration_engine.endpoints import Endpoint
+from migration_engine.manifest import Manifest
+
+LEDGER_TABLE = "backfill_chunks"
+
+
+def ledger_ident(manifest: Manifest) -> tuple[str, str]:
+    return (manifest.control_schema, LEDGER_TABLE)
+
+
+def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
+    """Create the control schema and ledger table if missing (committed at once)."""
+    name = sql.Identifier(*ledger_ident(manifest)).as_string(conn)
+    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+    if not exists:
+        with conn.transaction():
+            # Concurrent first chunks would race on CREATE ... IF NOT EXISTS; one at a time.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LEDGER_TABLE,))
+            conn.execute(sqlfiles.load("backfill", "create_control_schema").render(control_schema=manifest.control_schema))
+            conn.execute(sqlfiles.load("backfill", "create_backfill_chunks").render(backfill_chunks=ledger_ident(manifest)))
+    if not conn.autocommit:
+        conn.commit()
+
+
+def lock_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
+    conn.execute(sqlfiles.load("backfill", "lock_chunk").render(), {"chunk_id": chunk.chunk_id})
+
+
+def find_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk) -> dict | None:
+    cur = conn.execute(
+        sqlfiles.load("backfill", "find_chunk").render(backfill_chunks=ledger_ident(manifest)), {"chunk_id": chunk.chunk_id}
+    )
+    row = cur.fetchone()
+    return dict(zip([d.name for d in cur.description], row, strict=True)) if row else None
+
+
+def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, result: Mapping, run_id: str) -> None:
+    conn.execute(
+        sqlfiles.load("backfill", "record_chunk").render(backfill_chunks=ledger_ident(manifest)),
+        {
+            "chunk_id": chunk.chunk_id,
+            "table_name": chunk.table,
+            "lower_bound": None if chunk.lower is None else str(chunk.lower),
+            "upper_bound": None if chunk.upper is None else str(chunk.upper),
+            "label": chunk.label,
+            "mode": result["mode"],
+            "copy_format": result["format"],
+            "rows": result["rows"],
+            "bytes": result["bytes"],
+            "inserted": result["inserted"],
+            "updated": result["updated"],
+            "deleted": result["deleted"],
+            "seconds": result["seconds"],
+            "run_id": run_id,
+        },
+    )
+
+
+def backfill_progress(target: Endpoint, manifest: Manifest, planned: Mapping[str, int]) -> dict[str, dict]:
+    """Per table: chunks done of planned, rows, rows/s over the wall time so far, and seconds left.
+
+    ``planned`` maps each table (``wallet.users``) to its planned chunk count.
+    Chunks recorded for tables not in ``planned`` are reported too (planned 0).
+    """
+    with target.connect(application_name="credity-migration-backfill-progress", autocommit=True) as conn:
+        ensure_chunk_ledger(conn, manifest)
+        cur = conn.execute(sqlfiles.load("backfill", "read_backfill_progress").render(backfill_chunks=ledger_ident(manifest)))
+        done = {row[0]: row[1:] for row in cur.fetchall()}
+    progress = {}
+    for table in sorted(set(planned) | set(done)):
+        chunks_done, rows, nbytes, wall = done.get(table, (0, 0, 0, 0))
+        total = planned.get(table, 0)
+        rate = float(rows) / float(wall) if wall else None
+        remaining = max(0, total - chunks_done)
+        eta = None
+        if remaining == 0:
+            eta = 0.0
+        elif rate and chunks_done:
+            eta = round(remaining * (float(rows) / chunks_done) / rate, 1)
+        progress[table] = {
+            "chunks_done": int(chunks_done),
+            "chunks_total": int(total),
+            "rows": int(rows or 0),
+            "bytes": int(nbytes or 0),
+            "rows_per_s": round(rate, 1) if rate else None,
+            "eta_s": eta,
+        }
+    return progress

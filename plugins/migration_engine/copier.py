@@ -1,0 +1,188 @@
+"""Copy one chunk from its source table to its target table, exactly once.
+
+Rows stream ``COPY (SELECT ...) TO STDOUT`` -> ``COPY ... FROM STDIN`` block by
+block (binary unless a column type forbids it), and the chunk's ledger row is
+written in the same target transaction: a chunk is either fully there and
+recorded, or absent. A recorded chunk is skipped unless ``force``. When the
+chunk's key range already holds rows in the target (a re-sync, or dual-write
+already running), rows go through a temporary staging table and are merged:
+insert missing, update only rows that differ, delete rows the source lacks.
+
+Works as a non-superuser: no session_replication_role, no COPY FREEZE.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+
+import psycopg
+from psycopg import sql
+
+from migration_engine.canonical import row_text
+from migration_engine.chunk_ledger import ensure_chunk_ledger, find_chunk, lock_chunk, record_chunk
+from migration_engine.chunks import Chunk
+from migration_engine.columns import Column, copy_format, matching_columns, table_columns
+from migration_engine.endpoints import Endpoint, redact
+from migration_engine.manifest import Manifest, Table
+
+log = logging.getLogger(__name__)
+
+STAGE_TABLE = "backfill_stage"
+# Hand rows to libpq in blocks of this size: fewer calls, memory still bounded.
+WRITE_BLOCK_BYTES = 1 << 20
+MB = 1024 * 1024
+
+
+class CopyError(RuntimeError):
+    pass
+
+
+def copy_chunk(
+    source: Endpoint,
+    target: Endpoint,
+    manifest: Manifest,
+    chunk: Chunk | Mapping,
+    *,
+    force: bool = False,
+    run_id: str = "manual",
+    application_name: str = "credity-migration-backfill",
+) -> dict:
+    """Copy one chunk; returns a JSON-able summary (mode copy|merge|skipped, rows, bytes, seconds, MB/s)."""
+    chunk = Chunk.of(chunk)
+    table = manifest.table(chunk.table)
+    if chunk.kind is not None and len(table.key) != 1:
+        raise ValueError(f"{table.qualified}: key {list(table.key)} is composite; only a whole-table chunk can copy it")
+    started = time.monotonic()
+    try:
+        with source.connect(application_name=application_name, autocommit=True) as src, \
+                target.connect(application_name=application_name) as tgt:
+            ensure_chunk_ledger(tgt, manifest)
+            columns = matching_columns(
+                table.qualified,
+                table_columns(src, *table.source_ident),
+                table_columns(tgt, *table.target_ident),
+                source_name=".".join(table.source_ident),
+                target_name=".".join(table.target_ident),
+            )
+            tgt.commit()
+            result = _copy_in_transaction(src, tgt, manifest, table, chunk, columns, force=force, run_id=run_id, started=started)
+    except psycopg.Error as exc:
+        raise CopyError(f"{chunk.label}: copy failed, nothing committed: {redact(str(exc), source.password, target.password)}") from None
+    log.info(
+        "%s: %s %d rows, %.1f MB in %.2f s (%.1f MB/s)%s", chunk.label, result["mode"], result["rows"],
+        result["bytes"] / MB, result["seconds"], result["mb_per_s"],
+        f"; inserted {result['inserted']}, updated {result['updated']}, deleted {result['deleted']}" if result["mode"] == "merge" else "",
+    )
+    return result
+
+
+def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: Chunk, columns: list[Column], *, force, run_id, started) -> dict:
+    fmt = copy_format(columns)
+    with tgt.transaction():
+        lock_chunk(tgt, chunk)
+        recorded = find_chunk(tgt, manifest, chunk)
+        if recorded and not force:
+            return _summary(chunk, "skipped", fmt, rows=recorded["rows"], nbytes=0, started=started)
+        if _range_has_rows(tgt, table, chunk):
+            counts = _merge(src, tgt, table, chunk, columns, fmt)
+            mode = "merge"
+        else:
+            rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, sql.Identifier(*table.target_ident))
+            counts = {"rows": rows, "bytes": nbytes, "inserted": rows, "updated": 0, "deleted": 0}
+            mode = "copy"
+        result = _summary(chunk, mode, fmt, rows=counts["rows"], nbytes=counts["bytes"], started=started)
+        result.update(inserted=counts["inserted"], updated=counts["updated"], deleted=counts["deleted"])
+        record_chunk(tgt, manifest, chunk, result, run_id)
+    return result
+
+
+def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, started: float) -> dict:
+    seconds = round(time.monotonic() - started, 3)
+    return {
+        "chunk": chunk.label,
+        "table": chunk.table,
+        "mode": mode,
+        "format": fmt,
+        "rows": int(rows),
+        "bytes": int(nbytes),
+        "seconds": seconds,
+        "mb_per_s": round(nbytes / MB / seconds, 2) if seconds > 0 else 0.0,
+        "inserted": 0,
+        "updated": 0,
+        "deleted": 0,
+    }
+
+
+def _range_has_rows(tgt: psycopg.Connection, table: Table, chunk: Chunk) -> bool:
+    statement = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
+        sql.Identifier(*table.target_ident), chunk.key_predicate(table.key[0]) if chunk.kind else sql.SQL("TRUE")
+    )
+    return tgt.execute(statement, chunk.params).fetchone()[0]
+
+
+def _column_list(columns: list[Column]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
+
+
+def _stream(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, into: sql.Composable) -> tuple[int, int]:
+    """Pipe the chunk's source rows into ``into``; returns (rows, bytes). Never holds more than one block."""
+    predicate = chunk.key_predicate(table.key[0]) if chunk.kind else sql.SQL("TRUE")
+    options = sql.SQL("(FORMAT binary)" if fmt == "binary" else "(FORMAT text)")
+    copy_out = sql.SQL("COPY (SELECT {} FROM {} WHERE {}) TO STDOUT {}").format(
+        _column_list(columns), sql.Identifier(*table.source_ident), predicate, options
+    )
+    copy_in = sql.SQL("COPY {} ({}) FROM STDIN {}").format(into, _column_list(columns), options)
+    nbytes = 0
+    pending = bytearray()
+    with src.cursor() as out_cur, tgt.cursor() as in_cur:
+        with out_cur.copy(copy_out, chunk.params) as out, in_cur.copy(copy_in) as into_copy:
+            for block in out:
+                pending += block
+                if len(pending) >= WRITE_BLOCK_BYTES:
+                    into_copy.write(pending)
+                    nbytes += len(pending)
+                    pending.clear()
+            if pending:
+                into_copy.write(pending)
+                nbytes += len(pending)
+        rows = in_cur.rowcount
+    return rows, nbytes
+
+
+def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str) -> dict:
+    """Stage the source rows, then make the target range equal to them, touching only rows that differ."""
+    target_table = sql.Identifier(*table.target_ident)
+    stage = sql.Identifier(STAGE_TABLE)
+    key = table.key
+    tgt.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
+    tgt.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
+        stage, _column_list(columns), target_table))
+    rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, stage)
+    tgt.execute(sql.SQL("ANALYZE {}").format(stage))
+    names = [c.name for c in columns]
+    non_key = [n for n in names if n not in key]
+    if non_key:
+        on_conflict = sql.SQL("DO UPDATE SET {} WHERE {} IS DISTINCT FROM {}").format(
+            sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(n), sql.Identifier("excluded", n)) for n in non_key),
+            row_text(names, "t"),
+            row_text(names, "excluded"),
+        )
+    else:
+        on_conflict = sql.SQL("DO NOTHING")
+    upsert = sql.SQL(
+        "WITH changed AS (INSERT INTO {target} AS t ({cols}) SELECT {cols} FROM {stage} ON CONFLICT ({key}) {action} "
+        "RETURNING (t.xmax = 0) AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM changed"
+    ).format(target=target_table, cols=_column_list(columns), stage=stage,
+             key=sql.SQL(", ").join(map(sql.Identifier, key)), action=on_conflict)
+    inserted, updated = tgt.execute(upsert).fetchone()
+    predicate = chunk.key_predicate(key[0], alias="t") if chunk.kind else sql.SQL("TRUE")
+    delete = sql.SQL("DELETE FROM {} AS t WHERE {} AND NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})").format(
+        target_table, predicate, stage,
+        sql.SQL(" AND ").join(sql.SQL("{} = {}").format(sql.Identifier("s", k), sql.Identifier("t", k)) for k in key),
+    )
+    deleted = tgt.execute(delete, chunk.params).rowcount
+    tgt.execute(sql.SQL("DROP TABLE {}").format(stage))
+    return {"rows": rows, "bytes": nbytes, "inserted": inserted, "updated": updated, "deleted": deleted}

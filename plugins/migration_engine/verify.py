@@ -1,0 +1,216 @@
+"""Prove the target equals the source: exact counts, full-row checksums, state-store keys, sequences.
+
+Checksums use ``canonical`` (print settings pinned per transaction) over the
+source's column list in source order, the same list on both sides, so servers
+with different TimeZone/DateStyle and identical data agree. Only counts and
+hashes leave the databases: no column value (sensitive or not) is ever read.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from migration_engine.canonical import hash_sum, pin_output_settings
+from migration_engine.columns import ColumnMismatch, matching_columns, table_columns
+from migration_engine.endpoints import Endpoint
+from migration_engine.manifest import Manifest, Table
+from migration_engine.sequences import sequence_pairs, sequence_position
+
+APP = "credity-migration-verify"
+
+
+class VerificationFailed(AssertionError):
+    pass
+
+
+def _count_and_checksum(conn: psycopg.Connection, ident: tuple[str, str], columns: list[str]) -> tuple[int, str]:
+    with conn.transaction():
+        pin_output_settings(conn)
+        count, checksum = conn.execute(
+            sql.SQL("SELECT count(*), {} FROM {} AS t").format(hash_sum(columns), sql.Identifier(*ident))
+        ).fetchone()
+    return count, str(checksum)
+
+
+def verify_table(source: psycopg.Connection, target: psycopg.Connection, table: Table, pool: ThreadPoolExecutor) -> dict:
+    started = time.monotonic()
+    result = {"table": table.qualified, "rows_source": None, "rows_target": None, "checksum_source": None,
+              "checksum_target": None, "rows_match": False, "checksum_match": False, "ok": False, "error": None}
+    try:
+        columns = [c.name for c in matching_columns(
+            table.qualified, table_columns(source, *table.source_ident), table_columns(target, *table.target_ident),
+            source_name=".".join(table.source_ident), target_name=".".join(table.target_ident),
+        )]
+        # Both sides scan at the same time: the slower side sets the time.
+        src = pool.submit(_count_and_checksum, source, table.source_ident, columns)
+        tgt = pool.submit(_count_and_checksum, target, table.target_ident, columns)
+        (result["rows_source"], result["checksum_source"]), (result["rows_target"], result["checksum_target"]) = src.result(), tgt.result()
+        result["rows_match"] = result["rows_source"] == result["rows_target"]
+        result["checksum_match"] = result["checksum_source"] == result["checksum_target"]
+        result["ok"] = result["rows_match"] and result["checksum_match"]
+    except ColumnMismatch as exc:
+        result["error"] = str(exc)
+    result["seconds"] = round(time.monotonic() - started, 3)
+    return result
+
+
+def _payload_digests(conn: psycopg.Connection, manifest: Manifest, schema: str, keys: list[str]) -> dict[str, str]:
+    store = manifest.state_store
+    with conn.transaction():
+        pin_output_settings(conn)
+        rows = conn.execute(
+            sql.SQL("SELECT {key}, md5({payload}::text) FROM {table} WHERE {key} = ANY(%s)").format(
+                key=sql.Identifier(store.key_column), payload=sql.Identifier("payload"),
+                table=sql.Identifier(schema, store.table),
+            ),
+            (keys,),
+        ).fetchall()
+    return dict(rows)
+
+
+def verify_state_store(sources: Mapping[str, psycopg.Connection], target: psycopg.Connection, manifest: Manifest) -> list[dict]:
+    results = []
+    for service_name, keys in manifest.state_store.keys_by_service.items():
+        service = manifest.service(service_name)
+        source = _payload_digests(sources[service_name], manifest, service.source_schema, list(keys))
+        landed = _payload_digests(target, manifest, service.target_schema, list(keys))
+        for key in keys:
+            present_source, present_target = key in source, key in landed
+            match = present_source and present_target and source[key] == landed[key]
+            results.append({"service": service_name, "key": key, "schema": service.target_schema,
+                            "present_source": present_source, "present_target": present_target,
+                            "payload_match": match, "ok": match})
+    return results
+
+
+def verify_sequences(sources: Mapping[str, psycopg.Connection], target: psycopg.Connection, manifest: Manifest) -> list[dict]:
+    results = []
+    for table, column, src, dst in sequence_pairs(sources, target, manifest):
+        source_pos = sequence_position(sources[table.service], src["sequence"], src["increment"])
+        target_pos = sequence_position(target, dst["sequence"], dst["increment"])
+        results.append({"table": table.qualified, "column": column, "source_position": source_pos,
+                        "target_position": target_pos, "ok": target_pos >= source_pos})
+    return results
+
+
+def verify(
+    source_endpoints: Mapping[str, Endpoint],
+    target: Endpoint,
+    manifest: Manifest,
+    *,
+    tables: list[str] | None = None,
+    state_store: bool = True,
+    sequences: bool = True,
+) -> dict:
+    """Compare every manifest table (or ``tables``, target-qualified names); a JSON-able result.
+
+    ``ok`` is False when any table, state-store key or sequence fails; ``failed_tables``
+    names the tables.
+    """
+    chosen = [manifest.table(name) for name in tables] if tables is not None else list(manifest.tables)
+    started = time.monotonic()
+    services = {s.name for s in manifest.services}
+    sources = {}
+    try:
+        for name in sorted(services):
+            sources[name] = source_endpoints[name].connect(application_name=APP, autocommit=True)
+        with target.connect(application_name=APP, autocommit=True) as tgt, ThreadPoolExecutor(2) as pool:
+            table_results = [verify_table(sources[t.service], tgt, t, pool) for t in chosen]
+            store_results = verify_state_store(sources, tgt, manifest) if state_store else []
+            sequence_results = verify_sequences(sources, tgt, manifest) if sequences else []
+    finally:
+        for conn in sources.values():
+            conn.close()
+    failed_tables = [r["table"] for r in table_results if not r["ok"]]
+    failures = [f"{r['table']}: {r['error'] or _table_problem(r)}" for r in table_results if not r["ok"]]
+    failures += [
+        f"state store {r['schema']}.{manifest.state_store.table} key {r['key']}: "
+        + ("missing in source" if not r["present_source"] else "missing in target" if not r["present_target"] else "payload differs")
+        for r in store_results if not r["ok"]
+    ]
+    failures += [
+        f"{r['table']}.{r['column']}: target sequence at {r['target_position']} is below the source's {r['source_position']}"
+        for r in sequence_results if not r["ok"]
+    ]
+    return {
+        "ok": not failures,
+        "failed_tables": failed_tables,
+        "failures": failures,
+        "tables": table_results,
+        "state_store": store_results,
+        "sequences": sequence_results,
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _table_problem(result: dict) -> str:
+    problems = []
+    if not result["rows_match"]:
+        problems.append(f"row count {result['rows_source']} in source, {result['rows_target']} in target")
+    if not result["checksum_match"]:
+        problems.append("checksum differs")
+    return "; ".join(problems)
+
+
+def assert_verified(result: Mapping) -> None:
+    """Raise VerificationFailed naming every failure (for the DAG task that must fail the run)."""
+    if not result["ok"]:
+        raise VerificationFailed(
+            f"verification failed for {len(result['failures'])} item(s); tables: {', '.join(result['failed_tables']) or 'none'}; "
+            + " | ".join(result["failures"])
+        )
+
+
+def write_report(result: Mapping, directory: Path | str) -> tuple[Path, Path]:
+    """Write ``verification.html`` (for people) and ``verification.json`` (for machines)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path = directory / "verification.json"
+    html_path = directory / "verification.html"
+    json_path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+    html_path.write_text(_render_html(result))
+    return html_path, json_path
+
+
+def _cell(value) -> str:
+    return f"<td>{html.escape('' if value is None else str(value))}</td>"
+
+
+def _render_html(result: Mapping) -> str:
+    status = "PASSED" if result["ok"] else "FAILED"
+    rows = []
+    for r in result["tables"]:
+        flag = "ok" if r["ok"] else "fail"
+        checksum = "match" if r["checksum_match"] else (r["error"] or "differs")
+        rows.append(f'<tr class="{flag}">' + "".join(_cell(v) for v in (
+            r["table"], r["rows_source"], r["rows_target"], checksum, r["seconds"])) + "</tr>")
+    keys = [f'<tr class="{"ok" if r["ok"] else "fail"}">' + "".join(_cell(v) for v in (
+        r["service"], r["key"], r["present_source"], r["present_target"], r["payload_match"])) + "</tr>"
+        for r in result["state_store"]]
+    seqs = [f'<tr class="{"ok" if r["ok"] else "fail"}">' + "".join(_cell(v) for v in (
+        r["table"], r["column"], r["source_position"], r["target_position"])) + "</tr>"
+        for r in result["sequences"]]
+    failures = "".join(f"<li>{html.escape(f)}</li>" for f in result["failures"])
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Verification {status}</title>
+<style>body{{font-family:sans-serif}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px}}
+tr.fail{{background:#fdd;font-weight:bold}} .FAILED{{color:#b00}} .PASSED{{color:#070}}</style></head><body>
+<h1 class="{status}">Verification {status}</h1>
+<p>{len(result['tables'])} tables, {len(result['failed_tables'])} failed; {result['seconds']} s.</p>
+<ul>{failures}</ul>
+<h2>Tables</h2><table><tr><th>table</th><th>rows source</th><th>rows target</th><th>checksum</th><th>seconds</th></tr>
+{''.join(rows)}</table>
+<h2>State store</h2><table><tr><th>service</th><th>key</th><th>in source</th><th>in target</th><th>payload identical</th></tr>
+{''.join(keys)}</table>
+<h2>Sequences</h2><table><tr><th>table</th><th>column</th><th>source</th><th>target</th></tr>
+{''.join(seqs)}</table>
+</body></html>
+"""

@@ -1,0 +1,32 @@
+"""Shared set-up for the backfill and verify engine tests: the schema on both sides, data helpers."""
+
+from __future__ import annotations
+
+from migration_engine.local.estate import Estate
+from migration_engine.manifest import Manifest
+from migration_engine.schema_sql import apply_step, create_source_layout
+
+
+def source_endpoints(estate: Estate, manifest: Manifest) -> dict:
+    return {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+
+
+def create_schema(estate: Estate, manifest: Manifest) -> None:
+    """The source layout (public) per service, and the target before its post-load constraints."""
+    create_source_layout(manifest, source_endpoints(estate, manifest))
+    with estate.target_endpoint().connect(autocommit=True) as conn:
+        for step in manifest.schema_steps:
+            if not step.after_backfill:
+                apply_step(lambda _service: conn, manifest, step.name, "target")
+
+
+def source_sql(estate: Estate, service: str, statement, params=None) -> list:
+    with estate.source_endpoint(service).connect(autocommit=True) as conn:
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
+def target_sql(estate: Estate, statement, params=None) -> list:
+    with estate.target_endpoint().connect(autocommit=True) as conn:
+        cur = conn.execute(statement, params)
+        return cur.fetchall() if cur.description else []

@@ -1,0 +1,218 @@
+"""The backfill engine against real servers: planning, streaming COPY, exactly-once, merge, sequences."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+from migration_engine.chunk_ledger import backfill_progress
+from migration_engine.chunks import Chunk, plan_all, plan_chunks
+from migration_engine.columns import ColumnMismatch
+from migration_engine.copier import CopyError, copy_chunk
+from migration_engine.sequences import sync_sequences
+from migration_engine.verify import verify
+
+from tests.integration.backfill_support import create_schema, source_endpoints, source_sql, target_sql
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def estate_with_schema(estate, manifest):
+    create_schema(estate, manifest)
+    return estate
+
+
+@pytest.fixture(scope="module")
+def sources(estate_with_schema, manifest):
+    return source_endpoints(estate_with_schema, manifest)
+
+
+def copy_table(estate, manifest, sources, qualified: str, *, target_rows: int, force: bool = False) -> list[dict]:
+    table = manifest.table(qualified)
+    with sources[table.service].connect(autocommit=True) as conn:
+        chunks = plan_chunks(conn, table, target_rows=target_rows)
+    return [copy_chunk(sources[table.service], estate.target_endpoint(), manifest, c, force=force, run_id="test") for c in chunks]
+
+
+def ledger_rows(estate, qualified: str) -> list:
+    return target_sql(estate, "SELECT label, copies FROM migration_control.backfill_chunks WHERE table_name = %s ORDER BY label", (qualified,))
+
+
+def test_plan_balances_skewed_serial_keys(estate_with_schema, manifest, sources):
+    # Two dense islands of ids far apart: uniform splitting of [min, max] would put everything in two chunks.
+    source_sql(estate_with_schema, "wallet",
+               "INSERT INTO activities (id, user_id, type, description) "
+               "SELECT g, 1, 'login', 'd' FROM generate_series(1, 2000) g "
+               "UNION ALL SELECT g, 1, 'login', 'd' FROM generate_series(50000000, 50002000) g")
+    table = manifest.table("wallet.activities")
+    with sources["wallet"].connect(autocommit=True) as conn:
+        chunks = plan_chunks(conn, table, target_rows=500)
+    assert chunks[0].lower is None and chunks[-1].upper is None
+    assert 7 <= len(chunks) <= 9
+    for chunk in chunks:
+        params = {"lower": chunk.lower, "upper": chunk.upper}
+        where = " AND ".join(filter(None, ["id >= %(lower)s" if chunk.lower is not None else "",
+                                           "id < %(upper)s" if chunk.upper is not None else ""]))
+        count = source_sql(estate_with_schema, "wallet", f"SELECT count(*) FROM activities WHERE {where}", params)[0][0]
+        assert 400 <= count <= 600, (chunk.label, count)
+
+
+def test_copies_integer_uuid_text_and_enum_keys(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    source_sql(e, "issuer", "INSERT INTO tenants (name) SELECT 'tenant ' || g FROM generate_series(1, 300) g")
+    source_sql(e, "issuer", "INSERT INTO issuers (tenant_id, name, domain, trust_status) "
+                            "SELECT id, name, 'example.org', (ARRAY['pending','trusted','revoked']::trust_status[])[1 + (random()*2)::int] FROM tenants")
+    source_sql(e, "recruiter", "INSERT INTO users (username, password) SELECT 'user' || g, 'pw' || g FROM generate_series(1, 300) g")
+    source_sql(e, "wallet", "INSERT INTO credverse_state_store (service_key, payload) VALUES "
+                            "('wallet-storage', '{\"users\": [1, 2, 3]}'), ('wallet-other', '{}'), ('a', '[]'), ('zz', 'null')")
+    results = []
+    for qualified in ("wallet.activities", "issuer.tenants", "issuer.issuers", "recruiter.users", "wallet.credverse_state_store"):
+        results += copy_table(e, manifest, sources, qualified, target_rows=100)
+    assert {r["mode"] for r in results} == {"copy"}
+    assert {r["format"] for r in results} == {"binary"}
+    assert len([r for r in results if r["table"] == "issuer.tenants"]) >= 3
+    result = verify(sources, e.target_endpoint(), manifest, state_store=False, sequences=False,
+                    tables=["wallet.activities", "issuer.tenants", "issuer.issuers", "recruiter.users", "wallet.credverse_state_store"])
+    assert result["ok"], result["failures"]
+
+
+def test_second_copy_is_skipped_and_ledger_has_one_row(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    source_sql(e, "wallet", "INSERT INTO api_usage (endpoint, month) SELECT '/v1/x', '2026-02' FROM generate_series(1, 50)")
+    first = copy_table(e, manifest, sources, "wallet.api_usage", target_rows=1000)
+    second = copy_table(e, manifest, sources, "wallet.api_usage", target_rows=1000)
+    assert [r["mode"] for r in first] == ["copy"] and first[0]["rows"] == 50
+    assert [r["mode"] for r in second] == ["skipped"]
+    assert target_sql(e, "SELECT count(*) FROM wallet.api_usage")[0][0] == 50
+    assert ledger_rows(e, "wallet.api_usage") == [("wallet.api_usage (all)", 1)]
+    progress = backfill_progress(e.target_endpoint(), manifest, {"wallet.api_usage": 1, "wallet.evidence": 3})
+    assert progress["wallet.api_usage"]["chunks_done"] == 1 and progress["wallet.api_usage"]["rows"] == 50
+    assert progress["wallet.api_usage"]["eta_s"] == 0.0
+    assert progress["wallet.evidence"]["chunks_done"] == 0 and progress["wallet.evidence"]["chunks_total"] == 3
+
+
+def test_interrupted_copy_leaves_nothing_and_rerun_completes(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    source_sql(e, "wallet", "INSERT INTO otp_codes (id, identifier, code, purpose, expires_at) "
+                            "SELECT g, 'id' || g, '123456', 'login', now() FROM generate_series(1, 3000) g")
+    # A trigger on the target holds the COPY at row 1500 until the test lets go: mid-stream, deterministically.
+    target_sql(e, "CREATE FUNCTION wallet.hold_copy() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$BEGIN IF NEW.id = 1500 THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NEW; END$$")
+    target_sql(e, "CREATE TRIGGER hold_copy BEFORE INSERT ON wallet.otp_codes FOR EACH ROW EXECUTE FUNCTION wallet.hold_copy()")
+    chunk = Chunk("wallet.otp_codes", "integer", None, None)
+    errors = []
+    with e.target_endpoint().connect() as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(4242)")
+        worker = threading.Thread(target=lambda: errors.append(_copy_error(sources["wallet"], e.target_endpoint(), manifest, chunk)))
+        worker.start()
+        deadline = time.monotonic() + 30
+        waiting = []
+        while not waiting and time.monotonic() < deadline:
+            waiting = holder.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted").fetchall()
+            time.sleep(0.05)
+        assert waiting, "the copy never reached the held row"
+        holder.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+        worker.join(30)
+        holder.rollback()
+    assert errors and isinstance(errors[0], CopyError) and "nothing committed" in str(errors[0])
+    assert target_sql(e, "SELECT count(*) FROM wallet.otp_codes")[0][0] == 0
+    assert ledger_rows(e, "wallet.otp_codes") == []
+    target_sql(e, "DROP TRIGGER hold_copy ON wallet.otp_codes")
+    rerun = copy_chunk(sources["wallet"], e.target_endpoint(), manifest, chunk, run_id="rerun")
+    assert rerun["mode"] == "copy" and rerun["rows"] == 3000
+    assert verify(sources, e.target_endpoint(), manifest, tables=["wallet.otp_codes"], state_store=False, sequences=False)["ok"]
+
+
+def _copy_error(source, target, manifest, chunk):
+    try:
+        copy_chunk(source, target, manifest, chunk)
+    except Exception as exc:  # the test inspects whatever the copier raised
+        return exc
+    return None
+
+
+def test_resync_with_stale_and_extra_rows_converges(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    source_sql(e, "wallet", "INSERT INTO device_fingerprints (id, user_id, fingerprint) "
+                            "SELECT g, g, 'fp' || g FROM generate_series(1, 400) g")
+    copy_table(e, manifest, sources, "wallet.device_fingerprints", target_rows=100)
+    # Target drifts: stale values, rows the source never had, a row the source has lost.
+    target_sql(e, "UPDATE wallet.device_fingerprints SET ip_address = '10.0.0.1' WHERE id IN (5, 150, 399)")
+    target_sql(e, "INSERT INTO wallet.device_fingerprints (id, user_id, fingerprint) VALUES (1000, 1, 'extra'), (250001, 2, 'extra2')")
+    target_sql(e, "DELETE FROM wallet.device_fingerprints WHERE id = 200")
+    source_sql(e, "wallet", "UPDATE device_fingerprints SET user_agent = 'new agent' WHERE id = 7")
+    assert not verify(sources, e.target_endpoint(), manifest, tables=["wallet.device_fingerprints"], state_store=False, sequences=False)["ok"]
+    results = copy_table(e, manifest, sources, "wallet.device_fingerprints", target_rows=100, force=True)
+    assert {r["mode"] for r in results} == {"merge"}
+    totals = {k: sum(r[k] for r in results) for k in ("inserted", "updated", "deleted")}
+    assert totals == {"inserted": 1, "updated": 4, "deleted": 2}
+    assert verify(sources, e.target_endpoint(), manifest, tables=["wallet.device_fingerprints"], state_store=False, sequences=False)["ok"]
+    again = copy_table(e, manifest, sources, "wallet.device_fingerprints", target_rows=100, force=True)
+    assert sum(r["updated"] + r["inserted"] + r["deleted"] for r in again) == 0
+    assert {copies for _, copies in ledger_rows(e, "wallet.device_fingerprints")} == {3}
+
+
+def test_hostile_values_round_trip(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    hostile = ["tab\there", "new\nline\r\n", "back\\slash\\N", "quote ' \" `", "unicode ✓ 日本語 🚀 \u00e9", "", None, "\\.", ",;|"]
+    with sources["wallet"].connect() as conn:
+        with conn.cursor() as cur:
+            for i, text in enumerate(hostile, start=1):
+                cur.execute(
+                    "INSERT INTO claims (id, claimant_user_id, description, platform_id, claim_amount, timeline, created_at, processed_at) "
+                    "VALUES (%s, 1, %s, %s, %s::numeric, %s::jsonb, %s::timestamp, %s::timestamp)",
+                    (i, text, text, ["NaN", "1.25", None, "-0.01"][i % 4],
+                     '{"k": "v\\t\\n\\\\ \\"q\\" ✓", "n": [1.5, null, true]}' if i % 2 else None,
+                     ["infinity", "-infinity", "2024-02-29 23:59:59.999999"][i % 3],
+                     None if i % 2 else "epoch"),
+                )
+    copy_table(e, manifest, sources, "wallet.claims", target_rows=3)
+    result = verify(sources, e.target_endpoint(), manifest, tables=["wallet.claims"], state_store=False, sequences=False)
+    assert result["ok"], result["failures"]
+    assert target_sql(e, "SELECT count(*) FROM wallet.claims WHERE description = ''")[0][0] == 1
+    assert target_sql(e, "SELECT count(*) FROM wallet.claims WHERE description IS NULL")[0][0] == 1
+    assert target_sql(e, "SELECT count(*) FROM wallet.claims WHERE claim_amount = 'NaN'")[0][0] >= 1
+
+
+def test_column_mismatch_fails_before_writing(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    source_sql(e, "wallet", "INSERT INTO evidence (user_id) VALUES (1), (2)")
+    target_sql(e, "ALTER TABLE wallet.evidence ALTER COLUMN storage_url TYPE varchar(10)")
+    try:
+        with pytest.raises(ColumnMismatch, match=r"wallet\.evidence: column storage_url is text in source, character varying\(10\) in target"):
+            copy_chunk(sources["wallet"], e.target_endpoint(), manifest, Chunk("wallet.evidence", "integer"))
+        assert target_sql(e, "SELECT count(*) FROM wallet.evidence")[0][0] == 0
+        assert ledger_rows(e, "wallet.evidence") == []
+    finally:
+        target_sql(e, "ALTER TABLE wallet.evidence ALTER COLUMN storage_url TYPE text")
+
+
+def test_sequences_synced_so_insert_without_id_succeeds(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    source_sql(e, "wallet", "INSERT INTO users (username, password) SELECT 'u' || g, 'p' FROM generate_series(1, 20) g")
+    copy_table(e, manifest, sources, "wallet.users", target_rows=1000)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        target_sql(e, "INSERT INTO wallet.users (username, password) VALUES ('before-sync', 'p')")
+    synced = sync_sequences(sources, e.target_endpoint(), manifest, gap=10)
+    users = next(s for s in synced if s["table"] == "wallet.users")
+    assert users["source_position"] == 20 and users["target_after"] == 30 and users["changed"]
+    # The integrity test's islands of ids: the target key max (50002000) wins over the source's sequence.
+    activities = next(s for s in synced if s["table"] == "wallet.activities")
+    assert activities["target_after"] >= 50002000
+    again = sync_sequences(sources, e.target_endpoint(), manifest, gap=10)
+    assert not any(s["changed"] for s in again)
+    new_id = target_sql(e, "INSERT INTO wallet.users (username, password) VALUES ('after-sync', 'p') RETURNING id")[0][0]
+    assert new_id == 31
+
+
+def test_plan_all_stays_within_the_mapped_task_limit(estate_with_schema, manifest, sources):
+    chunks = plan_all(manifest, sources, target_rows=10, max_chunks_total=60)
+    assert len(chunks) <= 60
+    assert {c.table for c in chunks} == {t.qualified for t in manifest.tables}
+    for table in {c.table for c in chunks}:
+        mine = [c for c in chunks if c.table == table]
+        assert mine[0].lower is None and mine[-1].upper is None
+        assert all(a.upper == b.lower for a, b in zip(mine, mine[1:], strict=False))
