@@ -75,3 +75,36 @@ def default_args(**overrides) -> dict:
     }
     args.update(overrides)
     return args
+
+
+def refuse(message: str):
+    """Fail the task without retries: a refusal is a decision, not a transient error."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(message)
+
+
+def target_connection(dag_id: str):
+    """An autocommit connection to the target over the direct URL, named for the DBA."""
+    return target_endpoint().connect(application_name=application_name(dag_id), autocommit=True)
+
+
+def require_phase(dag_id: str, allowed: set, action: str) -> dict:
+    """The ledger check every phase DAG runs first; refuses (no retry) when out of order."""
+    from migration_engine import ledger
+
+    m = manifest()
+    with target_connection(dag_id) as conn:
+        ledger.ensure_ledger(conn, m.control_schema)
+        try:
+            state = ledger.require_phase(conn, m.control_schema, allowed, action)
+        except ledger.PhaseError as exc:
+            refuse(str(exc))
+    return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "run_id": state.run_id}
+
+
+def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None = None) -> bool:
+    from migration_engine import ledger
+
+    with target_connection(dag_id) as conn:
+        return ledger.advance(conn, manifest().control_schema, to_phase, dag_id, run_id, details)

@@ -10,12 +10,13 @@ from datetime import datetime, timezone
 
 import psycopg
 
+from migration_engine.checks import CheckFailed
 from migration_engine.endpoints import Endpoint, EndpointError, redact
 from migration_engine.ledger import PhaseState
 
 
-class GateRefused(RuntimeError):
-    pass
+class GateRefused(CheckFailed):
+    """A gate said no; the message is the reason a person needs."""
 
 
 def check_confirmation(given, expected: str, dag_id: str) -> None:

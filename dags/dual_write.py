@@ -1,0 +1,91 @@
+"""
+# dual_write: open the dual-write window
+
+**Runbook phase D, step 1** (section 5): the apps start writing to both the
+source and the target; the read path stays on the source.
+
+## What it changes
+- `migration_control.read_path` in the target: `dual_write = true` for every
+  service (the flag the apps read; see the README's *Contract for the apps*).
+- The phase ledger: `verified → dual_write`. The hourly `reconcile` DAG then
+  repairs drift, and its first clean run starts the soak (`dual_write → soak`).
+
+## Before you trigger
+`verify` has passed (ledger phase `verified`). Type `DUAL_WRITE` in *confirm*.
+With *dry_run* on (the default) every statement is rendered and logged, and
+nothing is changed.
+
+## Re-running
+Safe at any time while the ledger is at `verified` or `dual_write`: flags that
+already hold the value are not touched, and the ledger does not move twice.
+
+## When it fails
+Read the failed task's log: a refusal names its reason (wrong confirm, wrong
+phase, source schema changed since preflight). Fix the cause and trigger again.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from migration_engine import dag_support as ds
+
+DAG_ID = "dual_write"
+CONFIRM_WORD = "DUAL_WRITE"
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=ds.default_args(),
+    tags=["migration", "phase-d", "manual"],
+    doc_md=__doc__,
+    template_searchpath=ds.SQL_TEMPLATE_PATH,
+    params={
+        "confirm": Param(
+            None, type=["null", "string"], title="Confirm",
+            description=f"Type {CONFIRM_WORD} exactly to open the dual-write window. Anything else refuses before any database is touched.",
+        ),
+        "dry_run": Param(
+            True, type="boolean", title="Dry run",
+            description="Render and log every statement without changing anything.",
+        ),
+    },
+)
+def dual_write():
+    from migration_engine import phase_steps as steps
+
+    @task
+    def check_confirmation(params=None):
+        steps.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
+
+    @task(pool=ds.TARGET_POOL)
+    def check_ledger_phase():
+        return ds.require_phase(DAG_ID, {"verified", "dual_write"}, "opening dual-write")
+
+    @task
+    def check_source_schema_unchanged():
+        return steps.check_source_schema_unchanged(DAG_ID)
+
+    @task(pool=ds.TARGET_POOL)
+    def enable_dual_write(params=None):
+        return steps.set_dual_write(DAG_ID, get_current_context()["run_id"], True, dry_run=params["dry_run"])
+
+    @task(pool=ds.TARGET_POOL)
+    def record_dual_write(flags: dict, params=None):
+        if params["dry_run"]:
+            steps.log.info("dry run: the ledger stays where it is")
+            return False
+        return ds.advance_phase(DAG_ID, get_current_context()["run_id"], "dual_write", {"flags": flags["flags"]})
+
+    gates = check_confirmation() >> check_ledger_phase() >> check_source_schema_unchanged()
+    flags = enable_dual_write()
+    gates >> flags
+    record_dual_write(flags)
+
+
+dual_write()

@@ -1,0 +1,131 @@
+"""
+# rollback: read path back to the source
+
+**Runbook section 8** (rollback plan, target: under 15 minutes). Triggers to use
+it: p95 latency regression over 30 %, a sustained rise in 5xx, a data mismatch
+in critical tables.
+
+## What it does, in order
+1. Refuses unless *confirm* is exactly `ROLLBACK` (before any database is touched).
+2. Ledger check: the migration is cut over (or already rolled back: a re-run).
+3. The read path goes back to the source; **dual-write stays on**, so the
+   target keeps receiving writes and nothing is lost.
+4. Ledger `cut_over → rolled_back`.
+5. Validation queries on each source database (the same critical queries as the
+   cutover's smoke checks, and a rolled-back write probe).
+6. A reverse reconciliation report: what the target has that the source lacks
+   since cutover (found only, nothing written).
+7. Only when *repair_source* is exactly `REPAIR_SOURCE`: the source is patched
+   from the target (target → source, bounded by *repair_cap*), as runbook
+   section 8 asks for writes made during the failed window.
+
+## Re-running
+Safe: the flag and the ledger only change when they differ; the report is read
+only; the repair is idempotent (a second pass finds nothing left to repair).
+
+## When it fails
+A refusal names its reason. If the source validation fails, the source itself
+is unhealthy: page the database owner; the read path is already on the source.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from migration_engine import dag_support as ds
+
+DAG_ID = "rollback"
+CONFIRM_WORD = "ROLLBACK"
+REPAIR_WORD = "REPAIR_SOURCE"
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=ds.default_args(),
+    tags=["migration", "rollback", "manual"],
+    doc_md=__doc__,
+    template_searchpath=ds.SQL_TEMPLATE_PATH,
+    params={
+        "confirm": Param(
+            None, type=["null", "string"], title="Confirm",
+            description=f"Type {CONFIRM_WORD} exactly to move the read path back to the source.",
+        ),
+        "repair_source": Param(
+            None, type=["null", "string"], title="Repair the source",
+            description=f"Type {REPAIR_WORD} to also patch the source from the target after the report. Leave empty for the report only.",
+        ),
+        "repair_cap": Param(
+            10_000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
+            description="At most this many rows repaired per table; above it nothing is repaired for that table.",
+        ),
+    },
+)
+def rollback():
+    from migration_engine import phase_steps as steps
+
+    def run_id() -> str:
+        return get_current_context()["run_id"]
+
+    @task
+    def check_confirmation(params=None):
+        steps.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
+        if params["repair_source"] not in (None, "", REPAIR_WORD):
+            ds.refuse(f"repair_source must be empty or exactly {REPAIR_WORD!r}; nothing was changed")
+
+    @task(pool=ds.TARGET_POOL)
+    def check_ledger_phase():
+        return ds.require_phase(DAG_ID, {"cut_over", "rolled_back"}, "rollback")
+
+    @task(pool=ds.TARGET_POOL)
+    def flip_read_path_to_source():
+        return steps.flip_read_path(DAG_ID, run_id(), "source", dry_run=False)
+
+    @task(pool=ds.TARGET_POOL)
+    def record_rolled_back(flags: dict):
+        return ds.advance_phase(DAG_ID, run_id(), "rolled_back", {"flags": flags["flags"]})
+
+    @task
+    def validate_source():
+        result = steps.smoke_checks(DAG_ID, layout="source")
+        if not result["ok"]:
+            ds.refuse(f"source validation failed: {result['failed']}")
+        return result
+
+    @task(pool=ds.TARGET_POOL)
+    def report_reverse_drift(params=None):
+        from migration_engine.reconcile.engine import Direction
+
+        return steps.reconcile_all(
+            DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=True, cap=params["repair_cap"], max_unrepaired=0
+        )
+
+    @task.branch
+    def choose_repair(params=None):
+        return "repair_source_from_target" if params["repair_source"] == REPAIR_WORD else "skip_repair"
+
+    @task(pool=ds.TARGET_POOL)
+    def repair_source_from_target(params=None):
+        from migration_engine.reconcile.engine import Direction
+
+        return steps.reconcile_all(
+            DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=False, cap=params["repair_cap"], max_unrepaired=0
+        )
+
+    @task
+    def skip_repair():
+        steps.log.info("repair_source was not %s: the report is the result; nothing was written to the source", REPAIR_WORD)
+
+    flipped = flip_read_path_to_source()
+    check_confirmation() >> check_ledger_phase() >> flipped
+    recorded = record_rolled_back(flipped)
+    report = report_reverse_drift()
+    recorded >> validate_source() >> report
+    report >> choose_repair() >> [repair_source_from_target(), skip_repair()]
+
+
+rollback()

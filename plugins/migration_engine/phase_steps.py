@@ -1,0 +1,175 @@
+"""Steps of the manual phases (dual-write, cutover, rollback, finalize) as plain
+functions over Airflow connections. DAG tasks call these; each returns a small
+JSON-able dict for XCom, logs what it did, and is safe to run again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from migration_engine import dag_support as ds
+from migration_engine import gates, ledger, read_path, smoke, source_access
+from migration_engine.reconcile import drift_ledger
+from migration_engine.reconcile.engine import Direction, reconcile_table
+
+log = logging.getLogger("migration.phases")
+
+
+def check_confirmation(given, expected: str, dag_id: str) -> None:
+    try:
+        gates.check_confirmation(given, expected, dag_id)
+    except gates.GateRefused as exc:
+        ds.refuse(str(exc))
+
+
+def gate(check, *args, **kwargs):
+    """Run a gate; a refusal fails the task without retries and names the reason."""
+    try:
+        return check(*args, **kwargs)
+    except gates.GateRefused as exc:
+        ds.refuse(f"gate refused: {exc}")
+
+
+def time_in_phase(dag_id: str, phase: str, min_hours: float) -> dict:
+    gates.check_non_negative("min_soak_hours", min_hours, maximum=24 * 365)
+    m = ds.manifest()
+    with ds.target_connection(dag_id) as conn:
+        state = ledger.current_state(conn, m.control_schema)
+    elapsed = gate(gates.check_time_in_phase, state, phase, min_hours)
+    return {"phase": phase, "hours": round(elapsed, 3), "required_hours": min_hours}
+
+
+def recent_reconciles_clean(dag_id: str, min_clean: int) -> dict:
+    gates.check_non_negative("min_clean_reconciles", min_clean, maximum=10_000)
+    m = ds.manifest()
+    with ds.target_connection(dag_id) as conn:
+        drift_ledger.ensure_ledger(conn, m.control_schema)
+        streak = drift_ledger.clean_streak(conn, m.control_schema)
+    if streak.consecutive_clean_runs < min_clean:
+        ds.refuse(
+            f"gate refused: the last {min_clean} reconciliation run(s) must be clean; only "
+            f"{streak.consecutive_clean_runs} in a row are (last unclean run at {streak.last_unclean_at or 'never'}, "
+            f"last run at {streak.last_run_at or 'never'})"
+        )
+    return {"consecutive_clean_runs": streak.consecutive_clean_runs}
+
+
+def target_reachable(dag_id: str) -> bool:
+    """For the reachability sensor: True once both the direct URL and the pooler answer."""
+    try:
+        reached = gates.check_reachable([ds.target_endpoint(), ds.pooler_endpoint()], ds.application_name(dag_id))
+    except gates.GateRefused as exc:
+        log.warning("waiting: %s", exc)
+        return False
+    log.info("reachable: %s", reached)
+    return True
+
+
+def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int) -> dict:
+    """One reconciliation pass over every table; refuses when drift above ``max_unrepaired`` remains."""
+    m = ds.manifest()
+    target = ds.target_endpoint()
+    results = []
+    for table in m.tables:
+        source = ds.source_endpoint(table.service)
+        result = reconcile_table(
+            table, source, target, run_id=f"{dag_id}/{run_id}", direction=direction,
+            control_schema=m.control_schema, cap=cap, dry_run=dry_run,
+        )
+        results.append(result.summary())
+    unrepaired = sum(r["unrepaired"] - r["in_flight"] for r in results)
+    total = {
+        "tables": len(results),
+        "checked_rows": sum(r["checked_rows"] for r in results),
+        "drifted": sum(r["drifted"] for r in results),
+        "repaired": sum(r["repaired"] for r in results),
+        "in_flight": sum(r["in_flight"] for r in results),
+        "unrepaired": unrepaired,
+        "dirty_tables": [r["table"] for r in results if r["unrepaired"]],
+    }
+    log.info("reconcile pass (%s, dry_run=%s): %s", direction.value, dry_run, total)
+    if any(r["cap_exceeded"] for r in results):
+        ds.refuse(f"reconciliation refused to repair: drift above the cap of {cap} rows in "
+                  f"{[r['table'] for r in results if r['cap_exceeded']]}")
+    if not dry_run and unrepaired > max_unrepaired:
+        ds.refuse(f"{unrepaired} drifted row(s) remain unrepaired (max {max_unrepaired}) in {total['dirty_tables']}")
+    return total
+
+
+def flip_read_path(dag_id: str, run_id: str, side: str, *, dry_run: bool) -> dict:
+    m = ds.manifest()
+    statements = read_path.read_path_statements(m, side, changed_by=f"{dag_id}/{run_id}")
+    with ds.target_connection(dag_id) as conn:
+        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info)
+        flags = read_path.read_flags(conn, m)
+    log.info("read path %s: %d service(s) changed; flags now %s", "rendered" if dry_run else "set", changed, flags)
+    return {"side": side, "changed": changed, "flags": flags, "dry_run": dry_run}
+
+
+def smoke_checks(dag_id: str, *, layout: str) -> dict:
+    """App-like checks through the pooler (target) or on each source database (after rollback)."""
+    m = ds.manifest()
+    endpoint_for = (lambda service: ds.pooler_endpoint()) if layout == "target" else ds.source_endpoint
+    results = smoke.run_smoke_checks(smoke.connector(endpoint_for, ds.application_name(dag_id)), m, layout=layout)
+    failed = [r.to_dict() for r in results if not r.ok]
+    for result in results:
+        log.info("smoke %s %s/%s: %s rows=%s %.1f ms %s", layout, result.service, result.check,
+                 "ok" if result.ok else "FAILED", result.rows, result.ms, result.error)
+    return {"layout": layout, "checks": len(results), "failed": failed, "ok": not failed}
+
+
+def source_writes(dag_id: str, *, allowed: bool, dry_run: bool) -> dict:
+    m = ds.manifest()
+    remaining = {}
+    for service in m.services:
+        with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id), autocommit=True) as conn:
+            remaining[service.name] = source_access.set_app_writes(conn, service, allowed=allowed, dry_run=dry_run, log=log.info)
+    return {"app_write_grants_left": remaining, "dry_run": dry_run}
+
+
+def record_retention(dag_id: str, run_id: str, retention_days: int) -> dict:
+    gates.check_non_negative("retention_days", retention_days, maximum=3650)
+    if retention_days < 7:
+        ds.refuse(f"retention_days must be at least 7 (runbook section 11), got {retention_days}")
+    until = datetime.now(UTC) + timedelta(days=retention_days)
+    fact = {"retention_days": retention_days, "keep_source_until": until.isoformat()}
+    with ds.target_connection(dag_id) as conn:
+        ledger.record_fact(conn, ds.manifest().control_schema, "rollback_retention", fact, dag_id, run_id)
+    return fact
+
+
+def set_dual_write(dag_id: str, run_id: str, enabled: bool, *, dry_run: bool) -> dict:
+    m = ds.manifest()
+    statements = read_path.dual_write_statements(m, enabled, changed_by=f"{dag_id}/{run_id}")
+    with ds.target_connection(dag_id) as conn:
+        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info)
+        flags = read_path.read_flags(conn, m)
+    return {"dual_write": enabled, "changed": changed, "flags": flags, "dry_run": dry_run}
+
+
+def check_source_schema_unchanged(dag_id: str) -> dict:
+    """Every source schema still matches the fingerprint frozen at preflight."""
+    from migration_engine.checks import fail_without_retry
+    from migration_engine.preflight import check_fingerprint_unchanged
+
+    m = ds.manifest()
+    digests = {}
+    with fail_without_retry(), ds.target_connection(dag_id) as ledger_conn:
+        for service in m.services:
+            with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id)) as source:
+                digests[service.name] = check_fingerprint_unchanged(ledger_conn, source, m, service.name)
+    return digests
+
+
+def sync_sequences(dag_id: str, *, gap: int, dry_run: bool) -> list[dict]:
+    from migration_engine.sequences import sync_sequences as sync
+
+    gates.check_non_negative("sequence_gap", gap, maximum=10**12)
+    m = ds.manifest()
+    endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
+    moved = sync(endpoints, ds.target_endpoint(), m, gap=gap, dry_run=dry_run)
+    for entry in moved:
+        log.info("%s sequence %s.%s: %s -> %s", "would set" if dry_run else "set", entry["table"], entry["column"],
+                 entry["target_before"], entry["target_after"])
+    return moved
