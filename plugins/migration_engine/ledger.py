@@ -30,6 +30,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from migration_engine import sqlfiles
+from migration_engine.checks import CheckFailed
 
 PHASES = (
     "preflight_passed",
@@ -76,7 +77,7 @@ PRODUCED_BY = {
 NOT_STARTED = "not_started"
 
 
-class PhaseError(RuntimeError):
+class PhaseError(CheckFailed):
     """Work asked for out of the runbook's order; the message says what to run instead."""
 
 
