@@ -219,7 +219,10 @@ def _diff_table(where: str, src: dict, tgt: dict, labels: tuple[str, str], defer
         elif s is None:
             out.append(f"{where}: {signature} exists in {t_label}, missing in {s_label}")
         else:
-            for attribute in ("validated", "deferrable", "initially_deferred", "on_update", "on_delete", "match"):
+            if s["validated"] != t["validated"]:
+                state = {True: "validated", False: "NOT VALID"}
+                out.append(f"{where}: {signature} is {state[s['validated']]} in {s_label}, {state[t['validated']]} in {t_label}")
+            for attribute in ("deferrable", "initially_deferred", "on_update", "on_delete", "match"):
                 if s.get(attribute) != t.get(attribute):
                     out.append(
                         f"{where}: {signature} {attribute} {s.get(attribute)!r} in {s_label}, {t.get(attribute)!r} in {t_label}"
