@@ -108,3 +108,8 @@ def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None 
 
     with target_connection(dag_id) as conn:
         return ledger.advance(conn, manifest().control_schema, to_phase, dag_id, run_id, details)
+
+
+def backfilled_asset_name() -> str:
+    """The Asset the backfill publishes and the verification DAG is scheduled on."""
+    return f"{manifest().migration}_backfilled"

@@ -1,0 +1,139 @@
+"""
+# backfill: copy every table, chunk by chunk, exactly once
+
+**Runbook phase C** (sections 5 and 7.1): the initial data backfill, source →
+target, while the apps keep running on the source.
+
+## What it changes
+- Each mapped table's rows, streamed `COPY … TO STDOUT` → `COPY … FROM STDIN`
+  (binary where the types allow), one mapped task per key-range chunk, named
+  like `wallet.activities [1200000, 1400000)`. A chunk's rows and its row in
+  `migration_control.backfill_chunks` commit in one target transaction: a chunk
+  is fully there and recorded, or absent. State-store rows land in the owning
+  service's schema.
+- Then the schema step `post_load_constraints` (unique keys; foreign keys added
+  NOT VALID, then VALIDATEd), the target sequences (at or above the source's),
+  a full schema compare (constraints included), and the ledger `→ backfilled`.
+- On success it publishes the Asset `credity_backfilled`, which starts `verify`.
+
+Chunk copies share the pool `migration_target` (sized by `DB_POOL_MAX`), so the
+connections to the target, and to each source, never exceed that cap.
+
+## Re-running
+Safe at any point. A chunk already recorded is skipped (the log says so) unless
+*force* is on; with *force*, or when a chunk's range already holds rows (a
+re-sync, dual-write running), the rows are merged through a staging table and
+only rows that differ are touched. Clear a failed chunk and it resumes alone.
+
+## When it fails
+A chunk that fails retries with backoff; a chunk killed mid-copy left nothing
+behind (its transaction rolled back), so clearing it is always safe. A schema
+mismatch names the table and column: fix the target schema, run
+`schema_baseline`, then clear the failed task.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+
+from migration_engine import dag_support as ds
+
+DAG_ID = "backfill"
+BACKFILLED = Asset(ds.backfilled_asset_name())
+MAX_MAPPED_CHUNKS = 1000
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=ds.default_args(),
+    tags=["migration", "phase-c", "manual"],
+    doc_md=__doc__,
+    template_searchpath=ds.SQL_TEMPLATE_PATH,
+    params={
+        "force": Param(
+            False, type="boolean", title="Force",
+            description="Copy chunks again even when the ledger records them (merging, so only differing rows change).",
+        ),
+        "tables": Param(
+            [], type="array", items={"type": "string"}, title="Tables",
+            description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+        ),
+        "target_chunk_rows": Param(
+            None, type=["null", "integer"], minimum=1, maximum=100_000_000, title="Rows per chunk",
+            description="Override the planner's chunk size in rows; empty lets it adapt to each table's rows and bytes.",
+        ),
+    },
+)
+def backfill():
+    from migration_engine import backfill_steps as steps
+
+    @task(pool=ds.TARGET_POOL)
+    def check_ledger_phase():
+        return ds.require_phase(DAG_ID, {"schema_applied", "backfilled"}, "backfill")
+
+    @task
+    def check_source_schema_unchanged():
+        from migration_engine import phase_steps
+
+        return phase_steps.check_source_schema_unchanged(DAG_ID)
+
+    @task
+    def plan_chunks(params=None) -> list[dict]:
+        return steps.plan(DAG_ID, params["tables"], params["target_chunk_rows"], MAX_MAPPED_CHUNKS)
+
+    @task(
+        pool=ds.TARGET_POOL,
+        retries=3,
+        execution_timeout=timedelta(hours=1),
+        map_index_template="{{ task.op_kwargs['chunk']['label'] }}",
+    )
+    def copy_chunk(chunk: dict, params=None) -> dict:
+        return steps.copy(DAG_ID, get_current_context()["run_id"], chunk, force=params["force"])
+
+    @task(pool=ds.TARGET_POOL)
+    def summarise_progress(chunks: list[dict], copied: list[dict]) -> dict:
+        return steps.progress(DAG_ID, chunks, copied)
+
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2))
+    def apply_post_load_constraints() -> list[str]:
+        return steps.post_load_constraints(DAG_ID)
+
+    @task(pool=ds.TARGET_POOL)
+    def sync_sequences() -> list[dict]:
+        from migration_engine import phase_steps
+
+        return phase_steps.sync_sequences(DAG_ID, gap=0, dry_run=False)
+
+    @task
+    def check_target_schema_matches_source() -> dict:
+        return steps.full_schema_compare(DAG_ID)
+
+    @task(pool=ds.TARGET_POOL, outlets=[BACKFILLED])
+    def record_backfilled(summary: dict, sequences: list[dict]) -> bool:
+        return ds.advance_phase(
+            DAG_ID, get_current_context()["run_id"], "backfilled",
+            {"tables": summary["tables"], "rows": summary["rows"], "sequences_moved": sum(s["changed"] for s in sequences)},
+        )
+
+    gates = check_ledger_phase() >> check_source_schema_unchanged()
+    chunks = plan_chunks()
+    gates >> chunks
+    copied = copy_chunk.expand(chunk=chunks)
+    summary = summarise_progress(chunks, copied)
+    constraints = apply_post_load_constraints()
+    summary >> constraints
+    sequences = sync_sequences()
+    constraints >> sequences
+    compared = check_target_schema_matches_source()
+    sequences >> compared
+    compared >> record_backfilled(summary, sequences)
+
+
+backfill()
