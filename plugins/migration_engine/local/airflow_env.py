@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +78,31 @@ class AirflowHome:
         self.home.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate")
 
-    def run_dag(self, dag_id: str, conf: dict | None = None, extra_env: dict | None = None, timeout: float = 1200) -> DagRunResult:
-        args = ["dags", "test", dag_id]
+    def run_dag(
+        self, dag_id: str, conf: dict | None = None, extra_env: dict | None = None, timeout: float = 1200, on_line=None
+    ) -> DagRunResult:
+        """``airflow dags test``; ``on_line`` sees each output line as it comes (for progress)."""
+        args = [str(VENV_BIN / "airflow"), "dags", "test", dag_id]
         if conf:
             args += ["--conf", json.dumps(conf)]
-        proc = self.airflow(*args, extra_env=extra_env, timeout=timeout, check=False)
-        return DagRunResult(dag_id, proc.returncode, proc.stdout, proc.stderr, self._task_states(dag_id, extra_env))
+        env = {**self.env, **(extra_env or {})}
+        lines: list[str] = []
+        with subprocess.Popen(
+            args, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        ) as proc:
+            deadline = threading.Timer(timeout, proc.kill)
+            deadline.start()
+            try:
+                for line in proc.stdout:
+                    lines.append(line)
+                    if on_line:
+                        on_line(line.rstrip("\n"))
+            finally:
+                deadline.cancel()
+            returncode = proc.wait()
+        return DagRunResult(dag_id, returncode, "".join(lines), "", self._task_states(dag_id))
 
-    def _task_states(self, dag_id: str, extra_env: dict | None) -> dict[str, str]:
+    def _task_states(self, dag_id: str) -> dict[str, str]:
         """Final state of every task instance of the DAG's latest run, from the metadata DB."""
         url = self.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)
         with psycopg.connect(url) as conn:
