@@ -14,7 +14,8 @@ import psycopg
 from psycopg import sql
 
 # Binary COPY writes element/field type OIDs into arrays, composites and ranges, and
-# the receiving server rejects OIDs it does not know: user-defined ones differ per database.
+# record_recv/array_recv may reject an OID other than their own: user-defined OIDs differ
+# per database. Such columns are rare, so their tables go as text rather than risk it.
 COLUMNS_QUERY = """
 SELECT a.attname,
        format_type(a.atttypid, a.atttypmod),

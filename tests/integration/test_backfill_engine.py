@@ -7,10 +7,12 @@ import time
 
 import psycopg
 import pytest
+import yaml
 from migration_engine.chunk_ledger import backfill_progress
 from migration_engine.chunks import Chunk, plan_all, plan_chunks
 from migration_engine.columns import ColumnMismatch
 from migration_engine.copier import CopyError, copy_chunk
+from migration_engine.manifest import load_manifest
 from migration_engine.sequences import sync_sequences
 from migration_engine.verify import verify
 
@@ -216,3 +218,21 @@ def test_plan_all_stays_within_the_mapped_task_limit(estate_with_schema, manifes
         mine = [c for c in chunks if c.table == table]
         assert mine[0].lower is None and mine[-1].upper is None
         assert all(a.upper == b.lower for a, b in zip(mine, mine[1:], strict=False))
+
+
+def test_enum_array_column_is_copied_in_text_format(estate_with_schema, manifest, sources, tmp_path):
+    # Binary COPY carries an array's element type OID, and a user enum's OID differs per database.
+    e = estate_with_schema
+    source_sql(e, "wallet", "CREATE TYPE mood AS ENUM ('calm', 'busy')")
+    source_sql(e, "wallet", "CREATE TABLE tagged (id serial PRIMARY KEY, moods mood[], note text)")
+    source_sql(e, "wallet", "INSERT INTO tagged (moods, note) SELECT ARRAY['calm', 'busy']::mood[], 'n' || g FROM generate_series(1, 30) g")
+    target_sql(e, "CREATE TYPE wallet.unrelated AS ENUM ('x')")
+    target_sql(e, "CREATE TYPE wallet.mood AS ENUM ('calm', 'busy')")
+    target_sql(e, "CREATE TABLE wallet.tagged (id serial PRIMARY KEY, moods wallet.mood[], note text)")
+    raw = yaml.safe_load(manifest.file.read_text())
+    raw["services"]["wallet"]["tables"]["tagged"] = {"key": ["id"]}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(raw))
+    lab = load_manifest(tmp_path / "lab.yaml")
+    result = copy_chunk(sources["wallet"], e.target_endpoint(), lab, Chunk("wallet.tagged", "integer"))
+    assert (result["format"], result["rows"]) == ("text", 30)
+    assert verify(sources, e.target_endpoint(), lab, tables=["wallet.tagged"], state_store=False, sequences=False)["ok"]
