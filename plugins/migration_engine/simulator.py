@@ -1,0 +1,413 @@
+"""A dual-write writer simulator: imitates the apps during the soak.
+
+It inserts, updates and deletes rows of the manifest's tables and upserts the
+state-store keys, each write first on the source (the primary the apps read)
+and then, with dual-write on, the same write on the target, where a chosen
+fraction is dropped, delayed or reordered as a flaky dual-write would. Rows are
+built from the source catalog (types, enums, lengths, foreign keys), so it
+needs no knowledge of the data model beyond the manifest. Inserts pick parents
+that exist; deletes touch only tables no other table references, so the
+source's foreign keys always hold. A target write that fails (e.g. a foreign
+key added after the load) counts as dropped, as the app would lose it.
+
+Every insert and update stamps the table's *version column* with a value that only grows
+(``version_column``), so a test can prove no repair ever put an older row back.
+It stops by itself after ``duration_s`` or ``max_writes`` and reports what it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from migration_engine.canonical import pin_output_settings
+from migration_engine.endpoints import Endpoint
+from migration_engine.manifest import Manifest, Table
+
+log = logging.getLogger("migration.simulator")
+
+APPLICATION_NAME = "credity-dual-write-simulator"
+KEY_POOL_SIZE = 2_000
+VERSION_EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
+VERSION_TYPES = ("int4", "int8", "numeric", "timestamp", "timestamptz", "jsonb")
+INTEGER_TYPES = ("int2", "int4", "int8")
+
+
+@dataclass(frozen=True)
+class TargetFaults:
+    """Fractions of target writes that a broken dual-write loses, delays or swaps."""
+
+    drop: float = 0.0
+    delay: float = 0.0
+    reorder: float = 0.0
+    delay_seconds: float = 0.5
+
+    def __post_init__(self):
+        for name in ("drop", "delay", "reorder"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ValueError(f"target fault fraction {name} must be between 0 and 1, found {value}")
+        if self.drop + self.delay + self.reorder > 1:
+            raise ValueError("target fault fractions drop + delay + reorder must not exceed 1")
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    rate_per_s: float = 50.0
+    duration_s: float | None = 10.0
+    max_writes: int | None = None
+    dual_write: bool = True
+    faults: TargetFaults = TargetFaults()
+    insert_share: float = 0.4
+    update_share: float = 0.45
+    state_store_share: float = 0.1
+    seed: int = 0
+    tables: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.rate_per_s <= 0:
+            raise ValueError(f"rate_per_s must be above 0, found {self.rate_per_s}")
+        if self.duration_s is None and self.max_writes is None:
+            raise ValueError("the simulator needs a bound: give duration_s or max_writes")
+        shares = (self.insert_share, self.update_share, self.state_store_share)
+        if any(s < 0 for s in shares) or self.insert_share + self.update_share > 1:
+            raise ValueError("insert_share and update_share must be 0 or more and add up to at most 1")
+
+
+@dataclass
+class Column:
+    name: str
+    type_name: str
+    nullable: bool
+    has_default: bool
+    max_length: int | None
+    numeric_scale: tuple[int, int] | None
+    enum_labels: tuple[str, ...]
+    unique: bool
+    parent: str | None  # qualified parent table when a foreign key column
+
+
+@dataclass
+class SimTable:
+    table: Table
+    columns: list[Column]
+    referenced: bool
+    version: Column | None
+    keys: list = field(default_factory=list)
+
+    @property
+    def key(self) -> Column:
+        return next(c for c in self.columns if c.name == self.table.key[0])
+
+
+@dataclass
+class SimulatorReport:
+    seconds: float = 0.0
+    writes: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    target: dict = field(default_factory=lambda: defaultdict(int))
+    source_errors: int = 0
+    latencies_ms: list = field(default_factory=list, repr=False)
+
+    @property
+    def total(self) -> int:
+        return sum(n for per_table in self.writes.values() for n in per_table.values())
+
+    def percentile_ms(self, fraction: float) -> float:
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+    def as_dict(self) -> dict:
+        return {
+            "seconds": round(self.seconds, 2), "writes": self.total,
+            "writes_per_s": round(self.total / self.seconds, 1) if self.seconds else 0.0,
+            "by_kind": {kind: dict(tables) for kind, tables in self.writes.items()},
+            "target": dict(self.target), "source_errors": self.source_errors,
+            "source_p50_ms": round(self.percentile_ms(0.5), 2), "source_p95_ms": round(self.percentile_ms(0.95), 2),
+        }
+
+
+def version_column(columns: list[Column], key: str) -> Column | None:
+    """The column an update stamps with an ever-growing value: first of a comparable type."""
+    for column in columns:
+        if column.name != key and column.type_name in VERSION_TYPES and not column.unique and column.parent is None:
+            return column
+    return None
+
+
+_COLUMNS = """
+SELECT a.attname, t.typname, NOT a.attnotnull, a.atthasdef, a.atttypmod,
+       coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '{}'),
+       EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = a.attrelid AND c.contype IN ('u', 'p') AND c.conkey = ARRAY[a.attnum]),
+       (SELECT p.relname FROM pg_constraint c JOIN pg_class p ON p.oid = c.confrelid
+         WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum] LIMIT 1)
+FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+ORDER BY a.attnum
+"""
+_REFERENCED = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)))"
+
+
+def describe_table(conn: psycopg.Connection, table: Table) -> SimTable:
+    columns = []
+    for name, type_name, nullable, has_default, typmod, labels, unique, parent in conn.execute(_COLUMNS, table.source_ident):
+        max_length = typmod - 4 if type_name in ("varchar", "bpchar") and typmod > 0 else None
+        scale = (((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF) if type_name == "numeric" and typmod > 0 else None
+        columns.append(Column(name, type_name, nullable, has_default, max_length, scale, tuple(labels), unique,
+                              f"{table.target_schema}.{parent}" if parent else None))
+    if not columns:
+        raise ValueError(f"{table.qualified}: table {'.'.join(table.source_ident)} does not exist on the source")
+    referenced = conn.execute(_REFERENCED, table.source_ident).fetchone()[0]
+    return SimTable(table, columns, referenced, version_column(columns, table.key[0]))
+
+
+class DualWriteSimulator:
+    """Run with ``run()`` (blocking) or ``start()`` / ``join()`` (a background thread)."""
+
+    def __init__(self, manifest: Manifest, sources: dict[str, Endpoint], target: Endpoint, config: SimulatorConfig):
+        self.manifest, self.sources, self.target, self.config = manifest, sources, target, config
+        self.rng = random.Random(config.seed)
+        self.report = SimulatorReport()
+        self.counter = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._held: list[tuple[float, sql.Composable, list, str]] = []  # delayed or reordered target writes
+        store = manifest.state_store
+        wanted = set(config.tables) if config.tables else None
+        self.tables = [t for t in manifest.tables if t.name != store.table and (wanted is None or t.qualified in wanted)]
+        self.state_keys = [(svc, key) for svc, keys in store.keys_by_service.items() for key in keys]
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> DualWriteSimulator:
+        self._thread = threading.Thread(target=self.run, name="dual-write-simulator", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> SimulatorReport:
+        if self._thread:
+            self._thread.join(timeout)
+        return self.report
+
+    def run(self) -> SimulatorReport:
+        services = {t.service for t in self.tables} | {svc for svc, _ in self.state_keys}
+        conns: dict[str, psycopg.Connection] = {}
+        try:
+            for service in sorted(services):
+                conns[service] = self.sources[service].connect(application_name=APPLICATION_NAME, autocommit=True)
+            target = self.target.connect(application_name=APPLICATION_NAME, autocommit=True) if self.config.dual_write else None
+            self.sim_tables = [describe_table(conns[t.service], t) for t in self.tables]
+            for sim in self.sim_tables:
+                self._load_keys(conns[sim.table.service], sim)
+            self._loop(conns, target)
+            if target is not None:
+                self._flush(target, force=True)
+                target.close()
+        finally:
+            for conn in conns.values():
+                conn.close()
+        log.info("simulator wrote %s", self.report.as_dict())
+        return self.report
+
+    def _loop(self, conns: dict[str, psycopg.Connection], target: psycopg.Connection | None) -> None:
+        cfg = self.config
+        started = time.monotonic()
+        deadline = started + cfg.duration_s if cfg.duration_s is not None else float("inf")
+        done = 0
+        while not self._stop.is_set() and time.monotonic() < deadline and (cfg.max_writes is None or done < cfg.max_writes):
+            pause = started + done / cfg.rate_per_s - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            self._one_write(conns, target)
+            done += 1
+            if target is not None:
+                self._flush(target)
+        self.report.seconds = time.monotonic() - started
+
+    # -- one write -----------------------------------------------------------
+    def _one_write(self, conns: dict[str, psycopg.Connection], target: psycopg.Connection | None) -> None:
+        self.counter += 1
+        roll = self.rng.random()
+        if self.state_keys and roll < self.config.state_store_share:
+            service, key = self.rng.choice(self.state_keys)
+            self._state_upsert(conns[service], target, service, key)
+            return
+        sim = self.rng.choice(self.sim_tables)
+        kind_roll = self.rng.random()
+        if kind_roll < self.config.insert_share or not sim.keys:
+            sim = self._insertable(sim)
+            if sim is not None:
+                self._insert(conns[sim.table.service], target, sim)
+        elif kind_roll < self.config.insert_share + self.config.update_share or sim.referenced:
+            self._update(conns[sim.table.service], target, sim)
+        else:
+            self._delete(conns[sim.table.service], target, sim)
+
+    def _insertable(self, sim: SimTable) -> SimTable | None:
+        """The table itself, or a parent first when a parent has no row to point at yet."""
+        for column in sim.columns:
+            if column.parent:
+                parent = next(s for s in self.sim_tables if s.table.qualified == column.parent)
+                if not parent.keys:
+                    return self._insertable(parent)
+        return sim
+
+    def _insert(self, source: psycopg.Connection, target, sim: SimTable) -> None:
+        columns = [c for c in sim.columns if not (c.name == sim.key.name and c.has_default)]
+        values = [self._version_value(c) if c is sim.version else self._value(c) for c in columns]
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
+            sql.Identifier(*sim.table.source_ident), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
+            sql.SQL(", ").join(sql.Placeholder() * len(columns)), _as_text(sim.columns))
+        row = self._source_write(source, statement, values, "insert", sim.table.qualified)
+        if row is None:
+            return
+        self._remember(sim, row[[c.name for c in sim.columns].index(sim.key.name)])
+        self._target_write(target, sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            sql.Identifier(*sim.table.target_ident), sql.SQL(", ").join(sql.Identifier(c.name) for c in sim.columns),
+            sql.SQL(", ").join(sql.Placeholder() * len(sim.columns))), list(row), "insert", sim.table.qualified)
+
+    def _update(self, source: psycopg.Connection, target, sim: SimTable) -> None:
+        column = sim.version or next(c for c in sim.columns if c.name != sim.key.name and not c.unique and c.parent is None)
+        key = self.rng.choice(sim.keys)
+        value = self._version_value(column) if column is sim.version else self._value(column)
+        for conn, ident, write in ((source, sim.table.source_ident, self._source_write), (target, sim.table.target_ident, self._target_write)):
+            statement = sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s RETURNING 1").format(
+                sql.Identifier(*ident), sql.Identifier(column.name), sql.Identifier(sim.key.name))
+            if write(conn, statement, [value, key], "update", sim.table.qualified) is None and conn is source:
+                return
+
+    def _delete(self, source: psycopg.Connection, target, sim: SimTable) -> None:
+        key = sim.keys.pop(self.rng.randrange(len(sim.keys)))
+        for conn, ident, write in ((source, sim.table.source_ident, self._source_write), (target, sim.table.target_ident, self._target_write)):
+            statement = sql.SQL("DELETE FROM {} WHERE {} = %s RETURNING 1").format(sql.Identifier(*ident), sql.Identifier(sim.key.name))
+            if write(conn, statement, [key], "delete", sim.table.qualified) is None and conn is source:
+                return
+
+    def _state_upsert(self, source: psycopg.Connection, target, service: str, key: str) -> None:
+        store = self.manifest.state_store
+        schema = self.manifest.service(service)
+        payload = json.dumps({"version": self.counter, "seed": self.config.seed, "items": [self.rng.randrange(10**6) for _ in range(5)]})
+        stamp = (VERSION_EPOCH + timedelta(seconds=self.counter)).isoformat()
+        for conn, ident, write in ((source, (schema.source_schema, store.table), self._source_write),
+                                   (target, (schema.target_schema, store.table), self._target_write)):
+            statement = sql.SQL(
+                "INSERT INTO {table} ({key}, payload, {updated}) VALUES (%s, %s::jsonb, %s)"
+                " ON CONFLICT ({key}) DO UPDATE SET payload = EXCLUDED.payload, {updated} = EXCLUDED.{updated} RETURNING 1"
+            ).format(table=sql.Identifier(*ident), key=sql.Identifier(store.key_column), updated=sql.Identifier(store.updated_column))
+            if write(conn, statement, [key, payload, stamp], "state_upsert", f"{schema.target_schema}.{store.table}") is None and conn is source:
+                return
+
+    # -- the two sides -------------------------------------------------------
+    def _source_write(self, conn: psycopg.Connection, statement, params, kind: str, table: str):
+        started = time.perf_counter()
+        try:
+            with conn.transaction():
+                pin_output_settings(conn)
+                row = conn.execute(statement, params).fetchone()
+        except psycopg.Error as exc:
+            # A random value can collide with a unique one; the app would retry, we move on.
+            self.report.source_errors += 1
+            log.debug("%s %s refused by the source: %s", kind, table, exc.sqlstate)
+            return None
+        self.report.latencies_ms.append((time.perf_counter() - started) * 1000)
+        if row is None:
+            return None
+        self.report.writes[kind][table] += 1
+        return row
+
+    def _target_write(self, conn, statement, params, kind: str, table: str):
+        if conn is None:
+            return True
+        faults, roll = self.config.faults, self.rng.random()
+        if roll < faults.drop:
+            self.report.target["dropped"] += 1
+        elif roll < faults.drop + faults.delay:
+            self.report.target["delayed"] += 1
+            self._held.append((time.monotonic() + faults.delay_seconds, statement, params, f"{kind} {table}"))
+        elif roll < faults.drop + faults.delay + faults.reorder:
+            # Held until after the next write: the two land on the target in swapped order.
+            self.report.target["reordered"] += 1
+            self._held.append((0.0, statement, params, f"{kind} {table}"))
+        else:
+            self._apply(conn, statement, params, f"{kind} {table}")
+        return True
+
+    def _flush(self, conn: psycopg.Connection, force: bool = False) -> None:
+        now = time.monotonic()
+        due = [h for h in self._held if force or h[0] <= now]
+        self._held = [h for h in self._held if not (force or h[0] <= now)]
+        for _, statement, params, label in due:
+            self._apply(conn, statement, params, label)
+
+    def _apply(self, conn: psycopg.Connection, statement, params, label: str) -> None:
+        try:
+            with conn.transaction():
+                pin_output_settings(conn)
+                conn.execute(statement, params)
+            self.report.target["applied"] += 1
+        except psycopg.Error as exc:
+            self.report.target["failed_as_dropped"] += 1
+            log.debug("target %s refused (SQLSTATE %s): counted as dropped", label, exc.sqlstate)
+
+    # -- values ----------------------------------------------------------------
+    def _load_keys(self, conn: psycopg.Connection, sim: SimTable) -> None:
+        query = sql.SQL("SELECT {} FROM {} LIMIT %s").format(sql.Identifier(sim.key.name), sql.Identifier(*sim.table.source_ident))
+        sim.keys = [row[0] for row in conn.execute(query, [KEY_POOL_SIZE])]
+
+    def _remember(self, sim: SimTable, key) -> None:
+        if len(sim.keys) >= KEY_POOL_SIZE:
+            sim.keys[self.rng.randrange(len(sim.keys))] = key
+        else:
+            sim.keys.append(key)
+
+    def _version_value(self, column: Column):
+        if column.type_name in ("timestamp", "timestamptz"):
+            return (VERSION_EPOCH + timedelta(seconds=self.counter)).replace(tzinfo=None if column.type_name == "timestamp" else UTC)
+        if column.type_name == "jsonb":
+            return json.dumps({"version": self.counter})
+        return self.counter
+
+    def _value(self, column: Column):
+        rng, n = self.rng, self.counter
+        if column.parent:
+            parent = next(s for s in self.sim_tables if s.table.qualified == column.parent)
+            return rng.choice(parent.keys)
+        t = column.type_name
+        if column.enum_labels:
+            return rng.choice(column.enum_labels)
+        if t in INTEGER_TYPES:
+            return rng.randrange(1, 30_000) if t == "int2" else (2**30 + n * 7919 + rng.randrange(7919)) % (2**31 - 1) if column.unique else rng.randrange(1, 10**6)
+        if t == "numeric":
+            precision, scale = column.numeric_scale or (12, 2)
+            return round(rng.random() * (10 ** (precision - scale) - 1), scale)
+        if t == "bool":
+            return rng.random() < 0.5
+        if t in ("json", "jsonb"):
+            return json.dumps({"sim": n, "r": rng.randrange(10**6)})
+        if t in ("timestamp", "timestamptz"):
+            return (VERSION_EPOCH + timedelta(seconds=n)).replace(tzinfo=None if t == "timestamp" else UTC)
+        if t == "uuid":
+            return uuid.UUID(int=rng.getrandbits(128), version=4)
+        if t in ("text", "varchar", "bpchar"):
+            text = f"sim-{self.config.seed}-{n}-{rng.getrandbits(40):x}"
+            return text[: column.max_length] if column.max_length else text
+        if column.nullable:
+            return None
+        raise ValueError(f"the simulator cannot make a value of type {t!r} for column {column.name!r}")
+
+
+def _as_text(columns: list[Column]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in columns)
