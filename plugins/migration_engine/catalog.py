@@ -79,7 +79,8 @@ def fingerprint(conn: psycopg.Connection, schemas: Iterable[str]) -> Fingerprint
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for schema in schemas:
-            # Expressions print unqualified for objects visible on the search_path.
+            # Expressions print unqualified for objects visible on the search_path; pg_catalog
+            # first, so a built-in (gen_random_uuid) prints the same whatever extensions a schema holds.
             conn.execute(sqlfiles.load("catalog", "pin_search_path").render(), {"schema": schema})
             result[schema] = _schema(conn, schema)
     return Fingerprint(result)

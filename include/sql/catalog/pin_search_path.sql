@@ -1,1 +1,1 @@
-SELECT set_config('search_path', quote_ident(%(schema)s) || ', pg_catalog', true)
+SELECT set_config('search_path', 'pg_catalog, ' || quote_ident(%(schema)s), true)
