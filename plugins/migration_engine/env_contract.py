@@ -123,7 +123,7 @@ def pools_from_env(manifest: Manifest, environ: Mapping[str, str]) -> dict[str, 
 
 
 def pool_description(pool: str) -> str:
-    what = "the target database" if pool == TARGET_POOL else f"source database of {pool.removeprefix(source_pool(''))}"
+    what = "the target database" if pool == TARGET_POOL else f"the {pool.removeprefix(source_pool(''))} source database"
     return f"Connections the migration may hold open at once on {what} (DB_POOL_MAX)."
 
 
