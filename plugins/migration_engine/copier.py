@@ -117,7 +117,7 @@ def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, start
 
 def _range_has_rows(tgt: psycopg.Connection, table: Table, chunk: Chunk) -> bool:
     statement = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
-        sql.Identifier(*table.target_ident), chunk.key_predicate(table.key[0]) if chunk.kind else sql.SQL("TRUE")
+        sql.Identifier(*table.target_ident), chunk.key_predicate(table.key[0])
     )
     return tgt.execute(statement, chunk.params).fetchone()[0]
 
@@ -128,7 +128,7 @@ def _column_list(columns: list[Column]) -> sql.Composable:
 
 def _stream(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, into: sql.Composable) -> tuple[int, int]:
     """Pipe the chunk's source rows into ``into``; returns (rows, bytes). Never holds more than one block."""
-    predicate = chunk.key_predicate(table.key[0]) if chunk.kind else sql.SQL("TRUE")
+    predicate = chunk.key_predicate(table.key[0])
     options = sql.SQL("(FORMAT binary)" if fmt == "binary" else "(FORMAT text)")
     copy_out = sql.SQL("COPY (SELECT {} FROM {} WHERE {}) TO STDOUT {}").format(
         _column_list(columns), sql.Identifier(*table.source_ident), predicate, options
@@ -178,7 +178,7 @@ def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str
     ).format(target=target_table, cols=_column_list(columns), stage=stage,
              key=sql.SQL(", ").join(map(sql.Identifier, key)), action=on_conflict)
     inserted, updated = tgt.execute(upsert).fetchone()
-    predicate = chunk.key_predicate(key[0], alias="t") if chunk.kind else sql.SQL("TRUE")
+    predicate = chunk.key_predicate(key[0], alias="t")
     delete = sql.SQL("DELETE FROM {} AS t WHERE {} AND NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})").format(
         target_table, predicate, stage,
         sql.SQL(" AND ").join(sql.SQL("{} = {}").format(sql.Identifier("s", k), sql.Identifier("t", k)) for k in key),
