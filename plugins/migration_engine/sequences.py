@@ -60,8 +60,13 @@ def _max_key(conn: psycopg.Connection, table: Table, column: str) -> int | None:
     return conn.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column), sql.Identifier(*table.target_ident))).fetchone()[0]
 
 
-def sync_sequences(source_endpoints: Mapping[str, Endpoint], target: Endpoint, manifest: Manifest, gap: int = 0) -> list[dict]:
-    """Move each target sequence to >= max(source position, max target key) + gap; one dict per sequence."""
+def sync_sequences(
+    source_endpoints: Mapping[str, Endpoint], target: Endpoint, manifest: Manifest, gap: int = 0, *, dry_run: bool = False
+) -> list[dict]:
+    """Move each target sequence to >= max(source position, max target key) + gap; one dict per sequence.
+
+    ``dry_run`` computes and returns the same moves without setting anything.
+    """
     if gap < 0:
         raise ValueError(f"gap must be 0 or more, found {gap}")
     app = "credity-migration-sequences"
@@ -76,7 +81,7 @@ def sync_sequences(source_endpoints: Mapping[str, Endpoint], target: Endpoint, m
                     before = sequence_position(tgt, dst["sequence"], dst["increment"])
                     wanted = max(source_pos, max_key if max_key is not None else source_pos) + gap
                     changed = wanted > before and wanted >= dst["min"]
-                    if changed:
+                    if changed and not dry_run:
                         tgt.execute("SELECT setval(%s::regclass, %s, true)", (sql.Identifier(*dst["sequence"]).as_string(tgt), wanted))
                 results.append({
                     "table": table.qualified,
