@@ -29,7 +29,7 @@ from migration_engine.reconcile.diff import (
     mismatched_buckets,
     over_cap,
 )
-from migration_engine.reconcile.keyspace import ReconcileError, TableShape, ranges_for_buckets
+from migration_engine.reconcile.keyspace import ReconcileError, TableShape
 from migration_engine.reconcile.repair import Side, repair_batch
 
 log = logging.getLogger("migration.reconcile")
@@ -195,15 +195,14 @@ def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str,
     result.mismatched_buckets = len(mismatched)
     found: list[Drift] = []
     limit = result.cap + 1
-    for key_range in ranges_for_buckets(boundaries, mismatched):
-        with src.transaction(), tgt.transaction():
-            pin_output_settings(src)
-            pin_output_settings(tgt)
-            for drift in diff_sorted(scan.stream_key_hashes(src, shape, src_ident, key_range, "reconcile_source"),
-                                     scan.stream_key_hashes(tgt, shape, tgt_ident, key_range, "reconcile_target")):
-                found.append(drift)
-                if len(found) >= limit:
-                    return found
+    with src.transaction(), tgt.transaction():
+        pin_output_settings(src)
+        pin_output_settings(tgt)
+        for drift in diff_sorted(scan.stream_key_hashes(src, shape, src_ident, boundaries, mismatched),
+                                 scan.stream_key_hashes(tgt, shape, tgt_ident, boundaries, mismatched)):
+            found.append(drift)
+            if len(found) >= limit:
+                break
     return found
 
 

@@ -11,11 +11,19 @@ from psycopg import sql
 
 from migration_engine.canonical import hash_sum, pin_output_settings, row_hash
 from migration_engine.reconcile.diff import BucketSummary
-from migration_engine.reconcile.keyspace import KeyRange, ReconcileError, TableShape, dedupe_sorted, key_kind_for
+from migration_engine.reconcile.keyspace import (
+    KeyKind,
+    KeyRange,
+    ReconcileError,
+    TableShape,
+    dedupe_sorted,
+    key_kind_for,
+    ranges_for_buckets,
+)
 
-TARGET_ROWS_PER_BUCKET = 500
-MAX_BUCKETS = 10_000
-SAMPLES_PER_BUCKET = 20
+TARGET_ROWS_PER_BUCKET = 200
+MAX_BUCKETS = 20_000
+SAMPLES_PER_BUCKET = 5
 STREAM_BATCH_ROWS = 5_000
 
 
@@ -93,16 +101,49 @@ def bucket_summaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[s
     return {bucket: BucketSummary(count, int(digest)) for bucket, count, digest in rows}
 
 
-def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], key_range: KeyRange,
-                      name: str) -> Iterator[tuple]:
-    """(key, row_hash) for the keys of one range, key-ordered, fetched in batches.
+def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], boundaries: list,
+                      buckets: list[int]) -> Iterator[tuple]:
+    """(key, row_hash) of every row in the given buckets, key-ordered, fetched in batches.
 
-    Must be iterated inside ``conn.transaction()`` after ``pin_output_settings``.
+    Integer and uuid keys are read by index range scans: one query for the
+    buckets between two boundaries (a lateral join over the ranges), one each
+    for the open-ended first and last buckets, chained in key order. Text keys
+    compare in byte order, which the column's index does not follow, so they
+    are read with one filtered scan. Must be iterated inside ``conn.transaction()``
+    after ``pin_output_settings``.
     """
-    condition, params = key_range.condition(shape.ordered_key())
-    query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE {condition} ORDER BY 1").format(
-        key=shape.ordered_key(), hash=row_hash(shape.columns), table=sql.Identifier(*ident), condition=condition
-    )
+    base = {"key": shape.ordered_key(), "hash": row_hash(shape.columns), "table": sql.Identifier(*ident)}
+    if not buckets:
+        return
+    # A cursor is planned for its first 10% of rows by default, which favours walking the
+    # whole key index over a sort of the few rows the ranges hold; we read every row.
+    conn.execute("SELECT set_config('cursor_tuple_fraction', '1', true), set_config('jit', 'off', true)")
+    if shape.key_kind is KeyKind.TEXT:
+        query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE width_bucket({bucket_key}, {bounds}) = ANY(%(buckets)s::int[]) ORDER BY 1")
+        yield from _stream(conn, query.format(bucket_key=shape.bucket_key(), bounds=shape.key_array("bounds"), **base),
+                           {"bounds": boundaries, "buckets": buckets}, "reconcile_text")
+        return
+    ranges = ranges_for_buckets(boundaries, buckets)
+    bounded = [r for r in ranges if r.lower is not None and r.upper is not None]
+    if ranges[0].lower is None:
+        yield from _stream_range(conn, shape, base, ranges[0], "reconcile_low")
+    if bounded:
+        query = sql.SQL(
+            "SELECT x.* FROM unnest({lowers}, {uppers}) AS r(lower_key, upper_key) CROSS JOIN LATERAL"
+            " (SELECT {key}, {hash} FROM {table} AS t WHERE {column} >= r.lower_key AND {column} < r.upper_key) AS x ORDER BY 1"
+        ).format(lowers=shape.key_array("lowers"), uppers=shape.key_array("uppers"), column=sql.Identifier("t", shape.key), **base)
+        yield from _stream(conn, query, {"lowers": [r.lower for r in bounded], "uppers": [r.upper for r in bounded]}, "reconcile_mid")
+    if ranges[-1].upper is None and ranges[-1].lower is not None:
+        yield from _stream_range(conn, shape, base, ranges[-1], "reconcile_high")
+
+
+def _stream_range(conn: psycopg.Connection, shape: TableShape, base: dict, key_range: KeyRange, name: str) -> Iterator[tuple]:
+    condition, params = key_range.condition(sql.Identifier("t", shape.key))
+    query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE {condition} ORDER BY 1").format(condition=condition, **base)
+    yield from _stream(conn, query, params, name)
+
+
+def _stream(conn: psycopg.Connection, query: sql.Composable, params: dict, name: str) -> Iterator[tuple]:
     with conn.cursor(name=name) as cursor:
         cursor.itersize = STREAM_BATCH_ROWS
         cursor.execute(query, params)
