@@ -69,8 +69,9 @@ class Endpoint:
         statement_timeout = statement_timeout_ms if statement_timeout_ms is not None else _env_int("DB_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS)
         lock_timeout = lock_timeout_ms if lock_timeout_ms is not None else _env_int("DB_LOCK_TIMEOUT_MS", DEFAULT_LOCK_TIMEOUT_MS)
         # A transaction pooler forwards no startup options; set them per session instead.
+        # DateStyle ISO: psycopg parses dates and timestamps only in ISO output (servers may run SQL, DMY).
         if not self.pooled:
-            options.append(f"-c statement_timeout={statement_timeout} -c lock_timeout={lock_timeout}")
+            options.append(f"-c statement_timeout={statement_timeout} -c lock_timeout={lock_timeout} -c DateStyle=ISO")
         params.setdefault("connect_timeout", str(max(1, _env_int("DB_CONNECTION_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_S * 1000) // 1000)))
         params["application_name"] = application_name or os.environ.get("DB_APPLICATION_NAME") or params.get("application_name") or "credity-migration"
         if options:
@@ -84,9 +85,10 @@ class Endpoint:
             )
         except psycopg.OperationalError as exc:
             raise EndpointError(f"cannot connect to {self.name} ({self.describe()}): {redact(str(exc), self.password)}") from None
-        if self.pooled and (statement_timeout or lock_timeout):
+        if self.pooled:
             with conn.transaction() if not autocommit else _nullcontext():
-                conn.execute("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+                conn.execute("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false), "
+                             "set_config('DateStyle', 'ISO', false)",
                              (str(statement_timeout), str(lock_timeout)))
         return conn
 

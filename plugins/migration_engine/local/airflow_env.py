@@ -79,10 +79,14 @@ class AirflowHome:
         self.airflow("db", "migrate")
 
     def run_dag(
-        self, dag_id: str, conf: dict | None = None, extra_env: dict | None = None, timeout: float = 1200, on_line=None
+        self, dag_id: str, conf: dict | None = None, extra_env: dict | None = None, timeout: float = 1200, on_line=None,
+        logical_date: str | None = None,
     ) -> DagRunResult:
-        """``airflow dags test``; ``on_line`` sees each output line as it comes (for progress)."""
-        args = [str(VENV_BIN / "airflow"), "dags", "test", dag_id]
+        """``airflow dags test``; ``on_line`` sees each output line as it comes (for progress).
+
+        The same ``logical_date`` again clears that run's task instances and runs it anew.
+        """
+        args = [str(VENV_BIN / "airflow"), "dags", "test", dag_id, *([logical_date] if logical_date else [])]
         if conf:
             args += ["--conf", json.dumps(conf)]
         env = {**self.env, **(extra_env or {})}
