@@ -97,6 +97,7 @@ class Manifest:
     target_pooler: Connection
     control_schema: str
     schema_sql: Path
+    smoke_sql: Path
     services: tuple[Service, ...]
     state_store: StateStore
     schema_steps: tuple[SchemaStep, ...]
@@ -234,7 +235,7 @@ def _parse(r: _Reader, raw) -> Manifest:
     top = r.mapping(
         raw, "",
         required={"migration", "connections", "services", "state_store", "schema_steps", "control_schema", "schema_sql"},
-        optional={"description"},
+        optional={"description", "smoke_sql"},
     )
     conns = r.mapping(top["connections"], "connections", required={"sources", "target"})
     sources_raw = r.mapping(conns["sources"], "connections.sources", required=set(), optional=set(conns["sources"] or {}))
@@ -268,6 +269,9 @@ def _parse(r: _Reader, raw) -> Manifest:
     schema_sql = REPO_ROOT / str(top["schema_sql"])
     if not schema_sql.is_dir():
         r.fail("schema_sql", f"folder {top['schema_sql']!r} does not exist", "give a folder relative to the repository root")
+    smoke_sql = REPO_ROOT / str(top.get("smoke_sql", "include/sql/smoke"))
+    if not smoke_sql.is_dir():
+        r.fail("smoke_sql", f"folder {top['smoke_sql']!r} does not exist", "give a folder of smoke-check SQL files")
     return Manifest(
         file=r.file,
         migration=r.identifier(top["migration"], "migration"),
@@ -277,6 +281,7 @@ def _parse(r: _Reader, raw) -> Manifest:
         target_pooler=pooler,
         control_schema=control_schema,
         schema_sql=schema_sql,
+        smoke_sql=smoke_sql,
         services=services,
         state_store=state_store,
         schema_steps=steps,

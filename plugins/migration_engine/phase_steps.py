@@ -173,3 +173,27 @@ def sync_sequences(dag_id: str, *, gap: int, dry_run: bool) -> list[dict]:
         log.info("%s sequence %s.%s: %s -> %s", "would set" if dry_run else "set", entry["table"], entry["column"],
                  entry["target_before"], entry["target_after"])
     return moved
+
+
+def final_backup(dag_id: str, run_id: str, *, dry_run: bool) -> dict:
+    """A fresh verified pg_dump of every source, recorded in the ledger as ``final_backup:<service>``."""
+    from migration_engine import backup
+    from migration_engine.checks import fail_without_retry
+    from migration_engine.preflight import frozen_fingerprint
+
+    m = ds.manifest()
+    root = backup.default_backup_root() / m.migration / "final"
+    records = {}
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        for service in m.services:
+            if dry_run:
+                log.info("dry run: would write a final verified backup of the %s source under %s", service.name, root)
+                continue
+            fingerprint, _ = frozen_fingerprint(conn, m, service.name)
+            record = backup.back_up(
+                ds.source_endpoint(service.name), service.name, root, fingerprint.sha256,
+                [t.source_ident for t in service.tables], fresh=True,
+            )
+            ledger.record_fact(conn, m.control_schema, f"final_backup:{service.name}", record.as_dict(), dag_id, run_id)
+            records[service.name] = record.as_dict()
+    return records

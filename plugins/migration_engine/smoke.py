@@ -2,8 +2,8 @@
 
 Each service gets a read/write probe (a state-store upsert inside a transaction
 that is rolled back, so nothing stays behind) and its critical queries from
-``include/sql/smoke/<service>/``; files directly in ``include/sql/smoke/`` run for
-every service. The same checks validate the source after a rollback.
+the manifest's ``smoke_sql`` folder (``<folder>/<service>/``); files directly in the
+folder run for every service. The same checks validate the source after a rollback.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ class SmokeResult:
         return asdict(self)
 
 
-def smoke_files(service: str) -> list[sqlfiles.SqlFile]:
-    root = sqlfiles.sql_path("smoke")
+def smoke_files(root, service: str) -> list[sqlfiles.SqlFile]:
     shared = sorted(p for p in root.glob("*.sql"))
     own = sorted((root / service).glob("*.sql"))
     return [sqlfiles.SqlFile(p) for p in shared + own]
@@ -60,7 +59,7 @@ def run_smoke_checks(
         }
         conn = connect_for_service(service.name)
         try:
-            for file in smoke_files(service.name):
+            for file in smoke_files(manifest.smoke_sql, service.name):
                 results.append(_run_one(conn, service.name, file, identifiers))
         finally:
             conn.close()
