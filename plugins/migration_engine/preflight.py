@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -153,8 +154,11 @@ def check_fingerprint_unchanged(
     live = catalog.fingerprint(source_conn, [schema])
     if live.sha256 == frozen.sha256:
         return live.sha256
+    # Fingerprints hold no schema names inside, so the live one may be filed under the
+    # target schema's name: differences then read "wallet.users: ...", as everywhere else.
+    label = manifest.service(service).target_schema
     changes = catalog.diff_catalogs(
-        frozen, live, {schema: manifest.service(service).target_schema},
+        frozen, catalog.Fingerprint({label: live.schema(schema)}), {schema: label},
         source_label="the preflight fingerprint", target_label="the live source",
     )
     raise SchemaChanged(
@@ -162,6 +166,25 @@ def check_fingerprint_unchanged(
         f"run {fact.run_id}):\n  " + "\n  ".join(changes or ["(fingerprint differs)"])
         + "\nThe schema freeze was broken: apply the change to the target schema SQL too, then run preflight again."
     )
+
+
+def check_sources_unchanged(
+    ledger_conn: psycopg.Connection, manifest: Manifest, connect_source: Callable[[str], psycopg.Connection]
+) -> dict[str, str]:
+    """``check_fingerprint_unchanged`` for every service; one failure naming all changes.
+
+    ``connect_source(service)`` opens a connection to that service's source; it is closed here.
+    """
+    digests, failures = {}, []
+    for service in manifest.services:
+        with connect_source(service.name) as source:
+            try:
+                digests[service.name] = check_fingerprint_unchanged(ledger_conn, source, manifest, service.name)
+            except SchemaChanged as exc:
+                failures.append(str(exc))
+    if failures:
+        raise SchemaChanged("\n".join(failures))
+    return digests
 
 
 def summary_text(summary: dict) -> str:

@@ -338,3 +338,24 @@ def test_advance_validates_order_and_a_repeat_adds_no_row(sources, manifest):
         assert ledger.advance(conn, CONTROL, "schema_applied", "schema_baseline", "r2") is True
         assert ledger.advance(conn, CONTROL, "schema_applied", "schema_baseline", "r3") is False
         assert [h["run_id"] for h in ledger.status(conn, CONTROL)["history"]] == ["setup", "r2"]
+
+
+def test_later_phases_check_every_source_against_its_frozen_fingerprint(sources, manifest):
+    ledger_at_preflight_passed(sources, manifest)
+
+    def connect(service):
+        return sources.source_endpoint(service).connect()
+
+    with sources.target_endpoint().connect() as ledger_conn:
+        assert set(preflight.check_sources_unchanged(ledger_conn, manifest, connect)) == {"wallet", "issuer", "recruiter"}
+        with sources.source_endpoint("issuer").connect(autocommit=True) as conn:
+            conn.execute("CREATE TABLE audit_trail (id bigint PRIMARY KEY)")
+        try:
+            with pytest.raises(preflight.SchemaChanged) as changed:
+                preflight.check_sources_unchanged(ledger_conn, manifest, connect)
+        finally:
+            with sources.source_endpoint("issuer").connect(autocommit=True) as conn:
+                conn.execute("DROP TABLE audit_trail")
+    assert "the issuer source schema changed since preflight" in str(changed.value)
+    assert "issuer.audit_trail: table exists in the live source, missing in the preflight fingerprint" in str(changed.value)
+    assert "wallet" not in str(changed.value)
