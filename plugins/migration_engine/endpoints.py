@@ -68,7 +68,9 @@ class Endpoint:
         options = []
         statement_timeout = statement_timeout_ms if statement_timeout_ms is not None else _env_int("DB_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS)
         lock_timeout = lock_timeout_ms if lock_timeout_ms is not None else _env_int("DB_LOCK_TIMEOUT_MS", DEFAULT_LOCK_TIMEOUT_MS)
-        # A transaction pooler forwards no startup options; set them per session instead.
+        # A transaction pooler forwards no startup options, and a session SET there would
+        # leak to whichever client gets that server connection next: pooled callers set
+        # what they need per transaction (smoke.py does).
         # DateStyle ISO: psycopg parses dates and timestamps only in ISO output (servers may run SQL, DMY).
         if not self.pooled:
             options.append(f"-c statement_timeout={statement_timeout} -c lock_timeout={lock_timeout} -c DateStyle=ISO")
@@ -85,20 +87,7 @@ class Endpoint:
             )
         except psycopg.OperationalError as exc:
             raise EndpointError(f"cannot connect to {self.name} ({self.describe()}): {redact(str(exc), self.password)}") from None
-        if self.pooled:
-            with conn.transaction() if not autocommit else _nullcontext():
-                conn.execute("SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false), "
-                             "set_config('DateStyle', 'ISO', false)",
-                             (str(statement_timeout), str(lock_timeout)))
         return conn
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _env_int(name: str, default: int) -> int:

@@ -19,6 +19,7 @@ from migration_engine.manifest import Manifest
 
 PROBE_FILE = "probe_write_state_store.sql"
 PROBE_KEY = "migration-smoke-probe"
+SMOKE_TIMEOUT_MS = 10_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def _run_one(conn: psycopg.Connection, service: str, file: sqlfiles.SqlFile, ide
     try:
         statement = file.render(**used)
         with conn.transaction(force_rollback=(label == PROBE_FILE)):
+            # Transaction-local settings: nothing leaks to the next client of the pooler's server connection.
+            conn.execute(
+                "SELECT set_config('statement_timeout', %(ms)s, true), set_config('lock_timeout', %(ms)s, true), "
+                "set_config('DateStyle', 'ISO', true)", {"ms": str(SMOKE_TIMEOUT_MS)},
+            )
             cursor = conn.execute(statement, {"probe_key": PROBE_KEY} if label == PROBE_FILE else None)
             rows = len(cursor.fetchall()) if cursor.description else cursor.rowcount
         if label == PROBE_FILE and rows != 1:
