@@ -151,15 +151,13 @@ def set_dual_write(dag_id: str, run_id: str, enabled: bool, *, dry_run: bool) ->
 def check_source_schema_unchanged(dag_id: str) -> dict:
     """Every source schema still matches the fingerprint frozen at preflight."""
     from migration_engine.checks import fail_without_retry
-    from migration_engine.preflight import check_fingerprint_unchanged
+    from migration_engine.preflight import check_sources_unchanged
 
-    m = ds.manifest()
-    digests = {}
+    def connect(service: str):
+        return ds.source_endpoint(service).connect(application_name=ds.application_name(dag_id))
+
     with fail_without_retry(), ds.target_connection(dag_id) as ledger_conn:
-        for service in m.services:
-            with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id)) as source:
-                digests[service.name] = check_fingerprint_unchanged(ledger_conn, source, m, service.name)
-    return digests
+        return check_sources_unchanged(ledger_conn, ds.manifest(), connect)
 
 
 def sync_sequences(dag_id: str, *, gap: int, dry_run: bool) -> list[dict]:
