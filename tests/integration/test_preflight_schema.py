@@ -8,10 +8,14 @@ functions the preflight DAG runs), so tests do not depend on each other's order.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 from migration_engine import catalog, ledger, preflight
+from migration_engine.backup import client_binary, libpq_environment
+from migration_engine.endpoints import from_url
+from migration_engine.generator import generate
 from migration_engine.local.servers import free_port
 from migration_engine.schema_sql import apply_drizzle_migration, create_source_layout
 from psycopg import sql
@@ -28,22 +32,10 @@ POOLER_VAR = "AIRFLOW_CONN_CREDITY_TARGET_POOLER"
 
 
 def fill_sources(estate, manifest) -> None:
-    """Stand-in for the data generator: the Credity source layout and every state-store key, fresh."""
-    create_source_layout(manifest, {s.name: estate.source_endpoint(s.name) for s in manifest.services})
-    store = manifest.state_store
-    for service, keys in store.keys_by_service.items():
-        with estate.source_endpoint(service).connect(autocommit=True) as conn:
-            conn.execute(
-                sql.SQL(
-                    "INSERT INTO {t} ({k}, payload, {u}) SELECT key, jsonb_build_object('key', key), now() "
-                    "FROM unnest(%s::text[]) AS key ON CONFLICT ({k}) DO UPDATE SET {u} = now()"
-                ).format(
-                    t=sql.Identifier(manifest.service(service).source_schema, store.table),
-                    k=sql.Identifier(store.key_column),
-                    u=sql.Identifier(store.updated_column),
-                ),
-                (list(keys),),
-            )
+    """A generated Credity source (small scale): every table and all twelve state-store keys, fresh."""
+    endpoints = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    create_source_layout(manifest, endpoints)
+    generate(manifest, endpoints, scale=0.2, seed=7, replace=True)
 
 
 def reset_target(estate, manifest) -> None:
@@ -91,6 +83,20 @@ def ledger_status(estate) -> dict:
 def target_fingerprint(estate, manifest) -> catalog.Fingerprint:
     with estate.target_endpoint().connect() as conn:
         return catalog.fingerprint(conn, [s.target_schema for s in manifest.services] + [CONTROL])
+
+
+def restore_backup(estate, backups: list[dict], service: str) -> int:
+    """Restore one recorded backup into a scratch database (as the README says); rows in its users table."""
+    record = next(b for b in backups if b["service"] == service)
+    scratch = f"{service}_restored"
+    estate.source.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch)))
+    estate.source.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
+    endpoint = from_url("scratch", estate.source.url(scratch))
+    with libpq_environment(endpoint, "restore-check") as env:
+        subprocess.run([client_binary("pg_restore"), "--jobs=2", f"--dbname={scratch}", record["path"]], env=env, check=True,
+                       capture_output=True)
+    with endpoint.connect() as conn:
+        return conn.execute("SELECT count(*) FROM users").fetchone()[0]
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +157,10 @@ def test_preflight_then_schema_baseline_pass_and_the_ledger_shows_both(sources, 
         folder = Path(record["path"])
         assert folder.is_dir() and folder.parent.parent == tmp_path / "backups" / manifest.migration
         assert (folder / "toc.dat").exists() and record["size_bytes"] > 0
+
+    restored_rows = restore_backup(sources, summary["backups"], "wallet")
+    with sources.source_endpoint("wallet").connect() as conn:
+        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == restored_rows > 0
 
     result = run("schema_baseline")
     assert result.succeeded, result.output[-6000:]
