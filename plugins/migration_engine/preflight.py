@@ -193,7 +193,7 @@ def summary_text(summary: dict) -> str:
     for r in summary["endpoints"]:
         tls = "TLS " + (r.get("client_tls_protocol") or "on") if r["client_tls"] else "no TLS"
         lines.append(
-            f"  {r['endpoint']:<20} {r['where']:<40} PostgreSQL {r['server_version']:<8} {tls:<12} "
+            f"  {r['endpoint']:<18} {r['where']:<48} PostgreSQL {r['server_version'].split()[0]:<7} {tls:<12} "
             f"role {r['role']}{' (SUPERUSER)' if r['superuser'] else ''}"
         )
     lines += ["", f"State-store keys (window {summary['max_age_hours']:g} h):"]
