@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,29 @@ def test_later_phases_check_every_source_against_its_frozen_fingerprint(sources,
     assert "the issuer source schema changed since preflight" in str(changed.value)
     assert "issuer.audit_trail: table exists in the live source, missing in the preflight fingerprint" in str(changed.value)
     assert "wallet" not in str(changed.value)
+
+
+def test_concurrent_advances_queue_on_the_ledger_lock_and_record_one_transition(sources, manifest):
+    ledger_at_preflight_passed(sources, manifest)
+    results = {}
+    with sources.target_endpoint().connect() as first, sources.target_endpoint().connect() as second:
+        with first.transaction():
+            results["first"] = ledger.advance(first, CONTROL, "schema_applied", "schema_baseline", "run-a")
+            # The second advance must wait for the first transaction, then see its result.
+            waiter = threading.Thread(
+                target=lambda: results.__setitem__("second", ledger.advance(second, CONTROL, "schema_applied", "schema_baseline", "run-b"))
+            )
+            waiter.start()
+            waiter.join(timeout=1.5)
+            assert waiter.is_alive(), "the second advance did not wait for the ledger lock"
+        waiter.join(timeout=10)
+        assert results == {"first": True, "second": False}
+        assert [h["run_id"] for h in ledger.status(first, CONTROL)["history"]] == ["setup", "run-a"]
+
+
+def test_a_source_without_the_state_store_table_is_named(sources, manifest):
+    sources.source.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier("wallet_empty")))
+    sources.source.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier("wallet_empty")))
+    with from_url("wallet source", sources.source.url("wallet_empty")).connect() as conn:
+        with pytest.raises(preflight.StateStoreError, match=r"wallet source: public\.credverse_state_store does not exist"):
+            preflight.check_state_store(conn, manifest, "wallet", 24)
