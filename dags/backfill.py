@@ -7,7 +7,9 @@ target, while the apps keep running on the source.
 ## What it changes
 - Each mapped table's rows, streamed `COPY … TO STDOUT` → `COPY … FROM STDIN`
   (binary where the types allow), one mapped task per key-range chunk, named
-  like `wallet.activities [1200000, 1400000)`. A chunk's rows and its row in
+  like `wallet.activities [1200000, 1400000)`; small tables copied whole share
+  a task (`wallet.users .. wallet.claims (6 whole tables)`), since a task per
+  tiny table costs more in scheduling than in copying. A chunk's rows and its row in
   `migration_control.backfill_chunks` commit in one target transaction: a chunk
   is fully there and recorded, or absent. State-store rows land in the owning
   service's schema.
@@ -92,14 +94,14 @@ def backfill():
         pool=ds.TARGET_POOL,
         retries=3,
         execution_timeout=timedelta(hours=1),
-        map_index_template="{{ task.op_kwargs['chunk']['label'] }}",
+        map_index_template="{{ task.op_kwargs['chunks']['label'] }}",
     )
-    def copy_chunk(chunk: dict, params=None) -> dict:
-        return steps.copy(DAG_ID, get_current_context()["run_id"], chunk, force=params["force"])
+    def copy_chunk(chunks: dict, params=None) -> dict:
+        return steps.copy(DAG_ID, get_current_context()["run_id"], chunks, force=params["force"])
 
     @task(pool=ds.TARGET_POOL)
-    def summarise_progress(chunks: list[dict], copied: list[dict]) -> dict:
-        return steps.progress(DAG_ID, chunks, copied)
+    def summarise_progress(planned: list[dict], copied: list[dict]) -> dict:
+        return steps.progress(DAG_ID, planned, copied)
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2))
     def apply_post_load_constraints() -> list[str]:
@@ -125,7 +127,7 @@ def backfill():
     gates = check_ledger_phase() >> check_source_schema_unchanged()
     chunks = plan_chunks()
     gates >> chunks
-    copied = copy_chunk.expand(chunk=chunks)
+    copied = copy_chunk.expand(chunks=chunks)
     summary = summarise_progress(chunks, copied)
     constraints = apply_post_load_constraints()
     summary >> constraints

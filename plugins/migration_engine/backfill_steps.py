@@ -10,6 +10,9 @@ from migration_engine.checks import CheckFailed, fail_without_retry
 
 log = logging.getLogger("migration.backfill")
 
+# Whole small tables share one mapped task up to this many source bytes.
+SMALL_TABLES_TASK_BYTES = 64 * 1024 * 1024
+
 
 def _chosen_tables(tables: list[str]) -> set[str] | None:
     if not tables:
@@ -23,42 +26,94 @@ def _chosen_tables(tables: list[str]) -> set[str] | None:
     return set(tables)
 
 
-def plan(dag_id: str, tables: list[str], target_rows: int | None, max_chunks: int) -> list[dict]:
+def plan(dag_id: str, tables: list[str], target_rows: int | None, max_tasks: int) -> list[dict]:
+    """The mapped tasks' work: one task per chunk of a split table, small whole tables packed together."""
     from migration_engine.chunks import plan_all
 
     m = ds.manifest()
     chosen = _chosen_tables(tables)
     endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
-    chunks = plan_all(m, endpoints, target_rows=target_rows, max_chunks_total=max_chunks,
-                      application_name=ds.application_name(dag_id))
-    planned = [c.to_dict() for c in chunks if chosen is None or c.table in chosen]
-    per_table = Counter(c["table"] for c in planned)
-    log.info("planned %d chunks over %d tables: %s", len(planned), len(per_table), dict(per_table))
-    return planned
+    app = ds.application_name(dag_id)
+    chunks = plan_all(m, endpoints, target_rows=target_rows, max_chunks_total=max_tasks, application_name=app)
+    planned = [c for c in chunks if chosen is None or c.table in chosen]
+    whole = [c for c in planned if c.lower is None and c.upper is None]
+    units = pack_tasks(planned, _source_bytes(m, endpoints, [c.table for c in whole], app))
+    per_table = Counter(c.table for c in planned)
+    log.info("planned %d chunks over %d tables in %d tasks: %s", len(planned), len(per_table), len(units), dict(per_table))
+    return units
 
 
-def copy(dag_id: str, run_id: str, chunk: dict, *, force: bool) -> dict:
+def _source_bytes(m, endpoints, tables: list[str], application_name: str) -> dict[str, int]:
+    from migration_engine.chunks import table_size
+
+    sizes = {}
+    for service in m.services:
+        mine = [m.table(t) for t in tables if m.table(t).service == service.name]
+        if mine:
+            with endpoints[service.name].connect(application_name=application_name, autocommit=True) as conn:
+                sizes.update({t.qualified: table_size(conn, t)[1] for t in mine})
+    return sizes
+
+
+def pack_tasks(chunks, whole_table_bytes: dict[str, int], task_bytes: int = SMALL_TABLES_TASK_BYTES) -> list[dict]:
+    """Tasks of the mapped copy, in plan order (parents first).
+
+    A chunk of a split table is a task of its own. Tables planned as one whole
+    chunk are packed, in order, into tasks of up to ``task_bytes``: a task per
+    tiny table would cost more in scheduling than in copying. Each chunk still
+    commits with its own ledger row, so a packed task killed half-way resumes
+    at its first unrecorded chunk.
+    """
+    tasks: list[list] = []
+    packing: list = []
+    packed_bytes = 0
+    for chunk in chunks:
+        size = whole_table_bytes.get(chunk.table) if chunk.lower is None and chunk.upper is None else None
+        if size is None:
+            tasks.append([chunk])
+            packing, packed_bytes = [], 0
+            continue
+        if packing and packed_bytes + size > task_bytes:
+            packing, packed_bytes = [], 0
+        if not packing:
+            tasks.append(packing)
+        packing.append(chunk)
+        packed_bytes += size
+    return [{"label": _task_label(group), "chunks": [c.to_dict() for c in group]} for group in tasks]
+
+
+def _task_label(group) -> str:
+    if len(group) == 1:
+        return group[0].label
+    return f"{group[0].table} .. {group[-1].table} ({len(group)} whole tables)"
+
+
+def copy(dag_id: str, run_id: str, task: dict, *, force: bool) -> dict:
+    """Copy a task's chunks in turn; each is exactly once on its own (copy and ledger row in one transaction)."""
     from migration_engine.chunk_ledger import backfill_progress
     from migration_engine.copier import copy_chunk
 
     m = ds.manifest()
-    table = m.table(chunk["table"])
-    result = copy_chunk(
-        ds.source_endpoint(table.service), ds.target_endpoint(), m, chunk,
-        force=force, run_id=run_id, application_name=ds.application_name(dag_id),
-    )
-    table_progress = backfill_progress(ds.target_endpoint(), m, {}).get(table.qualified, {})
-    log.info("progress %s: %s chunk(s) recorded, %s rows so far", table.qualified,
-             table_progress.get("chunks_done"), table_progress.get("rows"))
-    return result
+    target = ds.target_endpoint()
+    results = []
+    for chunk in task["chunks"]:
+        table = m.table(chunk["table"])
+        results.append(copy_chunk(
+            ds.source_endpoint(table.service), target, m, chunk,
+            force=force, run_id=run_id, application_name=ds.application_name(dag_id),
+        ))
+    for table, entry in backfill_progress(target, m, {}).items():
+        if table in {c["table"] for c in task["chunks"]}:
+            log.info("progress %s: %s chunk(s) recorded, %s rows so far", table, entry["chunks_done"], entry["rows"])
+    return {"label": task["label"], "chunks": results}
 
 
-def progress(dag_id: str, chunks: list[dict], copied) -> dict:
+def progress(dag_id: str, tasks: list[dict], copied) -> dict:
     from migration_engine.chunk_ledger import backfill_progress
 
-    planned = Counter(c["table"] for c in chunks)
+    planned = Counter(c["table"] for t in tasks for c in t["chunks"])
     per_table = backfill_progress(ds.target_endpoint(), ds.manifest(), planned)
-    modes = Counter(r["mode"] for r in copied)
+    modes = Counter(r["mode"] for t in copied for r in t["chunks"])
     for table, entry in per_table.items():
         log.info("%-40s chunks %d/%d rows %d rate %s rows/s eta %s s", table, entry["chunks_done"], entry["chunks_total"],
                  entry["rows"], entry["rows_per_s"], entry["eta_s"])

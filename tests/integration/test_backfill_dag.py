@@ -83,7 +83,7 @@ def chunk_ledger(estate) -> dict[str, tuple]:
 
 
 def copy_results(airflow_home, dag_id: str = "backfill") -> list[dict]:
-    """The copy_chunk XCom values of the latest run, from the metadata DB."""
+    """Every chunk result in the copy_chunk XComs of the latest run, from the metadata DB."""
     import psycopg
 
     url = airflow_home.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)
@@ -93,7 +93,8 @@ def copy_results(airflow_home, dag_id: str = "backfill") -> list[dict]:
             "AND x.run_id = (SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1)",
             (dag_id, dag_id),
         ).fetchall()
-    return [v if isinstance(v, dict) else json.loads(v) for (v,) in rows]
+    tasks = [v if isinstance(v, dict) else json.loads(v) for (v,) in rows]
+    return [chunk for task in tasks for chunk in task["chunks"]]
 
 
 def ledger_phase(estate) -> str:

@@ -1,0 +1,42 @@
+"""Packing the backfill's mapped tasks: split tables keep a task per chunk, small whole tables share one."""
+
+from __future__ import annotations
+
+from migration_engine.backfill_steps import pack_tasks
+from migration_engine.chunks import Chunk
+
+MB = 1024 * 1024
+
+
+def test_split_table_chunks_stay_one_task_each_and_whole_tables_pack_up_to_the_byte_budget():
+    chunks = [
+        Chunk("wallet.users", "integer"),
+        Chunk("wallet.claims", "integer"),
+        Chunk("wallet.activities", "integer", None, 100),
+        Chunk("wallet.activities", "integer", 100, None),
+        Chunk("issuer.tenants", "uuid"),
+        Chunk("issuer.users", "uuid"),
+        Chunk("recruiter.users", "integer"),
+    ]
+    sizes = {"wallet.users": 30 * MB, "wallet.claims": 30 * MB, "issuer.tenants": 10 * MB,
+             "issuer.users": 50 * MB, "recruiter.users": 1 * MB}
+    tasks = pack_tasks(chunks, sizes, task_bytes=64 * MB)
+    assert [[c["table"] for c in t["chunks"]] for t in tasks] == [
+        ["wallet.users", "wallet.claims"],
+        ["wallet.activities"],
+        ["wallet.activities"],
+        ["issuer.tenants", "issuer.users", "recruiter.users"],
+    ]
+    assert [t["label"] for t in tasks] == [
+        "wallet.users .. wallet.claims (2 whole tables)",
+        "wallet.activities (-inf, 100)",
+        "wallet.activities [100, +inf)",
+        "issuer.tenants .. recruiter.users (3 whole tables)",
+    ]
+    assert sum(len(t["chunks"]) for t in tasks) == len(chunks)
+
+
+def test_a_whole_table_above_the_budget_gets_a_task_of_its_own():
+    chunks = [Chunk("wallet.users", "integer"), Chunk("wallet.claims", "integer"), Chunk("wallet.evidence", "integer")]
+    tasks = pack_tasks(chunks, {"wallet.users": 1 * MB, "wallet.claims": 200 * MB, "wallet.evidence": 1 * MB}, task_bytes=64 * MB)
+    assert [t["label"] for t in tasks] == ["wallet.users (all)", "wallet.claims (all)", "wallet.evidence (all)"]
