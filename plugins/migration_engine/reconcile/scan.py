@@ -66,10 +66,12 @@ def estimated_rows(conn: psycopg.Connection, ident: tuple[str, str]) -> int | No
 
 
 def sample_boundaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], *, seed: int = 0) -> list:
-    """Bucket boundaries from the data's own distribution: percentiles of a page sample.
+    """Bucket boundaries from the data's own distribution: percentiles of a row sample.
 
-    Computed once per run on the source and given to both sides, so both
-    group rows into identical buckets.
+    Rows, not pages (BERNOULLI, not SYSTEM): a page holds a run of consecutive
+    serial keys, so a page sample clusters and leaves some buckets thousands of
+    rows wide. Computed once per run on the source and given to both sides, so
+    both group rows into identical buckets.
     """
     rows = estimated_rows(conn, ident)
     if rows is None:
@@ -82,7 +84,7 @@ def sample_boundaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[
     fractions = [i / buckets for i in range(1, buckets)]
     query = sql.SQL(
         "SELECT percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY {key})"
-        " FROM {table} AS t TABLESAMPLE SYSTEM (%(percent)s) REPEATABLE (%(seed)s)"
+        " FROM {table} AS t TABLESAMPLE BERNOULLI (%(percent)s) REPEATABLE (%(seed)s)"
     ).format(key=shape.bucket_key(), table=sql.Identifier(*ident))
     with conn.transaction():
         values = conn.execute(query, {"fractions": fractions, "percent": percent, "seed": seed}).fetchone()[0]
