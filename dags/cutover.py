@@ -159,7 +159,7 @@ def cutover():
             ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]})
         return flags
 
-    @task(retries=0)
+    @task
     def fail_after_rollback(smoke: dict):
         ds.refuse(f"cutover rolled back: {len(smoke['failed'])} smoke check(s) failed: {smoke['failed']}")
 

@@ -31,7 +31,7 @@ def dagbag(tmp_path_factory, monkeypatch_module):
     monkeypatch_module.setattr(psycopg, "connect", refuse)
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS), include_examples=False)
+    return DagBag(dag_folder=str(DAGS))
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +41,7 @@ def monkeypatch_module():
 
 
 def test_every_dag_file_imports_without_error(dagbag):
+    assert EXPECTED_DAGS, "no DAG files found"
     assert dagbag.import_errors == {}
     assert set(dagbag.dag_ids) == EXPECTED_DAGS, "file name must equal dag_id"
 
@@ -63,6 +64,15 @@ def test_every_param_has_a_title_and_description(dagbag):
             schema = param.schema if hasattr(param, "schema") else {}
             assert schema.get("title"), f"{dag_id}: param {name} has no title"
             assert param.description or schema.get("description"), f"{dag_id}: param {name} has no description"
+
+
+def test_every_pool_a_task_uses_is_declared(dagbag, manifest):
+    from migration_engine.env_contract import pools_from_env
+
+    declared = set(pools_from_env(manifest, {})) | {"default_pool"}
+    for dag_id in dagbag.dag_ids:
+        for task in dagbag.dags[dag_id].tasks:
+            assert task.pool in declared, f"{dag_id}.{task.task_id}: pool {task.pool} is not declared"
 
 
 def test_no_deprecated_airflow_imports():
