@@ -67,7 +67,7 @@ PRODUCED_BY = {
     "schema_applied": "schema_baseline",
     "backfilled": "backfill",
     "verified": "verify",
-    "dual_write": "reconcile",
+    "dual_write": "dual_write",
     "soak": "reconcile",
     "cut_over": "cutover",
     "rolled_back": "rollback",

@@ -1,8 +1,8 @@
 """Dual-write, cutover, rollback and finalize through Airflow, on throwaway servers.
 
-The estate is brought to the soak phase once per module with the engine
-(layout, data, copy, constraints, fingerprints, ledger, clean reconciles); each
-test then drives the DAGs with ``airflow dags test`` and checks the databases.
+The estate is brought to `verified` once per module with the engine (layout,
+data, copy, constraints, fingerprints, ledger); the tests then drive the DAGs
+in order with ``airflow dags test`` and check the databases.
 """
 
 from __future__ import annotations
@@ -12,68 +12,29 @@ import time
 
 import pytest
 import yaml
-from psycopg import sql
 
-from migration_engine import ledger, read_path
-from migration_engine.canonical import hash_sum, pin_output_settings
-from migration_engine.chunks import plan_all
-from migration_engine.copier import copy_chunk
-from migration_engine.generator import generate
+from migration_engine import ledger
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
-from migration_engine.preflight import freeze_fingerprint
 from migration_engine.reconcile.engine import Direction, reconcile_table
-from migration_engine.schema_sql import apply_step, create_source_layout
-from migration_engine.sequences import sync_sequences
+from tests.integration.lifecycle_support import (
+    CONTROL,
+    bring_to_verified,
+    failed,
+    flags,
+    phase,
+    reconcile_clean,
+    set_phase,
+    snapshot,
+    target,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
-
-CONTROL = "migration_control"
-
-
-def _target(estate):
-    return estate.target_endpoint().connect(autocommit=True)
-
-
-def _sources(estate, manifest):
-    return {s.name: estate.source_endpoint(s.name) for s in manifest.services}
-
-
-def _reconcile_clean(estate, manifest, run_id: str, direction=Direction.SOURCE_TO_TARGET) -> None:
-    for table in manifest.tables:
-        result = reconcile_table(
-            table, estate.source_endpoint(table.service), estate.target_endpoint(),
-            run_id=run_id, direction=direction, control_schema=CONTROL, grace_seconds=0,
-        )
-        assert result.unrepaired == 0, result.summary()
-
-
-def _set_phase(estate, *phases: str) -> None:
-    with _target(estate) as conn:
-        for phase in phases:
-            ledger.advance(conn, CONTROL, phase, "test", "setup")
 
 
 @pytest.fixture(scope="module")
 def soaking(estate, manifest):
-    """The estate after backfill, verification, dual-write on and three clean reconciles: phase soak."""
-    sources = _sources(estate, manifest)
-    create_source_layout(manifest, sources)
-    generate(manifest, sources, scale=0.2, seed=7)
-    with _target(estate) as conn:
-        for step in manifest.schema_steps:
-            if not step.after_backfill:
-                apply_step(lambda _s: conn, manifest, step.name, "target")
-    for chunk in plan_all(manifest, sources):
-        copy_chunk(sources[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk)
-    with _target(estate) as conn:
-        apply_step(lambda _s: conn, manifest, "post_load_constraints", "target")
-        ledger.ensure_ledger(conn, CONTROL)
-        for service in manifest.services:
-            with sources[service.name].connect(autocommit=True) as src:
-                freeze_fingerprint(src, conn, manifest, service.name, "test", "setup")
-    sync_sequences(sources, estate.target_endpoint(), manifest)
-    _set_phase(estate, "preflight_passed", "schema_applied", "backfilled", "verified")
-    return sources
+    """The estate after backfill and verification: the ledger at verified."""
+    return bring_to_verified(estate, manifest)
 
 
 @pytest.fixture
@@ -84,87 +45,44 @@ def run(airflow_home, estate):
     return run_dag
 
 
-def _phase(estate) -> str | None:
-    with _target(estate) as conn:
-        return ledger.current_phase(conn, CONTROL)
-
-
-def _flags(estate, manifest) -> dict:
-    with _target(estate) as conn:
-        return read_path.read_flags(conn, manifest)
-
-
-def _snapshot(estate, manifest) -> dict:
-    """Catalog and data of every schema on both servers: rows and an order-independent hash per table."""
-    snapshot = {}
-    endpoints = [("target", estate.target_endpoint())] + [(f"source {s.name}", estate.source_endpoint(s.name)) for s in manifest.services]
-    for side, endpoint in endpoints:
-        with endpoint.connect() as conn:
-            tables = conn.execute(
-                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-                "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
-            ).fetchall()
-            pin_output_settings(conn)
-            for schema, table in tables:
-                columns = [r[0] for r in conn.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-                    "ORDER BY ordinal_position", (schema, table)).fetchall()]
-                digest = conn.execute(
-                    sql.SQL("SELECT count(*), {} FROM {} AS t").format(hash_sum(columns), sql.Identifier(schema, table))
-                ).fetchone()
-                snapshot[(side, schema, table)] = (columns, digest)
-            snapshot[(side, "grants")] = conn.execute(
-                "SELECT grantee, table_schema, table_name, privilege_type FROM information_schema.role_table_grants "
-                "WHERE grantee NOT IN ('postgres', 'migrator') ORDER BY 1, 2, 3, 4").fetchall()
-        pass
-    return snapshot
-
-
-def _failed(result, task_id: str, *phrases: str) -> None:
-    assert result.returncode != 0, result.output[-3000:]
-    assert result.state_of(task_id) == "failed", result.task_states
-    for phrase in phrases:
-        assert phrase in result.output, f"{phrase!r} not in the output of {task_id}"
-
-
 def test_dual_write_dry_run_then_real_run_opens_the_window(soaking, estate, manifest, run):
     dry = run("dual_write", {"confirm": "DUAL_WRITE"})
     assert dry.succeeded, dry.output[-3000:]
-    assert _phase(estate) == "verified"
-    assert not any(f["dual_write"] for f in _flags(estate, manifest).values())
+    assert phase(estate) == "verified"
+    assert not any(f["dual_write"] for f in flags(estate, manifest).values())
     real = run("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
     assert real.succeeded, real.output[-3000:]
-    assert _phase(estate) == "dual_write"
-    flags = _flags(estate, manifest)
-    assert set(flags) == {"wallet", "issuer", "recruiter"}
-    assert all(f["dual_write"] and f["primary_side"] == "source" for f in flags.values())
+    assert phase(estate) == "dual_write"
+    opened = flags(estate, manifest)
+    assert set(opened) == {"wallet", "issuer", "recruiter"}
+    assert all(f["dual_write"] and f["primary_side"] == "source" for f in opened.values())
     for attempt in range(3):
-        _reconcile_clean(estate, manifest, f"soak-{attempt}")
-    _set_phase(estate, "soak")
+        reconcile_clean(estate, manifest, f"soak-{attempt}")
+    set_phase(estate, "soak")
 
 
 @pytest.mark.parametrize("confirm", [None, "cutover", "CUTOVER ", "x'; DROP TABLE wallet.users; --"])
 def test_cutover_without_the_exact_confirm_word_refuses_before_touching_a_database(soaking, estate, manifest, run, confirm):
     result = run("cutover", {"confirm": confirm, "dry_run": False})
-    _failed(result, "check_confirmation", "the confirm parameter must be exactly 'CUTOVER'")
+    failed(result, "check_confirmation", "the confirm parameter must be exactly 'CUTOVER'")
     assert result.state_of("check_ledger_phase") in ("upstream_failed", None)
-    assert _phase(estate) == "soak"
+    assert phase(estate) == "soak"
 
 
 def test_cutover_dry_run_changes_nothing_in_either_database(soaking, estate, manifest, run):
-    before = _snapshot(estate, manifest)
+    before = snapshot(estate, manifest)
     result = run("cutover", {"confirm": "CUTOVER", "min_soak_hours": 0})
     assert result.succeeded, result.output[-3000:]
     assert "DRY RUN, not executed" in result.output
     assert "set_read_path.sql" in result.output
-    assert _snapshot(estate, manifest) == before
-    assert _phase(estate) == "soak"
+    assert snapshot(estate, manifest) == before
+    assert phase(estate) == "soak"
 
 
 def test_cutover_refuses_when_the_soak_is_too_short(soaking, estate, run):
     result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 48})
-    _failed(result, "check_soak_elapsed", "at least 48 h are required")
-    assert _phase(estate) == "soak"
+    failed(result, "check_soak_elapsed", "at least 48 h are required")
+    assert phase(estate) == "soak"
 
 
 def test_cutover_refuses_after_a_dirty_reconcile(soaking, estate, manifest, run):
@@ -175,8 +93,8 @@ def test_cutover_refuses_after_a_dirty_reconcile(soaking, estate, manifest, run)
                             direction=Direction.SOURCE_TO_TARGET, control_schema=CONTROL, cap=0, grace_seconds=0)
     assert dirty.cap_exceeded
     result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
-    _failed(result, "check_recent_reconciles_clean", "must be clean")
-    _reconcile_clean(estate, manifest, "clean-again")
+    failed(result, "check_recent_reconciles_clean", "must be clean")
+    reconcile_clean(estate, manifest, "clean-again")
 
 
 def test_cutover_refuses_a_changed_source_schema(soaking, estate, run):
@@ -184,11 +102,11 @@ def test_cutover_refuses_a_changed_source_schema(soaking, estate, run):
         conn.execute("ALTER TABLE public.users ADD COLUMN nickname text")
     try:
         result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
-        _failed(result, "check_source_schema_unchanged", "wallet source schema changed since preflight", "nickname")
+        failed(result, "check_source_schema_unchanged", "wallet source schema changed since preflight", "nickname")
     finally:
         with estate.source_endpoint("wallet").connect(autocommit=True) as conn:
             conn.execute("ALTER TABLE public.users DROP COLUMN nickname")
-    assert _phase(estate) == "soak"
+    assert phase(estate) == "soak"
 
 
 def test_cutover_refuses_while_the_pooler_is_down(soaking, estate, run):
@@ -200,7 +118,7 @@ def test_cutover_refuses_while_the_pooler_is_down(soaking, estate, run):
     assert result.returncode != 0
     assert result.state_of("wait_for_target_reachable") == "failed", result.task_states
     assert "target (pooler)" in result.output
-    assert _phase(estate) == "soak"
+    assert phase(estate) == "soak"
 
 
 def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, run, tmp_path):
@@ -215,23 +133,22 @@ def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, 
 
     result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1},
                  MIGRATION_MANIFEST=str(broken))
-    _failed(result, "fail_after_rollback", "cutover rolled back", "fail_on_purpose.sql")
+    failed(result, "fail_after_rollback", "cutover rolled back", "fail_on_purpose.sql")
     assert result.state_of("roll_back_read_path") == "success"
     assert result.state_of("record_cut_over") == "skipped"
-    assert _phase(estate) == "rolled_back"
-    assert {f["primary_side"] for f in _flags(estate, manifest).values()} == {"source"}
-    _set_phase(estate, "soak")
+    assert phase(estate) == "rolled_back"
+    assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
+    set_phase(estate, "soak")
 
 
 def test_cutover_flips_the_read_path_then_rollback_brings_it_back(soaking, estate, manifest, run):
     result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
     assert result.succeeded, result.output[-3000:]
-    assert _phase(estate) == "cut_over"
-    flags = _flags(estate, manifest)
-    assert all(f["primary_side"] == "target" and f["dual_write"] for f in flags.values())
+    assert phase(estate) == "cut_over"
+    assert all(f["primary_side"] == "target" and f["dual_write"] for f in flags(estate, manifest).values())
 
     # A write the apps made on the target after cutover, which the source lacks.
-    with _target(estate) as conn:
+    with target(estate) as conn:
         conn.execute("INSERT INTO recruiter.users (username, password) VALUES ('after-cutover', 'x')")
     started = time.monotonic()
     rolled = run("rollback", {"confirm": "ROLLBACK"})
@@ -239,8 +156,8 @@ def test_cutover_flips_the_read_path_then_rollback_brings_it_back(soaking, estat
     print(f"rollback took {seconds:.1f}s (runbook target: under 15 minutes)")
     assert rolled.succeeded, rolled.output[-3000:]
     assert seconds < 15 * 60
-    assert _phase(estate) == "rolled_back"
-    assert all(f["primary_side"] == "source" and f["dual_write"] for f in _flags(estate, manifest).values())
+    assert phase(estate) == "rolled_back"
+    assert all(f["primary_side"] == "source" and f["dual_write"] for f in flags(estate, manifest).values())
     assert "'missing_in_target': 0" in rolled.output or "extra_in_target" in rolled.output
     with estate.source_endpoint("recruiter").connect() as conn:
         assert conn.execute("SELECT count(*) FROM public.users WHERE username = 'after-cutover'").fetchone()[0] == 0
@@ -254,16 +171,16 @@ def test_cutover_flips_the_read_path_then_rollback_brings_it_back(soaking, estat
 def test_finalize_makes_the_source_read_only_for_the_apps(soaking, estate, manifest, run):
     import psycopg
 
-    _set_phase(estate, "soak")
+    set_phase(estate, "soak")
     cut = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
     assert cut.succeeded, cut.output[-3000:]
-    _reconcile_clean(estate, manifest, "after-cutover", Direction.TARGET_TO_SOURCE)
+    reconcile_clean(estate, manifest, "after-cutover", Direction.TARGET_TO_SOURCE)
     refused = run("finalize", {"confirm": "FINALIZE", "dry_run": False, "min_clean_reconciles": 1})
-    _failed(refused, "check_cutover_soak", "at least 24 h are required")
+    failed(refused, "check_cutover_soak", "at least 24 h are required")
 
     done = run("finalize", {"confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": 1})
     assert done.succeeded, done.output[-3000:]
-    assert _phase(estate) == "finalized"
+    assert phase(estate) == "finalized"
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         with psycopg.connect(estate.app_url("wallet")) as conn:
             conn.execute("INSERT INTO public.activities (user_id, type, description) VALUES (1, 't', 'd')")
@@ -271,6 +188,6 @@ def test_finalize_makes_the_source_read_only_for_the_apps(soaking, estate, manif
         assert conn.execute("SELECT count(*) FROM public.activities").fetchone()[0] > 0
     with estate.source_endpoint("wallet").connect() as conn:
         assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] > 0
-    with _target(estate) as conn:
+    with target(estate) as conn:
         fact = ledger.read_fact(conn, CONTROL, "rollback_retention")
     assert fact.value["retention_days"] == 7

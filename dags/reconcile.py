@@ -1,0 +1,108 @@
+"""
+# reconcile: find drift exactly and repair it from the primary, every hour
+
+**Runbook phase D** (continuous reconciliation during dual-write), **phase E**
+(the soak after cutover) and **section 8** (the reconciliation diff).
+
+## What it does
+Only while the ledger is in `dual_write`, `soak` or `cut_over`; in any other
+phase the run is *skipped*, not failed. One mapped task per table:
+1. one scan per side computes a count and a hash sum per key-range bucket;
+   only mismatched buckets are read key by key, down to the exact drifted keys;
+2. each drifted key is classified (missing in target, extra in target, values
+   differ) and read again after a grace period: a row still being written is
+   reported *in flight* and left alone, so a newer value is never overwritten;
+3. confirmed keys are repaired from the primary side, source → target before
+   cutover and target → source after it, by upserts and deletes in small
+   transactions, at most *repair_cap* rows per table (above it, nothing is
+   repaired and the run fails with an alert: dual-write is broken, not drifting);
+4. every finding (keys and hashes, never values) and a per-table summary land in
+   `migration_control.reconcile_findings` / `reconcile_runs`.
+
+The run fails, and alerts, when more than *max_unrepaired_rows* rows are left
+unrepaired (rows in flight aside). The first clean run in `dual_write` starts
+the soak (`dual_write → soak`); `migration_control.reconcile_clean_streak` is
+what the cutover and finalize gates read.
+
+## Re-running
+Safe: a cleared table task re-finds and re-repairs, and replaces its own ledger
+rows for the run. *dry_run* finds and reports and writes nothing anywhere.
+
+## When it fails
+`cap exceeded`: look at the dual-write path of the named table before raising
+the cap. Unrepaired rows: usually rows refused by a constraint (a child whose
+parent is repaired in the same run); the next run repairs them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, get_current_context, task
+
+from migration_engine import dag_support as ds
+
+DAG_ID = "reconcile"
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="@hourly",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=ds.default_args(),
+    tags=["migration", "phase-d", "phase-e", "scheduled"],
+    doc_md=__doc__,
+    template_searchpath=ds.SQL_TEMPLATE_PATH,
+    params={
+        "tables": Param(
+            [], type="array", items={"type": "string"}, title="Tables",
+            description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+        ),
+        "dry_run": Param(
+            False, type="boolean", title="Dry run",
+            description="Find and report drift; write nothing to either database, not even the drift ledger.",
+        ),
+        "repair_cap": Param(
+            1000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
+            description="At most this many rows repaired per table; above it nothing is repaired and the run fails with an alert.",
+        ),
+        "grace_seconds": Param(
+            3, type="number", minimum=0, maximum=600, title="Grace period (s)",
+            description="Wait before re-reading drifted rows, so writes in flight are not taken for drift.",
+        ),
+        "max_unrepaired_rows": Param(
+            0, type="integer", minimum=0, maximum=10_000_000, title="Unrepaired rows tolerated",
+            description="The run fails and alerts when more rows than this are left unrepaired (rows in flight aside).",
+        ),
+    },
+)
+def reconcile():
+    from migration_engine import reconcile_steps as steps
+
+    @task.short_circuit(pool=ds.TARGET_POOL)
+    def check_ledger_phase():
+        return steps.phase_to_reconcile(DAG_ID)
+
+    @task
+    def list_tables(params=None) -> list[str]:
+        return steps.tables_to_check(params["tables"])
+
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1), map_index_template="{{ task.op_kwargs['table'] }}")
+    def reconcile_table(table: str, phase: str, params=None) -> dict:
+        return steps.reconcile_one(DAG_ID, get_current_context(), table, phase, params)
+
+    @task(pool=ds.TARGET_POOL)
+    def judge_run(summaries: list[dict], phase: str, params=None) -> dict:
+        return steps.judge(DAG_ID, get_current_context()["run_id"], list(summaries), phase, params)
+
+    phase = check_ledger_phase()
+    tables = list_tables()
+    phase >> tables
+    summaries = reconcile_table.partial(phase=phase).expand(table=tables)
+    judge_run(summaries, phase)
+
+
+reconcile()

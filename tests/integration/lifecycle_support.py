@@ -1,0 +1,105 @@
+"""Shared set-up for the phase-D/E/F tests: an estate brought to `verified` with
+the engine, and helpers that read the ledger, the flags and whole databases."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from migration_engine import ledger, read_path
+from migration_engine.canonical import hash_sum, pin_output_settings
+from migration_engine.chunks import plan_all
+from migration_engine.copier import copy_chunk
+from migration_engine.generator import generate
+from migration_engine.preflight import freeze_fingerprint
+from migration_engine.reconcile.engine import Direction, reconcile_table
+from migration_engine.schema_sql import apply_step, create_source_layout
+from migration_engine.sequences import sync_sequences
+
+CONTROL = "migration_control"
+
+
+def target(estate):
+    return estate.target_endpoint().connect(autocommit=True)
+
+
+def sources(estate, manifest) -> dict:
+    return {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+
+
+def bring_to_verified(estate, manifest, *, scale: float = 0.2, seed: int = 7) -> dict:
+    """Layout, data, copy, constraints, frozen fingerprints, sequences; the ledger at `verified`."""
+    endpoints = sources(estate, manifest)
+    create_source_layout(manifest, endpoints)
+    generate(manifest, endpoints, scale=scale, seed=seed)
+    with target(estate) as conn:
+        for step in manifest.schema_steps:
+            if not step.after_backfill:
+                apply_step(lambda _s: conn, manifest, step.name, "target")
+    for chunk in plan_all(manifest, endpoints):
+        copy_chunk(endpoints[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk)
+    with target(estate) as conn:
+        apply_step(lambda _s: conn, manifest, "post_load_constraints", "target")
+        ledger.ensure_ledger(conn, CONTROL)
+        for service in manifest.services:
+            with endpoints[service.name].connect(autocommit=True) as src:
+                freeze_fingerprint(src, conn, manifest, service.name, "test", "setup")
+    sync_sequences(endpoints, estate.target_endpoint(), manifest)
+    set_phase(estate, "preflight_passed", "schema_applied", "backfilled", "verified")
+    return endpoints
+
+
+def reconcile_clean(estate, manifest, run_id: str, direction=Direction.SOURCE_TO_TARGET) -> None:
+    for table in manifest.tables:
+        result = reconcile_table(
+            table, estate.source_endpoint(table.service), estate.target_endpoint(),
+            run_id=run_id, direction=direction, control_schema=CONTROL, grace_seconds=0,
+        )
+        assert result.unrepaired == 0, result.summary()
+
+
+def set_phase(estate, *phases: str) -> None:
+    with target(estate) as conn:
+        for phase in phases:
+            ledger.advance(conn, CONTROL, phase, "test", "setup")
+
+
+def phase(estate) -> str | None:
+    with target(estate) as conn:
+        return ledger.current_phase(conn, CONTROL)
+
+
+def flags(estate, manifest) -> dict:
+    with target(estate) as conn:
+        return read_path.read_flags(conn, manifest)
+
+
+def snapshot(estate, manifest) -> dict:
+    """Catalog and data of every schema on both servers: rows and an order-independent hash per table, and grants."""
+    taken = {}
+    endpoints = [("target", estate.target_endpoint())] + [(f"source {s.name}", estate.source_endpoint(s.name)) for s in manifest.services]
+    for side, endpoint in endpoints:
+        with endpoint.connect() as conn:
+            tables = conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                "AND table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2"
+            ).fetchall()
+            pin_output_settings(conn)
+            for schema, table in tables:
+                columns = [r[0] for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                    "ORDER BY ordinal_position", (schema, table)).fetchall()]
+                digest = conn.execute(
+                    sql.SQL("SELECT count(*), {} FROM {} AS t").format(hash_sum(columns), sql.Identifier(schema, table))
+                ).fetchone()
+                taken[(side, schema, table)] = (columns, digest)
+            taken[(side, "grants")] = conn.execute(
+                "SELECT grantee, table_schema, table_name, privilege_type FROM information_schema.role_table_grants "
+                "WHERE grantee NOT IN ('postgres', 'migrator') ORDER BY 1, 2, 3, 4").fetchall()
+    return taken
+
+
+def failed(result, task_id: str, *phrases: str) -> None:
+    assert result.returncode != 0, result.output[-3000:]
+    assert result.state_of(task_id) == "failed", result.task_states
+    for phrase in phrases:
+        assert phrase in result.output, f"{phrase!r} not in the output of {task_id}"
