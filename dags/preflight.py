@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
+
 from migration_engine import dag_support as ds
 
 DAG_ID = "preflight"
@@ -149,6 +150,7 @@ def preflight():
         from pathlib import Path
 
         from airflow.sdk import Variable
+
         from migration_engine import backup, ledger
         from migration_engine.checks import fail_without_retry
         from migration_engine.preflight import BACKUP_FACT, frozen_fingerprint
@@ -159,13 +161,17 @@ def preflight():
         svc = MANIFEST.service(service)
         expected = [t.source_ident for t in svc.tables]
         key = BACKUP_FACT.format(service=service)
-        with fail_without_retry(), ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as target:
-            fingerprint, _ = frozen_fingerprint(target, MANIFEST, service)
-            previous = ledger.read_fact(target, MANIFEST.control_schema, key)
+        app = ds.application_name(DAG_ID)
+        # No target session stays open (idle in transaction) while pg_dump runs.
+        with fail_without_retry():
+            with ds.target_endpoint().connect(application_name=app) as target:
+                fingerprint, _ = frozen_fingerprint(target, MANIFEST, service)
+                previous = ledger.read_fact(target, MANIFEST.control_schema, key)
             record = backup.back_up(
                 ds.source_endpoint(service), service, root / MANIFEST.migration, fingerprint.sha256, expected,
                 jobs=params["backup_jobs"], previous=previous.value if previous else None, fresh=params["fresh_backup"],
             )
+        with ds.target_endpoint().connect(application_name=app) as target:
             ledger.record_fact(target, MANIFEST.control_schema, key, record.as_dict(), DAG_ID, context["run_id"])
         return record.as_dict()
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
+
 from migration_engine import dag_support as ds
 
 DAG_ID = "schema_baseline"

@@ -13,13 +13,14 @@ import threading
 from pathlib import Path
 
 import pytest
+from psycopg import sql
+
 from migration_engine import catalog, ledger, preflight
 from migration_engine.backup import client_binary, libpq_environment
 from migration_engine.endpoints import from_url
 from migration_engine.generator import generate
 from migration_engine.local.servers import free_port
 from migration_engine.schema_sql import apply_drizzle_migration, create_source_layout
-from psycopg import sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
