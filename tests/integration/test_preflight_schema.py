@@ -20,7 +20,8 @@ from migration_engine.backup import client_binary, libpq_environment
 from migration_engine.endpoints import from_url
 from migration_engine.generator import generate
 from migration_engine.local.servers import free_port
-from migration_engine.schema_sql import apply_drizzle_migration, create_source_layout
+from migration_engine.schema_baseline import schema_differences
+from migration_engine.schema_sql import apply_drizzle_migration, apply_step, create_source_layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -397,3 +398,20 @@ def test_a_source_without_the_state_store_table_is_named(sources, manifest):
     with from_url("wallet source", sources.source.url("wallet_empty")).connect() as conn:
         with pytest.raises(preflight.StateStoreError, match=r"wallet source: public\.credverse_state_store does not exist"):
             preflight.check_state_store(conn, manifest, "wallet", 24)
+
+
+def test_after_post_load_constraints_a_full_compare_matches_every_source(sources, manifest):
+    # What the backfill leaves: every step applied, constraints included; the full gate then has nothing to say.
+    reset_target(sources, manifest)
+    with sources.target_endpoint().connect(autocommit=True) as target:
+        for step in manifest.schema_steps:
+            apply_step(lambda _service: target, manifest, step.name, "target")
+        for service in manifest.services:
+            with sources.source_endpoint(service.name).connect() as source:
+                assert schema_differences(source, target, manifest, service.name, deferred=False)[0] == []
+        target.execute("ALTER TABLE wallet.users DROP CONSTRAINT users_username_unique")
+        with sources.source_endpoint("wallet").connect() as source:
+            assert schema_differences(source, target, manifest, "wallet", deferred=True)[0] == []
+            assert schema_differences(source, target, manifest, "wallet", deferred=False)[0] == [
+                "wallet.users: unique (username) exists in source, missing in target"
+            ]
