@@ -47,10 +47,6 @@ class Fingerprint:
     def schema(self, name: str) -> dict:
         return self.schemas[name]
 
-    @classmethod
-    def from_json(cls, value: str | dict) -> Fingerprint:
-        return cls(json.loads(value) if isinstance(value, str) else value)
-
 
 def canonical_json(value) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
