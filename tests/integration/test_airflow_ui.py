@@ -1,0 +1,148 @@
+"""The Airflow UI in a real browser: the API server, scheduler and dag-processor serve the
+repo's dags/ from a fresh metadata DB; headless Chromium (the Debian package, driven by
+Playwright) signs in, finds every DAG listed with no import error, and opens the cutover
+trigger form with its confirm and dry-run fields. Screenshots land in artifacts/ui/.
+
+Nothing is skipped: a missing browser or a server that does not start fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+
+import psycopg
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from migration_engine.local.celery_cluster import CeleryCluster
+from migration_engine.local.servers import wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+EXPECTED_DAGS = sorted(p.stem for p in DAGS.glob("*.py") if not p.name.startswith("_"))
+SCREENSHOTS = REPO / "artifacts" / "ui"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+USER = "ui-check"
+UI_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(tmp_path_factory):
+    """API server, scheduler and dag-processor on a free port; a user whose password the test sets."""
+    home = tmp_path_factory.mktemp("airflow_ui_home")
+    password = secrets.token_urlsafe(16)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({USER: password}))
+    cluster = CeleryCluster(home=home, dags_folder=DAGS, workers=0, extra_env={
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+        # Only the UI is under test: the hourly reconcile must not start runs nobody executes.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+    })
+    try:
+        cluster.start(f"pgmig_ui_test_{os.getpid()}")
+        url = cluster.airflow.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)
+
+        def all_parsed() -> bool:
+            with psycopg.connect(url) as conn:
+                parsed = {r[0] for r in conn.execute("SELECT dag_id FROM serialized_dag")}
+            return set(EXPECTED_DAGS) <= parsed
+
+        assert wait_until(all_parsed, timeout=240, interval=2), f"DAGs not serialized; see {home / 'dag-processor.log'}"
+        with psycopg.connect(url) as conn:
+            errors = conn.execute("SELECT filename, stacktrace FROM import_error").fetchall()
+        yield {"base": f"http://127.0.0.1:{cluster.api_port}", "password": password, "import_errors": errors}
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def page(airflow_ui):
+    """A Chromium tab signed in through the login form."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = airflow_ui["base"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1700})
+            tab.set_default_timeout(UI_TIMEOUT_MS)
+            tab.goto(f"{base}/")
+            expect(tab).to_have_url(re.compile(r"/auth/login"))
+            tab.get_by_label("Username").fill(USER)
+            tab.get_by_label("Password").fill(airflow_ui["password"])
+            shot(tab, "01_sign_in")
+            tab.get_by_role("button", name="Sign in").click()
+            tab.wait_for_url(f"{base}/")
+            yield tab
+        finally:
+            browser.close()
+
+
+def api(page: Page, airflow_ui, path: str) -> dict:
+    """GET from the REST API with the session's own token (the cookie the UI signs in with)."""
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "_token")
+    answer = page.request.get(f"{airflow_ui['base']}/api/v2/{path}", headers={"Authorization": f"Bearer {token}"})
+    assert answer.ok, answer.text()
+    return answer.json()
+
+
+def shot(page: Page, name: str) -> Path:
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=path, full_page=True)
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def test_signed_in_home_shows_no_import_error(page, airflow_ui):
+    page.goto(f"{airflow_ui['base']}/")
+    expect(page.get_by_text("Active Dags")).to_be_visible()
+    expect(page.get_by_text("Dag Processor")).to_be_visible()
+    # The dashboard shows an import-error button only once its queries have answered.
+    page.wait_for_load_state("networkidle")
+    expect(page.get_by_text(re.compile("Dag Import Error", re.IGNORECASE))).to_have_count(0)
+    shot(page, "02_home")
+
+
+def test_every_dag_is_listed_without_import_errors(page, airflow_ui):
+    assert airflow_ui["import_errors"] == []
+    page.goto(f"{airflow_ui['base']}/dags")
+    expect(page.get_by_text(re.compile(r"^\d+ Dags$"))).to_have_text(f"{len(EXPECTED_DAGS)} Dags")
+    # Each DAG card's title link (tag links share the names, so the UI's own test id picks the titles).
+    expect(page.get_by_test_id("dag-id")).to_have_text(EXPECTED_DAGS)
+    expect(page.get_by_text(re.compile("Dag Import Error", re.IGNORECASE))).to_have_count(0)
+    # The API the UI itself calls agrees: no import error recorded for any file.
+    assert api(page, airflow_ui, "importErrors")["total_entries"] == 0
+    shot(page, "03_dag_list")
+
+
+def test_cutover_trigger_form_shows_confirm_and_dry_run_with_their_descriptions(page, airflow_ui):
+    params = api(page, airflow_ui, "dags/cutover/details")["params"]
+    described = {name: params[name]["description"] for name in ("confirm", "dry_run")}
+    assert all(described.values()), described
+    page.goto(f"{airflow_ui['base']}/dags/cutover")
+    page.get_by_role("button", name="Trigger").first.click()
+    form = page.get_by_role("dialog")
+    expect(form.get_by_text("Trigger Dag - cutover")).to_be_visible()
+    expect(form.get_by_text("Run Parameters")).to_be_visible()
+    # The form builds one field per Param, named element_<param>, described by the Param's description.
+    confirm = form.locator("input[name=element_confirm]")
+    expect(confirm).to_be_visible()
+    expect(confirm).to_have_value("")
+    expect(confirm).to_have_accessible_description(described["confirm"])
+    expect(form.get_by_text(params["confirm"]["schema"]["title"], exact=True)).to_be_visible()
+    assert "CUTOVER" in described["confirm"]
+    dry_run = form.get_by_role("checkbox", name="Dry run")
+    expect(dry_run).to_have_attribute("name", "element_dry_run")
+    expect(dry_run).to_have_accessible_description(described["dry_run"])
+    # On by default: a careless click on Trigger changes nothing.
+    expect(dry_run).to_be_checked()
+    confirm.fill("CUTOVER")
+    shot(page, "04_cutover_trigger_form")
