@@ -27,7 +27,7 @@ MAX_LABELS = 10
 
 
 def nice_ceiling(value: float) -> tuple[int, int]:
-    """The axis top and tick step: 1, 2 or 5 times a power of ten, four steps or so."""
+    """The axis top and tick step: 1, 2 or 5 times a power of ten, at most about four steps."""
     value = max(value, 1)
     raw = value / 4
     power = 10 ** math.floor(math.log10(raw)) if raw >= 1 else 1
