@@ -39,7 +39,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -64,7 +64,8 @@ MAX_MAPPED_CHUNKS = 1000
             description="Copy chunks again even when the ledger records them (merging, so only differing rows change).",
         ),
         "tables": Param(
-            [], type="array", items={"type": "string"}, title="Tables",
+            # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
+            [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
             description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
         ),
         "target_chunk_rows": Param(
@@ -124,6 +125,11 @@ def backfill():
             {"tables": summary["tables"], "rows": summary["rows"], "sequences_moved": sum(s["changed"] for s in sequences)},
         )
 
+    @teardown
+    @task(pool=ds.TARGET_POOL)
+    def write_status_report(planned: list[dict]) -> str:
+        return ds.write_status_report(DAG_ID, get_current_context()["run_id"], planned=planned)
+
     gates = check_ledger_phase() >> check_source_schema_unchanged()
     chunks = plan_chunks()
     gates >> chunks
@@ -135,7 +141,9 @@ def backfill():
     constraints >> sequences
     compared = check_target_schema_matches_source()
     sequences >> compared
-    compared >> record_backfilled(summary, sequences)
+    recorded = record_backfilled(summary, sequences)
+    compared >> recorded
+    [copied, recorded] >> write_status_report(chunks)
 
 
 backfill()

@@ -29,7 +29,7 @@ The report names each failing table. Re-sync it with `backfill` (*force* on,
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Asset, Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -48,7 +48,8 @@ DAG_ID = "verify"
     template_searchpath=ds.SQL_TEMPLATE_PATH,
     params={
         "tables": Param(
-            [], type="array", items={"type": "string"}, title="Tables",
+            # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
+            [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
             description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
         ),
     },
@@ -76,9 +77,14 @@ def verify():
             return False
         return ds.advance_phase(DAG_ID, get_current_context()["run_id"], "verified", result)
 
+    @teardown
+    @task(pool=ds.TARGET_POOL)
+    def write_status_report(verification: dict) -> str:
+        return ds.write_status_report(DAG_ID, get_current_context()["run_id"], verification=verification)
+
     result = compare_tables()
     check_ledger_phase() >> result
-    record_verified(check_verified(result))
+    record_verified(check_verified(result)) >> write_status_report(result)
 
 
 verify()
