@@ -19,12 +19,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from psycopg import sql
+
 from migration_engine.backup import client_binary, libpq_environment
 from migration_engine.generator import generate
 from migration_engine.local.servers import wait_until
 from migration_engine.schema_sql import create_source_layout
-from psycopg import sql
-
 from tests.integration.backfill_support import source_sql, target_sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -82,17 +82,21 @@ def chunk_ledger(estate) -> dict[str, tuple]:
     return {label: (copies, mode, count) for label, copies, mode, count in rows}
 
 
-def copy_results(airflow_home, dag_id: str = "backfill") -> list[dict]:
-    """Every chunk result in the copy_chunk XComs of the latest run, from the metadata DB."""
+def metadata_rows(airflow_home, statement, params=None) -> list:
     import psycopg
 
-    url = airflow_home.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT x.value FROM xcom x WHERE x.dag_id = %s AND x.task_id = 'copy_chunk' AND x.key = 'return_value' "
-            "AND x.run_id = (SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1)",
-            (dag_id, dag_id),
-        ).fetchall()
+    with psycopg.connect(airflow_home.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def copy_results(airflow_home, dag_id: str = "backfill") -> list[dict]:
+    """Every chunk result in the copy_chunk XComs of the latest run, from the metadata DB."""
+    rows = metadata_rows(
+        airflow_home,
+        "SELECT x.value FROM xcom x WHERE x.dag_id = %s AND x.task_id = 'copy_chunk' AND x.key = 'return_value' "
+        "AND x.run_id = (SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1)",
+        (dag_id, dag_id),
+    )
     tasks = [v if isinstance(v, dict) else json.loads(v) for (v,) in rows]
     return [chunk for task in tasks for chunk in task["chunks"]]
 
@@ -110,13 +114,6 @@ def test_backfill_before_schema_baseline_is_refused(preflighted, manifest, airfl
     tables = target_sql(preflighted, "SELECT count(*) FROM pg_tables WHERE schemaname = ANY(%s)",
                         ([s.target_schema for s in manifest.services],))[0][0]
     assert tables == 0
-
-
-def metadata_rows(airflow_home, statement, params=None) -> list:
-    import psycopg
-
-    with psycopg.connect(airflow_home.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)) as conn:
-        return conn.execute(statement, params).fetchall()
 
 
 def verified(estate, manifest, tables=None) -> dict:
