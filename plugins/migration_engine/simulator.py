@@ -1,9 +1,10 @@
 """A dual-write writer simulator: imitates the apps during the soak.
 
 It inserts, updates and deletes rows of the manifest's tables and upserts the
-state-store keys, each write first on the source (the primary the apps read)
-and then, with dual-write on, the same write on the target, where a chosen
-fraction is dropped, delayed or reordered as a flaky dual-write would. Rows are
+state-store keys, each write first on the primary (the source until cutover,
+the target after it) and then, with dual-write on, the same write on the other
+side, where a chosen fraction is dropped, delayed or reordered as a flaky
+dual-write would. Rows are
 built from the source catalog (types, enums, lengths, foreign keys), so it
 needs no knowledge of the data model beyond the manifest. Inserts pick parents
 that exist; deletes touch only tables no other table references, so the
@@ -73,8 +74,12 @@ class SimulatorConfig:
     state_store_share: float = 0.1
     seed: int = 0
     tables: tuple[str, ...] | None = None
+    # Where the apps write first: the source until cutover, the target after it.
+    primary: str = "source"
 
     def __post_init__(self):
+        if self.primary not in ("source", "target"):
+            raise ValueError(f"primary must be 'source' or 'target', found {self.primary!r}")
         if self.rate_per_s <= 0:
             raise ValueError(f"rate_per_s must be above 0, found {self.rate_per_s}")
         if self.duration_s is None and self.max_writes is None:
@@ -114,8 +119,9 @@ class SimTable:
 class SimulatorReport:
     seconds: float = 0.0
     writes: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
-    target: dict = field(default_factory=lambda: defaultdict(int))
-    source_errors: int = 0
+    # What became of the dual-writes to the secondary side (the target before cutover).
+    secondary: dict = field(default_factory=lambda: defaultdict(int))
+    primary_errors: int = 0
     latencies_ms: list = field(default_factory=list, repr=False)
 
     @property
@@ -133,8 +139,8 @@ class SimulatorReport:
             "seconds": round(self.seconds, 2), "writes": self.total,
             "writes_per_s": round(self.total / self.seconds, 1) if self.seconds else 0.0,
             "by_kind": {kind: dict(tables) for kind, tables in self.writes.items()},
-            "target": dict(self.target), "source_errors": self.source_errors,
-            "source_p50_ms": round(self.percentile_ms(0.5), 2), "source_p95_ms": round(self.percentile_ms(0.95), 2),
+            "secondary": dict(self.secondary), "primary_errors": self.primary_errors,
+            "primary_p50_ms": round(self.percentile_ms(0.5), 2), "primary_p95_ms": round(self.percentile_ms(0.95), 2),
         }
 
 
@@ -182,7 +188,7 @@ class DualWriteSimulator:
         self.counter = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._held: list[tuple[float, sql.Composable, list, str]] = []  # delayed or reordered target writes
+        self._held: list[tuple] = []  # delayed or reordered secondary writes: (due, conn, statement, params, label)
         store = manifest.state_store
         wanted = set(config.tables) if config.tables else None
         self.tables = [t for t in manifest.tables if t.name != store.table and (wanted is None or t.qualified in wanted)]
@@ -208,13 +214,14 @@ class DualWriteSimulator:
         try:
             for service in sorted(services):
                 conns[service] = self.sources[service].connect(application_name=APPLICATION_NAME, autocommit=True)
-            target = self.target.connect(application_name=APPLICATION_NAME, autocommit=True) if self.config.dual_write else None
+            needs_target = self.config.dual_write or self.config.primary == "target"
+            target = self.target.connect(application_name=APPLICATION_NAME, autocommit=True) if needs_target else None
             self.sim_tables = [describe_table(conns[t.service], t) for t in self.tables]
             for sim in self.sim_tables:
                 self._load_keys(conns[sim.table.service], sim)
             self._loop(conns, target)
             if target is not None:
-                self._flush(target, force=True)
+                self._flush(force=True)
                 target.close()
         finally:
             for conn in conns.values():
@@ -233,8 +240,7 @@ class DualWriteSimulator:
                 time.sleep(pause)
             self._one_write(conns, target)
             done += 1
-            if target is not None:
-                self._flush(target)
+            self._flush()
         self.report.seconds = time.monotonic() - started
 
     # -- one write -----------------------------------------------------------
@@ -243,18 +249,28 @@ class DualWriteSimulator:
         roll = self.rng.random()
         if self.state_keys and roll < self.config.state_store_share:
             service, key = self.rng.choice(self.state_keys)
-            self._state_upsert(conns[service], target, service, key)
+            self._state_upsert(*self._sides(conns[service], target), service, key)
             return
         sim = self.rng.choice(self.sim_tables)
         kind_roll = self.rng.random()
         if kind_roll < self.config.insert_share or not sim.keys:
             sim = self._insertable(sim)
             if sim is not None:
-                self._insert(conns[sim.table.service], target, sim)
+                self._insert(*self._sides(conns[sim.table.service], target), sim)
         elif kind_roll < self.config.insert_share + self.config.update_share or sim.referenced:
-            self._update(conns[sim.table.service], target, sim)
+            self._update(*self._sides(conns[sim.table.service], target), sim)
         else:
-            self._delete(conns[sim.table.service], target, sim)
+            self._delete(*self._sides(conns[sim.table.service], target), sim)
+
+    def _sides(self, source: psycopg.Connection, target: psycopg.Connection | None) -> tuple:
+        """(primary, secondary) connections; the secondary is None without dual-write."""
+        if self.config.primary == "source":
+            return source, target if self.config.dual_write else None
+        return target, source if self.config.dual_write else None
+
+    def _idents(self, source_ident: tuple[str, str], target_ident: tuple[str, str]) -> tuple:
+        """(primary, secondary) names of one table."""
+        return (source_ident, target_ident) if self.config.primary == "source" else (target_ident, source_ident)
 
     def _insertable(self, sim: SimTable) -> SimTable | None:
         """The table itself, or a parent first when a parent has no row to point at yet."""
@@ -265,53 +281,57 @@ class DualWriteSimulator:
                     return self._insertable(parent)
         return sim
 
-    def _insert(self, source: psycopg.Connection, target, sim: SimTable) -> None:
+    def _insert(self, primary: psycopg.Connection, secondary, sim: SimTable) -> None:
+        into_primary, into_secondary = self._idents(sim.table.source_ident, sim.table.target_ident)
         columns = [c for c in sim.columns if not (c.name == sim.key.name and c.has_default)]
         values = [self._version_value(c) if c is sim.version else self._value(c) for c in columns]
         statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
-            sql.Identifier(*sim.table.source_ident), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
+            sql.Identifier(*into_primary), sql.SQL(", ").join(sql.Identifier(c.name) for c in columns),
             sql.SQL(", ").join(sql.Placeholder() * len(columns)), _as_text(sim.columns))
-        row = self._source_write(source, statement, values, "insert", sim.table.qualified)
+        row = self._primary_write(primary, statement, values, "insert", sim.table.qualified)
         if row is None:
             return
         self._remember(sim, row[[c.name for c in sim.columns].index(sim.key.name)])
-        self._target_write(target, sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-            sql.Identifier(*sim.table.target_ident), sql.SQL(", ").join(sql.Identifier(c.name) for c in sim.columns),
+        self._secondary_write(secondary, sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+            sql.Identifier(*into_secondary), sql.SQL(", ").join(sql.Identifier(c.name) for c in sim.columns),
             sql.SQL(", ").join(sql.Placeholder() * len(sim.columns))), list(row), "insert", sim.table.qualified)
 
-    def _update(self, source: psycopg.Connection, target, sim: SimTable) -> None:
+    def _both(self, primary, secondary, idents: tuple, build, params: list, kind: str, table: str) -> None:
+        """The same statement on the primary, then (unless the primary refused it) on the secondary."""
+        for conn, ident, write in ((primary, idents[0], self._primary_write), (secondary, idents[1], self._secondary_write)):
+            if write(conn, build(ident), params, kind, table) is None and write == self._primary_write:
+                return
+
+    def _update(self, primary: psycopg.Connection, secondary, sim: SimTable) -> None:
         column = sim.version or next(c for c in sim.columns if c.name != sim.key.name and not c.unique and c.parent is None)
         key = self.rng.choice(sim.keys)
         value = self._version_value(column) if column is sim.version else self._value(column)
-        for conn, ident, write in ((source, sim.table.source_ident, self._source_write), (target, sim.table.target_ident, self._target_write)):
-            statement = sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s RETURNING 1").format(
-                sql.Identifier(*ident), sql.Identifier(column.name), sql.Identifier(sim.key.name))
-            if write(conn, statement, [value, key], "update", sim.table.qualified) is None and conn is source:
-                return
+        self._both(primary, secondary, self._idents(sim.table.source_ident, sim.table.target_ident),
+                   lambda ident: sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s RETURNING 1").format(
+                       sql.Identifier(*ident), sql.Identifier(column.name), sql.Identifier(sim.key.name)),
+                   [value, key], "update", sim.table.qualified)
 
-    def _delete(self, source: psycopg.Connection, target, sim: SimTable) -> None:
+    def _delete(self, primary: psycopg.Connection, secondary, sim: SimTable) -> None:
         key = sim.keys.pop(self.rng.randrange(len(sim.keys)))
-        for conn, ident, write in ((source, sim.table.source_ident, self._source_write), (target, sim.table.target_ident, self._target_write)):
-            statement = sql.SQL("DELETE FROM {} WHERE {} = %s RETURNING 1").format(sql.Identifier(*ident), sql.Identifier(sim.key.name))
-            if write(conn, statement, [key], "delete", sim.table.qualified) is None and conn is source:
-                return
+        self._both(primary, secondary, self._idents(sim.table.source_ident, sim.table.target_ident),
+                   lambda ident: sql.SQL("DELETE FROM {} WHERE {} = %s RETURNING 1").format(
+                       sql.Identifier(*ident), sql.Identifier(sim.key.name)),
+                   [key], "delete", sim.table.qualified)
 
-    def _state_upsert(self, source: psycopg.Connection, target, service: str, key: str) -> None:
+    def _state_upsert(self, primary: psycopg.Connection, secondary, service: str, key: str) -> None:
         store = self.manifest.state_store
         schema = self.manifest.service(service)
         payload = json.dumps({"version": self.counter, "seed": self.config.seed, "items": [self.rng.randrange(10**6) for _ in range(5)]})
         stamp = (VERSION_EPOCH + timedelta(seconds=self.counter)).isoformat()
-        for conn, ident, write in ((source, (schema.source_schema, store.table), self._source_write),
-                                   (target, (schema.target_schema, store.table), self._target_write)):
-            statement = sql.SQL(
-                "INSERT INTO {table} ({key}, payload, {updated}) VALUES (%s, %s::jsonb, %s)"
-                " ON CONFLICT ({key}) DO UPDATE SET payload = EXCLUDED.payload, {updated} = EXCLUDED.{updated} RETURNING 1"
-            ).format(table=sql.Identifier(*ident), key=sql.Identifier(store.key_column), updated=sql.Identifier(store.updated_column))
-            if write(conn, statement, [key, payload, stamp], "state_upsert", f"{schema.target_schema}.{store.table}") is None and conn is source:
-                return
+        self._both(primary, secondary, self._idents((schema.source_schema, store.table), (schema.target_schema, store.table)),
+                   lambda ident: sql.SQL(
+                       "INSERT INTO {table} ({key}, payload, {updated}) VALUES (%s, %s::jsonb, %s)"
+                       " ON CONFLICT ({key}) DO UPDATE SET payload = EXCLUDED.payload, {updated} = EXCLUDED.{updated} RETURNING 1"
+                   ).format(table=sql.Identifier(*ident), key=sql.Identifier(store.key_column), updated=sql.Identifier(store.updated_column)),
+                   [key, payload, stamp], "state_upsert", f"{schema.target_schema}.{store.table}")
 
     # -- the two sides -------------------------------------------------------
-    def _source_write(self, conn: psycopg.Connection, statement, params, kind: str, table: str):
+    def _primary_write(self, conn: psycopg.Connection, statement, params, kind: str, table: str):
         started = time.perf_counter()
         try:
             with conn.transaction():
@@ -319,8 +339,8 @@ class DualWriteSimulator:
                 row = conn.execute(statement, params).fetchone()
         except psycopg.Error as exc:
             # A random value can collide with a unique one; the app would retry, we move on.
-            self.report.source_errors += 1
-            log.debug("%s %s refused by the source: %s", kind, table, exc.sqlstate)
+            self.report.primary_errors += 1
+            log.debug("%s %s refused by the primary: %s", kind, table, exc.sqlstate)
             return None
         self.report.latencies_ms.append((time.perf_counter() - started) * 1000)
         if row is None:
@@ -328,28 +348,28 @@ class DualWriteSimulator:
         self.report.writes[kind][table] += 1
         return row
 
-    def _target_write(self, conn, statement, params, kind: str, table: str):
+    def _secondary_write(self, conn, statement, params, kind: str, table: str):
         if conn is None:
             return True
         faults, roll = self.config.faults, self.rng.random()
         if roll < faults.drop:
-            self.report.target["dropped"] += 1
+            self.report.secondary["dropped"] += 1
         elif roll < faults.drop + faults.delay:
-            self.report.target["delayed"] += 1
-            self._held.append((time.monotonic() + faults.delay_seconds, statement, params, f"{kind} {table}"))
+            self.report.secondary["delayed"] += 1
+            self._held.append((time.monotonic() + faults.delay_seconds, conn, statement, params, f"{kind} {table}"))
         elif roll < faults.drop + faults.delay + faults.reorder:
             # Held until after the next write: the two land on the target in swapped order.
-            self.report.target["reordered"] += 1
-            self._held.append((0.0, statement, params, f"{kind} {table}"))
+            self.report.secondary["reordered"] += 1
+            self._held.append((0.0, conn, statement, params, f"{kind} {table}"))
         else:
             self._apply(conn, statement, params, f"{kind} {table}")
         return True
 
-    def _flush(self, conn: psycopg.Connection, force: bool = False) -> None:
+    def _flush(self, force: bool = False) -> None:
         now = time.monotonic()
         due = [h for h in self._held if force or h[0] <= now]
         self._held = [h for h in self._held if not (force or h[0] <= now)]
-        for _, statement, params, label in due:
+        for _, conn, statement, params, label in due:
             self._apply(conn, statement, params, label)
 
     def _apply(self, conn: psycopg.Connection, statement, params, label: str) -> None:
@@ -357,10 +377,10 @@ class DualWriteSimulator:
             with conn.transaction():
                 pin_output_settings(conn)
                 conn.execute(statement, params)
-            self.report.target["applied"] += 1
+            self.report.secondary["applied"] += 1
         except psycopg.Error as exc:
-            self.report.target["failed_as_dropped"] += 1
-            log.debug("target %s refused (SQLSTATE %s): counted as dropped", label, exc.sqlstate)
+            self.report.secondary["failed_as_dropped"] += 1
+            log.debug("secondary %s refused (SQLSTATE %s): counted as dropped", label, exc.sqlstate)
 
     # -- values ----------------------------------------------------------------
     def _load_keys(self, conn: psycopg.Connection, sim: SimTable) -> None:

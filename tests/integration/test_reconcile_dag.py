@@ -131,7 +131,7 @@ def test_a_lossy_dual_write_converges_once_the_writer_stops(verified, estate, ma
     finally:
         writer.stop()
         report = writer.join()
-    assert report.total > 0 and report.target.get("dropped", 0) > 0, report.as_dict()
+    assert report.total > 0 and report.secondary.get("dropped", 0) > 0, report.as_dict()
     final = run({"grace_seconds": 0})
     assert final.succeeded, final.output[-3000:]
     # Rows equal; sequences are not: dual-written inserts carry the source's ids, and

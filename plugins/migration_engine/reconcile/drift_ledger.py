@@ -73,3 +73,9 @@ def clean_streak(conn: psycopg.Connection, control_schema: str) -> CleanStreak:
     with conn.transaction():
         row = conn.execute(_statement("select_clean_streak", control_schema)).fetchone()
     return CleanStreak(*row) if row else CleanStreak(0, None, None, None)
+
+
+def totals(conn: psycopg.Connection, control_schema: str) -> dict:
+    """Drifted rows found and repaired over every recorded run, and how many runs."""
+    found, repaired, runs = conn.execute(_statement("select_drift_totals", control_schema)).fetchone()
+    return {"found": found, "repaired": repaired, "runs": runs}
