@@ -10,6 +10,7 @@ from __future__ import annotations
 import psycopg
 
 from migration_engine import sqlfiles
+from migration_engine.checks import CheckFailed
 from migration_engine.manifest import Service
 
 REVOKE_FILES = ("revoke_app_writes", "revoke_app_default_writes")
@@ -27,15 +28,26 @@ def statements(service: Service, *, revoke: bool) -> list[tuple[str, object]]:
 
 
 def set_app_writes(conn: psycopg.Connection, service: Service, *, allowed: bool, dry_run: bool, log) -> int:
-    """Revoke (``allowed=False``) or restore the app role's writes; returns its remaining write grants."""
+    """Revoke (``allowed=False``) or restore the app role's writes; returns the tables it can still write.
+
+    Raises CheckFailed when a revoke leaves any table writable."""
     with conn.transaction():
         for label, statement in statements(service, revoke=not allowed):
             log(("DRY RUN, not executed: " if dry_run else "executing: ") + f"{label}: {statement.as_string(conn)}")
             if not dry_run:
                 conn.execute(statement)
-    return app_write_grants(conn, service)
+    remaining = app_write_grants(conn, service)
+    # REVOKE silently skips grants another role made; a source still writable must not pass as read-only.
+    if remaining and not allowed and not dry_run:
+        raise CheckFailed(
+            f"{service.name} source: role {service.app_role} can still write {remaining} table(s) of schema "
+            f"{service.source_schema} after the revoke; only a privilege's grantor can revoke it. Re-issue the app's "
+            f"grants through the migration role (scripts/create_migration_roles.sql) or revoke them as the tables' owner"
+        )
+    return remaining
 
 
 def app_write_grants(conn: psycopg.Connection, service: Service) -> int:
+    """Tables of the service's source schema the app role can write (any of INSERT, UPDATE, DELETE, TRUNCATE)."""
     query = sqlfiles.load("finalize", "select_app_write_grants").render()
     return conn.execute(query, {"app_role": service.app_role, "schema": service.source_schema}).fetchone()[0]

@@ -1,2 +1,5 @@
-SELECT count(*) FROM information_schema.role_table_grants
-WHERE grantee = %(app_role)s AND table_schema = %(schema)s AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+-- Tables of the schema the app role can still write, by effective privilege: information_schema
+-- would show a non-owner only the grants it made, hiding the owner's.
+SELECT count(*) FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p')
+  AND has_table_privilege(%(app_role)s, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
