@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile clean
+.PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile bench-load clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-backfill: venv system-packages
 
 bench-reconcile: venv system-packages
 	$(PY) bench/bench_reconcile.py
+
+bench-load: venv system-packages
+	$(PY) bench/bench_load.py
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache
