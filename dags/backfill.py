@@ -127,8 +127,8 @@ def backfill():
 
     @teardown
     @task(pool=ds.TARGET_POOL)
-    def write_status_report(planned: list[dict]) -> str:
-        return ds.write_status_report(DAG_ID, get_current_context()["run_id"], planned=planned)
+    def write_status_report() -> str:
+        return ds.write_status_report(DAG_ID, plan_task="plan_chunks")
 
     gates = check_ledger_phase() >> check_source_schema_unchanged()
     chunks = plan_chunks()
@@ -143,7 +143,7 @@ def backfill():
     sequences >> compared
     recorded = record_backfilled(summary, sequences)
     compared >> recorded
-    [copied, recorded] >> write_status_report(chunks)
+    [copied, recorded] >> write_status_report()
 
 
 backfill()

@@ -38,7 +38,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -163,6 +163,11 @@ def cutover():
     def fail_after_rollback(smoke: dict):
         ds.refuse(f"cutover rolled back: {len(smoke['failed'])} smoke check(s) failed: {smoke['failed']}")
 
+    @teardown
+    @task(pool=ds.TARGET_POOL)
+    def write_status_report() -> str:
+        return ds.write_status_report(DAG_ID)
+
     gates = [check_ledger_phase(), check_soak_elapsed(), check_recent_reconciles_clean(), check_source_schema_unchanged()]
     confirmed = check_confirmation()
     reachable = wait_for_target_reachable()
@@ -176,9 +181,12 @@ def cutover():
     smoke = run_smoke_checks()
     flipped >> smoke
     branch = choose_after_smoke(smoke)
-    branch >> record_cut_over(smoke)
+    cut_over = record_cut_over(smoke)
+    branch >> cut_over
     rolled_back = roll_back_read_path(smoke)
-    branch >> rolled_back >> fail_after_rollback(smoke)
+    failed = fail_after_rollback(smoke)
+    branch >> rolled_back >> failed
+    [cut_over, failed] >> write_status_report()
 
 
 cutover()

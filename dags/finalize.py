@@ -33,7 +33,7 @@ check the backup location's free space and permissions, then clear the task.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -120,6 +120,11 @@ def finalize():
             return False
         return ds.advance_phase(DAG_ID, run_id(), "finalized", {"revoked": revoked, "retention": retention})
 
+    @teardown
+    @task(pool=ds.TARGET_POOL)
+    def write_status_report() -> str:
+        return ds.write_status_report(DAG_ID)
+
     phase = check_ledger_phase()
     check_confirmation() >> phase
     gates = [check_cutover_soak(phase), check_recent_reconciles_clean()]
@@ -130,7 +135,7 @@ def finalize():
     revoked >> backup
     retention = record_retention()
     backup >> retention
-    record_finalized(revoked, retention)
+    record_finalized(revoked, retention) >> write_status_report()
 
 
 finalize()

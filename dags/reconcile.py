@@ -39,7 +39,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -98,11 +98,16 @@ def reconcile():
     def judge_run(summaries: list[dict], phase: str, params=None) -> dict:
         return steps.judge(DAG_ID, get_current_context()["run_id"], list(summaries), phase, params)
 
+    @teardown
+    @task(pool=ds.TARGET_POOL)
+    def write_status_report() -> str:
+        return ds.write_status_report(DAG_ID)
+
     phase = check_ledger_phase()
     tables = list_tables()
     phase >> tables
     summaries = reconcile_table.partial(phase=phase).expand(table=tables)
-    judge_run(summaries, phase)
+    [summaries, judge_run(summaries, phase)] >> write_status_report()
 
 
 reconcile()

@@ -31,7 +31,7 @@ is unhealthy: page the database owner; the read path is already on the source.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -120,12 +120,19 @@ def rollback():
     def skip_repair():
         steps.log.info("repair_source was not %s: the report is the result; nothing was written to the source", REPAIR_WORD)
 
+    @teardown
+    @task(pool=ds.TARGET_POOL)
+    def write_status_report() -> str:
+        return ds.write_status_report(DAG_ID)
+
     flipped = flip_read_path_to_source()
     check_confirmation() >> check_ledger_phase() >> flipped
     recorded = record_rolled_back(flipped)
     report = report_reverse_drift()
     recorded >> validate_source() >> report
-    report >> choose_repair() >> [repair_source_from_target(), skip_repair()]
+    repaired = [repair_source_from_target(), skip_repair()]
+    report >> choose_repair() >> repaired
+    repaired >> write_status_report()
 
 
 rollback()

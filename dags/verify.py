@@ -79,12 +79,12 @@ def verify():
 
     @teardown
     @task(pool=ds.TARGET_POOL)
-    def write_status_report(verification: dict) -> str:
-        return ds.write_status_report(DAG_ID, get_current_context()["run_id"], verification=verification)
+    def write_status_report() -> str:
+        return ds.write_status_report(DAG_ID, verify_task="compare_tables")
 
     result = compare_tables()
     check_ledger_phase() >> result
-    record_verified(check_verified(result)) >> write_status_report(result)
+    record_verified(check_verified(result)) >> write_status_report()
 
 
 verify()

@@ -53,8 +53,11 @@ class StatusReportError(RuntimeError):
 # Recording the two facts (called by the DAG tasks that know them).
 
 def record_backfill_plan(conn: psycopg.Connection, manifest: Manifest, chunk_tables: Iterable[str], dag_id: str, run_id: str) -> dict:
-    """Store the chunks planned per table (one entry per planned chunk in ``chunk_tables``)."""
-    planned = dict(sorted(Counter(chunk_tables).items()))
+    """Store the chunks planned per table (one entry per planned chunk in ``chunk_tables``).
+
+    A backfill of some tables replaces their counts and keeps the others'."""
+    earlier = ledger.read_fact(conn, manifest.control_schema, PLAN_FACT)
+    planned = dict(sorted({**(earlier.value if earlier else {}), **Counter(chunk_tables)}.items()))
     ledger.record_fact(conn, manifest.control_schema, PLAN_FACT, planned, dag_id, run_id)
     return planned
 

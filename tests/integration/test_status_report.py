@@ -222,3 +222,35 @@ def test_screenshot_of_the_report_for_a_person(report, tmp_path):
             capture_output=True, text=True, timeout=120,
         )
     assert proc.returncode == 0 and png.stat().st_size > 10_000, proc.stderr[-2000:]
+
+
+@pytest.mark.airflow
+def test_a_refused_run_still_writes_the_report_and_keeps_the_last_verification(estate, migration, airflow_home, tmp_path):
+    artifacts = tmp_path / "artifacts"
+    result = airflow_home.run_dag("verify", extra_env={**estate.airflow_env(), "MIGRATION_ARTIFACT_DIR": str(artifacts)})
+    assert result.returncode != 0
+    assert result.state_of("check_ledger_phase") == "failed", result.task_states
+    assert result.state_of("compare_tables") == "upstream_failed"
+    assert result.state_of("write_status_report") == "success", result.output[-4000:]
+    html = (artifacts / "status" / "latest" / status_report.REPORT_FILE).read_text()
+    assert 'data-current="dual_write"' in html
+    assert "Run manual__verify of verify" in html
+
+
+@pytest.mark.airflow
+def test_the_reconcile_dag_rewrites_the_report_with_its_own_run(estate, manifest, migration, airflow_home, tmp_path):
+    """Last in this module: the run may move the ledger on (its first clean run starts the soak)."""
+    artifacts = tmp_path / "artifacts"
+    result = airflow_home.run_dag("reconcile", {"tables": list(RECONCILED), "grace_seconds": 0},
+                                  extra_env={**estate.airflow_env(), "MIGRATION_ARTIFACT_DIR": str(artifacts)})
+    assert result.succeeded, result.output[-4000:]
+    assert result.state_of("write_status_report") == "success"
+    html = (artifacts / "status" / "latest" / status_report.REPORT_FILE).read_text()
+    groups = [g for g in chart(html).iter(f"{SVG}g") if g.get("class") == "run"]
+    latest = target_sql(estate, "SELECT run_id FROM migration_control.reconcile_runs ORDER BY finished_at DESC LIMIT 1")[0][0]
+    assert [g.get("data-run-id") for g in groups] == [*migration["runs"], latest]
+    assert groups[-1].get("data-clean") == "true"
+    current = target_sql(estate, "SELECT current_phase FROM migration_control.status")[0][0]
+    assert f'data-current="{current}"' in html
+    for secret in estate.secrets():
+        assert secret not in html
