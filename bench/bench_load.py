@@ -7,12 +7,11 @@ pair of throwaway servers while every phase runs through Airflow (`dags test`):
 2. backfill: the same writer while the backfill DAG copies (p95 under load);
    then the writes the backfill missed are reconciled and verify runs quiet;
 3. dual-write soak: writes go to the source, then to the target; reconcile passes;
-4. cutover while the apps keep writing; then, apps still dual-writing (the
-   simulator writes the source first in every phase), reconcile target → source;
-   apps stop; a final reconcile; finalize.
+4. cutover while the apps keep writing; then apps write the target first,
+   reconcile target → source; apps stop; a final reconcile; finalize.
 
-Recorded per window: writes/s asked and held, p50/p95 of the apps' source
-writes; the p95 regression during backfill against the runbook's rollback
+Recorded per window: writes/s asked and held, p50/p95 of the apps' writes on
+their primary (the source until cutover); the p95 regression during backfill against the runbook's rollback
 trigger (over 30 %); lost writes = tables that differ after the final
 reconcile (must be 0). Knobs: BENCH_LOAD_RATE (writes/s, 40), BENCH_LOAD_SCALE
 (generator scale, 1), BENCH_LOAD_IDLE_S (30). Writes bench/results/load.json
@@ -69,10 +68,10 @@ class LoadRun:
         log(f"{dag_id}: {seconds:.1f}s")
         return seconds
 
-    def writer(self, *, dual_write: bool) -> DualWriteSimulator:
+    def writer(self, *, dual_write: bool, primary: str = "source") -> DualWriteSimulator:
         self.seed += 1
         config = SimulatorConfig(rate_per_s=self.rate, duration_s=None, max_writes=10**9, dual_write=dual_write,
-                                 seed=self.seed)
+                                 primary=primary, seed=self.seed)
         return DualWriteSimulator(self.m, self.sources, self.estate.target_endpoint(), config).start()
 
     def window(self, name: str, apps: DualWriteSimulator, during=None, seconds: float | None = None) -> dict:
@@ -84,8 +83,8 @@ class LoadRun:
         apps.stop()
         report = apps.join().as_dict()
         figures = {"window": name, "asked_per_s": self.rate, "held_per_s": report["writes_per_s"],
-                   "writes": report["writes"], "source_errors": report["source_errors"],
-                   "p50_ms": report["source_p50_ms"], "p95_ms": report["source_p95_ms"], "seconds": report["seconds"]}
+                   "writes": report["writes"], "primary_errors": report["primary_errors"],
+                   "p50_ms": report["primary_p50_ms"], "p95_ms": report["primary_p95_ms"], "seconds": report["seconds"]}
         self.windows.append(figures)
         log(f"{name}: {figures}")
         return figures
@@ -118,8 +117,8 @@ class LoadRun:
         self.window("dual-write soak and cutover", apps, during=lambda: self.dag("cutover", {
             "confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1,
             "repair_cap": REPAIR_CAP}))
-        apps = self.writer(dual_write=True)
-        self.window("after cutover", apps,
+        apps = self.writer(dual_write=True, primary="target")
+        self.window("after cutover (target first)", apps,
                     during=lambda: self.reconcile(Direction.TARGET_TO_SOURCE, "after-cutover"))
         final = self.reconcile(Direction.TARGET_TO_SOURCE, "final")
         self.dag("finalize", {"confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": 1})

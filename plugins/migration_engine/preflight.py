@@ -1,5 +1,7 @@
 """Runbook phase A: prove the estate is ready before anything is written.
 
+- every manifest table exists in its source, keyed by a primary key or unique
+  constraint (checked with the endpoint, before anything is written);
 - every endpoint answers: server version, TLS as the client sees it (and as the
   server sees it on a direct connection), the role used and whether it is a
   superuser; the target role may create schemas;
@@ -16,6 +18,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from itertools import permutations
 from pathlib import Path
 
 import psycopg
@@ -74,6 +77,49 @@ def probe(endpoint: Endpoint, application_name: str, *, need_create_schema: bool
                     f"{database}; grant CREATE on the database or use its owner role"
                 )
     return report
+
+
+class ManifestMismatch(CheckFailed):
+    pass
+
+
+def manifest_table_problems(fingerprint: catalog.Fingerprint, manifest: Manifest, service: str) -> list[str]:
+    """Manifest tables the source lacks, and keys no primary key or unique constraint backs.
+
+    A key that may repeat would make chunks overlap and reconcile repair the wrong rows.
+    """
+    svc = manifest.service(service)
+    tables = fingerprint.schema(svc.source_schema)["tables"]
+    problems = []
+    for table in svc.tables:
+        where = f"{svc.source_schema}.{table.name} in the {service} source"
+        found = tables.get(table.name)
+        if found is None:
+            problems.append(f"{where}: table is listed in the manifest {manifest.file.name} but does not exist")
+            continue
+        missing = [c for c in table.key if c not in found["columns"]]
+        if missing:
+            problems.append(f"{where}: key column(s) {missing} do not exist")
+            continue
+        unique_keys = {
+            sig for sig, info in found["constraints"].items() if info["kind"] in ("primary key", "unique")
+        }
+        if not any(f"{kind} ({', '.join(order)})" in unique_keys
+                   for kind in ("primary key", "unique") for order in permutations(table.key)):
+            problems.append(f"{where}: key {list(table.key)} is not unique (no primary key or unique constraint on it)")
+    return problems
+
+
+def check_manifest_tables(conn: psycopg.Connection, manifest: Manifest, service: str) -> int:
+    """Raise ManifestMismatch naming every problem; return the number of tables checked."""
+    schema = manifest.service(service).source_schema
+    problems = manifest_table_problems(catalog.fingerprint(conn, [schema]), manifest, service)
+    if problems:
+        raise ManifestMismatch(
+            f"the manifest does not match the {service} source ({len(problems)} problem(s)):\n  " + "\n  ".join(problems)
+            + f"\nFix {manifest.file.name} or the source, then run preflight again."
+        )
+    return len(manifest.service(service).tables)
 
 
 def _attribute(conn: psycopg.Connection, name: bytes) -> str | None:

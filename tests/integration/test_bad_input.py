@@ -1,0 +1,93 @@
+"""Bad manifests and bad connections through the preflight DAG: refused by the first
+task that can see the problem, naming it, before anything is written.
+
+(A type that differs between source and target is the schema_baseline gate's,
+tested in test_preflight_schema.py; so are an unreachable target and a wrong password.)
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from migration_engine.generator import generate
+from migration_engine.local.estate import _conn_var
+from migration_engine.local.servers import free_port
+from migration_engine.schema_sql import create_source_layout
+
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+
+
+@pytest.fixture(scope="module")
+def sources(estate, manifest):
+    endpoints = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    create_source_layout(manifest, endpoints)
+    generate(manifest, endpoints, scale=0.05, seed=3, replace=True)
+    return estate
+
+
+@pytest.fixture
+def run(airflow_home, estate, tmp_path):
+    def run_dag(**env_overrides):
+        env = {**estate.airflow_env(), "MIGRATION_BACKUP_DIR": str(tmp_path / "backups"),
+               "MIGRATION_ARTIFACT_DIR": str(tmp_path / "artifacts"), **env_overrides}
+        return airflow_home.run_dag("preflight", extra_env=env)
+
+    return run_dag
+
+
+def wallet(estate, statement) -> None:
+    estate.source.execute(statement, dbname="wallet")
+
+
+def assert_refused_with_nothing_written(result, estate, task_id: str, *phrases: str) -> None:
+    assert result.returncode != 0, result.output[-3000:]
+    assert result.state_of(task_id) == "failed", result.task_states
+    for phrase in phrases:
+        assert phrase in result.output, f"{phrase!r} not in:\n{result.output[-3000:]}"
+    assert not any(t.startswith(("freeze_", "back_up_")) and s == "success" for t, s in result.task_states.items())
+    with estate.target_endpoint().connect() as conn:
+        schemas = {r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname !~ '^(pg_|information_schema)'")}
+    assert schemas == {"public"}, "something was created on the target"
+    for secret in estate.secrets():
+        assert secret not in result.output
+
+
+def test_a_manifest_table_missing_from_the_source_is_named(sources, run, tmp_path):
+    wallet(sources, "ALTER TABLE public.evidence RENAME TO evidence_renamed")
+    try:
+        result = run()
+    finally:
+        wallet(sources, "ALTER TABLE public.evidence_renamed RENAME TO evidence")
+    assert_refused_with_nothing_written(result, sources, "check_wallet_source",
+                                        "public.evidence in the wallet source: table is listed in the manifest")
+    assert not (tmp_path / "backups").exists()
+
+
+def test_a_key_that_is_not_unique_is_named(sources, run):
+    wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_pkey")
+    try:
+        result = run()
+    finally:
+        wallet(sources, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
+    assert_refused_with_nothing_written(result, sources, "check_wallet_source",
+                                        "public.otp_codes in the wallet source: key ['id'] is not unique")
+
+
+def test_a_wrong_database_name_is_named_without_the_password(sources, manifest, run):
+    var = _conn_var(manifest.source_conn_id("issuer"))
+    result = run(**{var: sources.source.url("issuer_typo")})
+    assert_refused_with_nothing_written(result, sources, "check_issuer_source", "issuer source", "issuer_typo")
+
+
+def test_an_unreachable_source_host_is_named_without_the_password(sources, manifest, run):
+    var = _conn_var(manifest.source_conn_id("recruiter"))
+    closed = sources.source.url("recruiter").replace(f":{sources.source.port}/", f":{free_port()}/")
+    result = run(**{var: closed})
+    assert_refused_with_nothing_written(result, sources, "check_recruiter_source", "recruiter source")
+
+
+def test_the_sources_as_restored_pass_the_same_checks(sources, run):
+    """The refusals above come from the broken inputs, not from the estate."""
+    result = run()
+    assert result.succeeded, result.output[-3000:]
+    assert {result.state_of(f"check_{s}_source") for s in ("wallet", "issuer", "recruiter")} == {"success"}
