@@ -19,8 +19,11 @@ phase the run is *skipped*, not failed. One mapped task per table:
 4. every finding (keys and hashes, never values) and a per-table summary land in
    `migration_control.reconcile_findings` / `reconcile_runs`.
 
-The run fails, and alerts, when more than *max_unrepaired_rows* rows are left
-unrepaired (rows in flight aside). The first clean run in `dual_write` starts
+Tables run side by side, so a child row may be refused by its foreign key when
+its parent was written after the parent's table was checked: the judging step
+reconciles such tables again, parents first, in the same run. The run fails, and
+alerts, when more than *max_unrepaired_rows* rows are still left unrepaired
+(rows in flight aside). The first clean run in `dual_write` starts
 the soak (`dual_write → soak`); `migration_control.reconcile_clean_streak` is
 what the cutover and finalize gates read.
 
@@ -96,7 +99,7 @@ def reconcile():
 
     @task(pool=ds.TARGET_POOL)
     def judge_run(summaries: list[dict], phase: str, params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context()["run_id"], list(summaries), phase, params)
+        return steps.judge(DAG_ID, get_current_context(), list(summaries), phase, params)
 
     @teardown
     @task(pool=ds.TARGET_POOL)

@@ -41,16 +41,42 @@ def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dic
         cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"],
     )
     summary = result.summary()
-    if result.cap_exceeded or summary["unrepaired"] - summary["in_flight"] > 0:
-        alerts.notify_drift(context, table.qualified, summary["drifted"],
-                            "repair cap exceeded, nothing repaired" if result.cap_exceeded else f"{summary['unrepaired']} unrepaired")
+    if result.cap_exceeded:
+        alerts.notify_drift(context, table.qualified, summary["drifted"], "repair cap exceeded, nothing repaired")
     return summary
 
 
-def judge(dag_id: str, run_id: str, summaries: list[dict], phase: str, params: dict) -> dict:
+def _left_unrepaired(summary: dict) -> int:
+    return summary["unrepaired"] - summary["in_flight"]
+
+
+def settle(dag_id: str, context, summaries: list[dict], phase: str, params: dict) -> list[dict]:
+    """Reconcile again the tables left with unrepaired rows, parents first, their parents included.
+
+    Tables run side by side, so a child row can be refused by its foreign key when
+    its parent was written after the parent's table was checked; once the parent
+    is level, the child repairs.
+    """
+    m = ds.manifest()
+    dirty = {s["table"] for s in summaries if _left_unrepaired(s) > 0 and not s["cap_exceeded"]}
+    if not dirty:
+        return summaries
+    wanted = set(dirty)
+    for table in reversed(m.tables):
+        if table.qualified in wanted:
+            wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
+    log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
+    again = {t.qualified: reconcile_one(dag_id, context, t.qualified, phase, params) for t in m.tables if t.qualified in wanted}
+    return [again.get(s["table"], s) for s in summaries]
+
+
+def judge(dag_id: str, context, summaries: list[dict], phase: str, params: dict) -> dict:
     """Fail the run above the threshold; the first clean run of the dual-write window starts the soak."""
+    run_id = context["run_id"]
+    if not params["dry_run"]:
+        summaries = settle(dag_id, context, summaries, phase, params)
     totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "drifted", "repaired", "in_flight", "unrepaired")}
-    unrepaired = totals["unrepaired"] - totals["in_flight"]
+    unrepaired = sum(_left_unrepaired(s) for s in summaries)
     capped = [s["table"] for s in summaries if s["cap_exceeded"]]
     log.info("reconcile run %s (%s): %s over %d tables", run_id, phase, totals, len(summaries))
     if params["dry_run"]:
@@ -59,7 +85,7 @@ def judge(dag_id: str, run_id: str, summaries: list[dict], phase: str, params: d
     if capped:
         ds.refuse(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
     if unrepaired > params["max_unrepaired_rows"]:
-        dirty = [s["table"] for s in summaries if s["unrepaired"] - s["in_flight"] > 0]
+        dirty = [s["table"] for s in summaries if _left_unrepaired(s) > 0]
         ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {dirty}")
     clean = all(s["clean"] for s in summaries)
     if phase == "dual_write" and clean and not params["tables"]:

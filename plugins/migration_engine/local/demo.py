@@ -65,7 +65,7 @@ def main() -> int:
     demo = Demo(
         scale=float(os.environ.get("DEMO_SCALE", "1")),
         seed=int(os.environ.get("DEMO_SEED", "42")),
-        soak_runs=int(os.environ.get("DEMO_SOAK_RUNS", "3")),
+        soak_runs=int(os.environ.get("DEMO_SOAK_RUNS", "2")),
     )
     manifest = load_manifest(os.environ.get("MIGRATION_MANIFEST") or DEFAULT_MANIFEST)
     demo.say(f"starting throwaway source, target and pgbouncer for migration {manifest.migration}")
