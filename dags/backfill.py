@@ -89,7 +89,7 @@ def backfill():
 
     @task
     def plan_chunks(params=None) -> list[dict]:
-        return steps.plan(DAG_ID, params["tables"], params["target_chunk_rows"], MAX_MAPPED_CHUNKS)
+        return steps.plan(DAG_ID, get_current_context()["run_id"], params["tables"], params["target_chunk_rows"], MAX_MAPPED_CHUNKS)
 
     @task(
         pool=ds.TARGET_POOL,
@@ -128,7 +128,7 @@ def backfill():
     @teardown
     @task(pool=ds.TARGET_POOL)
     def write_status_report() -> str:
-        return ds.write_status_report(DAG_ID, plan_task="plan_chunks")
+        return ds.write_status_report(DAG_ID)
 
     gates = check_ledger_phase() >> check_source_schema_unchanged()
     chunks = plan_chunks()

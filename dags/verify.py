@@ -4,7 +4,7 @@
 **Runbook phase C, step 3** (section 7.2, strict verification). Scheduled by
 the Asset the `backfill` DAG publishes; can also be triggered by hand.
 
-## What it checks (it writes nothing to either database)
+## What it checks (it changes no migrated table; it records its result in the control schema)
 - exact row counts, `count(*)` on both sides (not `n_live_tup`);
 - a full-row checksum over every column of every mapped table, computed from a
   canonical text form pinned per transaction (TimeZone, DateStyle,
@@ -19,7 +19,7 @@ machines, under `MIGRATION_ARTIFACT_DIR` (default `$AIRFLOW_HOME/artifacts`)
 `/verify/<run id>/`, then fails the run on any mismatch, naming the tables. On success the ledger moves `backfilled → verified`.
 
 ## Re-running
-Always safe: it only reads, and the ledger does not move twice.
+Always safe: it only reads the migrated tables, and the ledger does not move twice.
 
 ## When it fails
 The report names each failing table. Re-sync it with `backfill` (*force* on,

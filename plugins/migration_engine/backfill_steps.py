@@ -26,9 +26,10 @@ def _chosen_tables(tables: list[str]) -> set[str] | None:
     return set(tables)
 
 
-def plan(dag_id: str, tables: list[str], target_rows: int | None, max_tasks: int) -> list[dict]:
+def plan(dag_id: str, run_id: str, tables: list[str], target_rows: int | None, max_tasks: int) -> list[dict]:
     """The mapped tasks' work: one task per chunk of a split table, small whole tables packed together."""
     from migration_engine.chunks import plan_all
+    from migration_engine.status_report import record_backfill_plan
 
     m = ds.manifest()
     chosen = _chosen_tables(tables)
@@ -40,6 +41,9 @@ def plan(dag_id: str, tables: list[str], target_rows: int | None, max_tasks: int
     units = pack_tasks(planned, _source_bytes(m, endpoints, [c.table for c in whole], app))
     per_table = Counter(c.table for c in planned)
     log.info("planned %d chunks over %d tables in %d tasks: %s", len(planned), len(per_table), len(units), dict(per_table))
+    # Recorded now, so the status report shows chunk totals while the copies run.
+    with ds.target_connection(dag_id) as conn:
+        record_backfill_plan(conn, m, [c.table for c in planned], dag_id, run_id)
     return units
 
 

@@ -110,15 +110,14 @@ def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None 
         return ledger.advance(conn, manifest().control_schema, to_phase, dag_id, run_id, details)
 
 
-def write_status_report(dag_id: str, *, plan_task: str | None = None, verify_task: str | None = None) -> str:
+def write_status_report(dag_id: str, *, verify_task: str | None = None) -> str:
     """Refresh ``status/latest/migration-status.html`` in the artifact folder; returns its path.
 
     The DAGs run it as a teardown: it runs when the rest is done, failed or not, and
-    never decides the run's state. What ``plan_task`` (the backfill's plan) or
-    ``verify_task`` (the verification result) returned in this run is recorded in
-    the ledger first, so every later report shows chunk totals and the latest
-    verification; a task that did not get that far returned nothing, and the page is
-    written from the ledger as it stands. Re-running rewrites the same page.
+    never decides the run's state. What ``verify_task`` (the verification result)
+    returned in this run is recorded in the ledger first, so every later report shows
+    the latest verification; a task that did not get that far returned nothing, and
+    the page is written from the ledger as it stands. Re-running rewrites the same page.
     """
     from airflow.sdk import get_current_context
 
@@ -127,15 +126,10 @@ def write_status_report(dag_id: str, *, plan_task: str | None = None, verify_tas
 
     m = manifest()
     context = get_current_context()
-    planned = context["ti"].xcom_pull(task_ids=plan_task) if plan_task else None
     verification = context["ti"].xcom_pull(task_ids=verify_task) if verify_task else None
-    if planned or verification:
+    if verification:
         with target_connection(dag_id) as conn:
-            if planned:
-                tables = [c["table"] for t in planned for c in t["chunks"]]
-                status_report.record_backfill_plan(conn, m, tables, dag_id, context["run_id"])
-            if verification:
-                status_report.record_verification(conn, m, verification, dag_id, context["run_id"])
+            status_report.record_verification(conn, m, verification, dag_id, context["run_id"])
     return str(status_report.write(target_endpoint(), m, artifact_folder("status", "latest")))
 
 
