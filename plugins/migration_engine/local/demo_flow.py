@@ -14,7 +14,7 @@ DROPPED_TARGET_WRITES = 0.02
 
 
 def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
-    from migration_engine import verify
+    from migration_engine import status_report, verify
     from migration_engine.generator import generate
     from migration_engine.schema_sql import create_source_layout
     from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, TargetFaults
@@ -64,9 +64,12 @@ def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
 
     started = time.monotonic()
     result = verify.verify(sources, target, m)
-    html, _ = verify.write_report(result, ARTIFACTS / "final")
+    verify.write_report(result, ARTIFACTS / "final")
+    with target.connect(autocommit=True) as conn:
+        status_report.record_verification(conn, m, result, "demo", "final")
+    html = status_report.write(target, m, ARTIFACTS / "final")
     if not result["ok"]:
-        raise DemoFailed(f"final comparison failed: {result['failures']}")
+        raise DemoFailed(f"final comparison failed: {result['failures']} (report {html})")
     drift = _drift_totals(estate)
     rows = sum(r["rows_source"] for r in result["tables"])
     writes = before_cutover.total + after_cutover.total
