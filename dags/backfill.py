@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
@@ -51,28 +50,25 @@ MAX_MAPPED_CHUNKS = 1000
 @dag(
     dag_id=DAG_ID,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-c", "manual"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "force": Param(
-            False, type="boolean", title="Force",
-            description="Copy chunks again even when the ledger records them (merging, so only differing rows change).",
-        ),
-        "tables": Param(
-            # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
-            [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
-            description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
-        ),
-        "target_chunk_rows": Param(
-            None, type=["null", "integer"], minimum=1, maximum=100_000_000, title="Rows per chunk",
-            description="Override the planner's chunk size in rows; empty lets it adapt to each table's rows and bytes.",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "phase-c", "manual",
+        params={
+            "force": Param(
+                False, type="boolean", title="Force",
+                description="Copy chunks again even when the ledger records them (merging, so only differing rows change).",
+            ),
+            "tables": Param(
+                # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
+                [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
+                description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+            ),
+            "target_chunk_rows": Param(
+                None, type=["null", "integer"], minimum=1, maximum=100_000_000, title="Rows per chunk",
+                description="Override the planner's chunk size in rows; empty lets it adapt to each table's rows and bytes.",
+            ),
+
+        },
+    ),
 )
 def backfill():
     from migration_engine import backfill_steps as steps

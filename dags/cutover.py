@@ -37,7 +37,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
@@ -53,43 +52,34 @@ def _run_id() -> str:
 @dag(
     dag_id=DAG_ID,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-e", "manual"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "confirm": Param(
-            None, type=["null", "string"], title="Confirm",
-            description=f"Type {CONFIRM_WORD} exactly to cut over. Anything else refuses before any database is touched.",
-        ),
-        "dry_run": Param(
-            True, type="boolean", title="Dry run",
-            description="Render and log every SQL statement; change nothing in either database.",
-        ),
-        "max_drift_rows": Param(
-            0, type="integer", minimum=0, maximum=1_000_000, title="Max drift rows",
-            description="Rows the final reconciliation may leave unrepaired (rows in flight excluded).",
-        ),
-        "min_soak_hours": Param(
-            24, type="number", minimum=0, maximum=8760, title="Minimum soak (hours)",
-            description="How long the ledger must have been in soak (the runbook says 24 to 72 h).",
-        ),
-        "min_clean_reconciles": Param(
-            3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
-            description="Consecutive clean hourly reconciliation runs required before cutover.",
-        ),
-        "sequence_gap": Param(
-            1000, type="integer", minimum=0, maximum=1_000_000_000, title="Sequence safety gap",
-            description="Target sequences are set at least this far above the source's, so inserts never collide.",
-        ),
-        "repair_cap": Param(
-            1000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
-            description="The final reconciliation repairs at most this many rows per table; above it, nothing is repaired and the cutover stops.",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "phase-e", "manual",
+        params={
+            "confirm": ds.confirm_param(CONFIRM_WORD, "cut over"),
+            "dry_run": ds.dry_run_param(),
+            "max_drift_rows": Param(
+                0, type="integer", minimum=0, maximum=1_000_000, title="Max drift rows",
+                description="Rows the final reconciliation may leave unrepaired (rows in flight excluded).",
+            ),
+            "min_soak_hours": Param(
+                24, type="number", minimum=0, maximum=8760, title="Minimum soak (hours)",
+                description="How long the ledger must have been in soak (the runbook says 24 to 72 h).",
+            ),
+            "min_clean_reconciles": Param(
+                3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
+                description="Consecutive clean hourly reconciliation runs required before cutover.",
+            ),
+            "sequence_gap": Param(
+                1000, type="integer", minimum=0, maximum=1_000_000_000, title="Sequence safety gap",
+                description="Target sequences are set at least this far above the source's, so inserts never collide.",
+            ),
+            "repair_cap": Param(
+                1000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
+                description="The final reconciliation repairs at most this many rows per table; above it, nothing is repaired and the cutover stops.",
+            ),
+
+        },
+    ),
 )
 def cutover():
     from migration_engine import phase_steps as steps

@@ -26,8 +26,7 @@ phase, source schema changed since preflight). Fix the cause and trigger again.
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from migration_engine import dag_support as ds
 
@@ -38,23 +37,14 @@ CONFIRM_WORD = "DUAL_WRITE"
 @dag(
     dag_id=DAG_ID,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-d", "manual"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "confirm": Param(
-            None, type=["null", "string"], title="Confirm",
-            description=f"Type {CONFIRM_WORD} exactly to open the dual-write window. Anything else refuses before any database is touched.",
-        ),
-        "dry_run": Param(
-            True, type="boolean", title="Dry run",
-            description="Render and log every statement without changing anything.",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "phase-d", "manual",
+        params={
+            "confirm": ds.confirm_param(CONFIRM_WORD, "open the dual-write window"),
+            "dry_run": ds.dry_run_param(),
+
+        },
+    ),
 )
 def dual_write():
     from migration_engine import phase_steps as steps

@@ -32,7 +32,6 @@ check the backup location's free space and permissions, then clear the task.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
@@ -44,35 +43,26 @@ CONFIRM_WORD = "FINALIZE"
 @dag(
     dag_id=DAG_ID,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-f", "manual"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "confirm": Param(
-            None, type=["null", "string"], title="Confirm",
-            description=f"Type {CONFIRM_WORD} exactly to make the sources read-only for the apps.",
-        ),
-        "dry_run": Param(
-            True, type="boolean", title="Dry run",
-            description="Render and log every statement; change nothing.",
-        ),
-        "min_cutover_hours": Param(
-            24, type="number", minimum=0, maximum=8760, title="Minimum time cut over (hours)",
-            description="How long the read path must have been on the target.",
-        ),
-        "min_clean_reconciles": Param(
-            3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
-            description="Consecutive clean reconciliation runs (target to source) required.",
-        ),
-        "retention_days": Param(
-            7, type="integer", minimum=7, maximum=3650, title="Rollback retention (days)",
-            description="How long the source and its final backup are kept (runbook: 7 days minimum).",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "phase-f", "manual",
+        params={
+            "confirm": ds.confirm_param(CONFIRM_WORD, "make the sources read-only for the apps"),
+            "dry_run": ds.dry_run_param(),
+            "min_cutover_hours": Param(
+                24, type="number", minimum=0, maximum=8760, title="Minimum time cut over (hours)",
+                description="How long the read path must have been on the target.",
+            ),
+            "min_clean_reconciles": Param(
+                3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
+                description="Consecutive clean reconciliation runs (target to source) required.",
+            ),
+            "retention_days": Param(
+                7, type="integer", minimum=7, maximum=3650, title="Rollback retention (days)",
+                description="How long the source and its final backup are kept (runbook: 7 days minimum).",
+            ),
+
+        },
+    ),
 )
 def finalize():
     from migration_engine import phase_steps as steps

@@ -45,7 +45,6 @@ and let it write), or the window is too tight for a quiet service: raise
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from migration_engine import dag_support as ds
@@ -57,33 +56,30 @@ MANIFEST = ds.manifest()
 @dag(
     dag_id=DAG_ID,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-a", "manual"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "max_age_hours": Param(
-            None, type=["null", "number"], minimum=0, title="State-store freshness window (hours)",
-            description=f"Each expected state-store key must have been updated within this many hours. "
-            f"Empty: the manifest's {MANIFEST.state_store.max_age_hours:g} h.",
-        ),
-        "backup_dir": Param(
-            "", type="string", title="Backup folder",
-            description="Where source backups go. Empty: Variable migration_backup_dir, else $MIGRATION_BACKUP_DIR, "
-            "else $AIRFLOW_HOME/backups.",
-        ),
-        "backup_jobs": Param(
-            2, type="integer", minimum=1, maximum=16, title="pg_dump parallel jobs",
-            description="Parallel jobs for pg_dump --format=directory (each holds one source connection).",
-        ),
-        "fresh_backup": Param(
-            False, type="boolean", title="Take a fresh backup",
-            description="Take a new backup even when a verified one exists for the same schema fingerprint.",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "phase-a", "manual",
+        params={
+            "max_age_hours": Param(
+                None, type=["null", "number"], minimum=0, title="State-store freshness window (hours)",
+                description=f"Each expected state-store key must have been updated within this many hours. "
+                f"Empty: the manifest's {MANIFEST.state_store.max_age_hours:g} h.",
+            ),
+            "backup_dir": Param(
+                "", type="string", title="Backup folder",
+                description="Where source backups go. Empty: Variable migration_backup_dir, else $MIGRATION_BACKUP_DIR, "
+                "else $AIRFLOW_HOME/backups.",
+            ),
+            "backup_jobs": Param(
+                2, type="integer", minimum=1, maximum=16, title="pg_dump parallel jobs",
+                description="Parallel jobs for pg_dump --format=directory (each holds one source connection).",
+            ),
+            "fresh_backup": Param(
+                False, type="boolean", title="Take a fresh backup",
+                description="Take a new backup even when a verified one exists for the same schema fingerprint.",
+            ),
+
+        },
+    ),
 )
 def preflight():
     @task

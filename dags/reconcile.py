@@ -41,7 +41,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
@@ -52,35 +51,32 @@ DAG_ID = "reconcile"
 @dag(
     dag_id=DAG_ID,
     schedule="@hourly",
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-d", "phase-e", "scheduled"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "tables": Param(
-            [], type="array", items={"type": "string"}, title="Tables",
-            description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
-        ),
-        "dry_run": Param(
-            False, type="boolean", title="Dry run",
-            description="Find and report drift; write nothing to either database, not even the drift ledger.",
-        ),
-        "repair_cap": Param(
-            1000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
-            description="At most this many rows repaired per table; above it nothing is repaired and the run fails with an alert.",
-        ),
-        "grace_seconds": Param(
-            3, type="number", minimum=0, maximum=600, title="Grace period (s)",
-            description="Wait before re-reading drifted rows, so writes in flight are not taken for drift.",
-        ),
-        "max_unrepaired_rows": Param(
-            0, type="integer", minimum=0, maximum=10_000_000, title="Unrepaired rows tolerated",
-            description="The run fails and alerts when more rows than this are left unrepaired (rows in flight aside).",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "phase-d", "phase-e", "scheduled",
+        params={
+            "tables": Param(
+                [], type="array", items={"type": "string"}, title="Tables",
+                description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+            ),
+            "dry_run": Param(
+                False, type="boolean", title="Dry run",
+                description="Find and report drift; write nothing to either database, not even the drift ledger.",
+            ),
+            "repair_cap": Param(
+                1000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
+                description="At most this many rows repaired per table; above it nothing is repaired and the run fails with an alert.",
+            ),
+            "grace_seconds": Param(
+                3, type="number", minimum=0, maximum=600, title="Grace period (s)",
+                description="Wait before re-reading drifted rows, so writes in flight are not taken for drift.",
+            ),
+            "max_unrepaired_rows": Param(
+                0, type="integer", minimum=0, maximum=10_000_000, title="Unrepaired rows tolerated",
+                description="The run fails and alerts when more rows than this are left unrepaired (rows in flight aside).",
+            ),
+
+        },
+    ),
 )
 def reconcile():
     from migration_engine import reconcile_steps as steps

@@ -30,7 +30,6 @@ is unhealthy: page the database owner; the read path is already on the source.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
@@ -43,27 +42,21 @@ REPAIR_WORD = "REPAIR_SOURCE"
 @dag(
     dag_id=DAG_ID,
     schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "rollback", "manual"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "confirm": Param(
-            None, type=["null", "string"], title="Confirm",
-            description=f"Type {CONFIRM_WORD} exactly to move the read path back to the source.",
-        ),
-        "repair_source": Param(
-            None, type=["null", "string"], title="Repair the source",
-            description=f"Type {REPAIR_WORD} to also patch the source from the target after the report. Leave empty for the report only.",
-        ),
-        "repair_cap": Param(
-            10_000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
-            description="At most this many rows repaired per table; above it nothing is repaired for that table.",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "rollback", "manual",
+        params={
+            "confirm": ds.confirm_param(CONFIRM_WORD, "move the read path back to the source"),
+            "repair_source": Param(
+                None, type=["null", "string"], title="Repair the source",
+                description=f"Type {REPAIR_WORD} to also patch the source from the target after the report. Leave empty for the report only.",
+            ),
+            "repair_cap": Param(
+                10_000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
+                description="At most this many rows repaired per table; above it nothing is repaired for that table.",
+            ),
+
+        },
+    ),
 )
 def rollback():
     from migration_engine import phase_steps as steps

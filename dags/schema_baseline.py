@@ -38,7 +38,6 @@ not move twice.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, get_current_context, task
 
 from migration_engine import dag_support as ds
@@ -47,17 +46,7 @@ DAG_ID = "schema_baseline"
 MANIFEST = ds.manifest()
 
 
-@dag(
-    dag_id=DAG_ID,
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-b", "manual"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-)
+@dag(dag_id=DAG_ID, schedule=None, **ds.dag_arguments(__doc__, "phase-b", "manual"))
 def schema_baseline():
     @task(pool=ds.TARGET_POOL)
     def check_migration_phase() -> dict:

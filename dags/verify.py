@@ -28,7 +28,6 @@ The report names each failing table. Re-sync it with `backfill` (*force* on,
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
@@ -39,20 +38,17 @@ DAG_ID = "verify"
 @dag(
     dag_id=DAG_ID,
     schedule=[Asset(ds.backfilled_asset_name())],
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=ds.default_args(),
-    tags=["migration", "phase-c", "verification"],
-    doc_md=__doc__,
-    template_searchpath=ds.SQL_TEMPLATE_PATH,
-    params={
-        "tables": Param(
-            # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
-            [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
-            description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
-        ),
-    },
+    **ds.dag_arguments(
+        __doc__, "phase-c", "verification",
+        params={
+            "tables": Param(
+                # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
+                [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
+                description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+            ),
+
+        },
+    ),
 )
 def verify():
     @task(pool=ds.TARGET_POOL)

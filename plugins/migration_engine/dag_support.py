@@ -136,3 +136,39 @@ def write_status_report(dag_id: str, *, verify_task: str | None = None) -> str:
 def backfilled_asset_name() -> str:
     """The Asset the backfill publishes and the verification DAG is scheduled on."""
     return f"{manifest().migration}_backfilled"
+
+
+def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
+    """What every DAG of the package shares: one active run, no catchup, owner and
+    retries, tags, its module docstring as doc_md, and the SQL template path."""
+    import pendulum
+
+    return {
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": default_args(),
+        "tags": ["migration", *tags],
+        "doc_md": doc,
+        "template_searchpath": SQL_TEMPLATE_PATH,
+        "params": params or {},
+    }
+
+
+def confirm_param(word: str, action: str):
+    """The typed confirmation of a manual phase: anything but ``word`` refuses before any database is touched."""
+    from airflow.sdk import Param
+
+    return Param(
+        None, type=["null", "string"], title="Confirm",
+        description=f"Type {word} exactly to {action}. Anything else refuses before any database is touched.",
+    )
+
+
+def dry_run_param(default: bool = True):
+    from airflow.sdk import Param
+
+    return Param(
+        default, type="boolean", title="Dry run",
+        description="Render and log every SQL statement; change nothing in either database.",
+    )
