@@ -1,55 +1,54 @@
 """CeleryExecutor scale-out without Docker: scheduler, dag-processor, API server and two
-Celery workers on this machine's PostgreSQL and Redis; mapped tasks land on both workers.
-
-Until the backfill DAG can run here end to end, a small mapped DAG in a temporary DAG
-folder proves the mechanism; scripts/celery_scaleout.py runs any DAG the same way.
-"""
+Celery workers on this machine's PostgreSQL and Redis run the package's own backfill
+DAG, unchanged, and its chunk copies land on both workers."""
 
 from __future__ import annotations
 
+import json
 import os
-import textwrap
 from collections import Counter
+from pathlib import Path
 
 import pytest
+
+from migration_engine import ledger
 from migration_engine.env_contract import pools_from_env
+from migration_engine.generator import generate
 from migration_engine.local.celery_cluster import CeleryCluster
+from migration_engine.preflight import freeze_fingerprint
+from migration_engine.schema_sql import apply_step, create_source_layout
+from migration_engine.verify import verify
+from tests.integration.lifecycle_support import CONTROL, set_phase, sources, target
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
-MAPPED_DAG = textwrap.dedent('''
-    """Eight mapped chunks that each take a moment, so two workers share them."""
-    import os
-    import time
-
-    import pendulum
-    from airflow.sdk import dag, task
-
-
-    @dag(dag_id="scaleout_probe", schedule=None, start_date=pendulum.datetime(2024, 1, 1), catchup=False)
-    def scaleout_probe():
-        @task
-        def plan_chunks():
-            return list(range(8))
-
-        @task
-        def copy_chunk(chunk: int):
-            time.sleep(3)
-            return {"chunk": chunk, "worker": os.environ.get("MIGRATION_WORKER_NAME")}
-
-        copy_chunk.expand(chunk=plan_chunks())
-
-
-    scaleout_probe()
-''')
+REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    dags = tmp_path_factory.mktemp("scaleout_dags")
-    (dags / "scaleout_probe.py").write_text(MAPPED_DAG)
-    running = CeleryCluster(home=tmp_path_factory.mktemp("celery_home"), dags_folder=dags, workers=2, concurrency=2,
-                           extra_env={"DB_POOL_MAX": "4"})
+def schema_applied(estate, manifest):
+    """Sources generated, the target's schema applied and the ledger at schema_applied."""
+    endpoints = sources(estate, manifest)
+    create_source_layout(manifest, endpoints)
+    generate(manifest, endpoints, scale=0.2, seed=5)
+    with target(estate) as conn:
+        for step in manifest.schema_steps:
+            if not step.after_backfill:
+                apply_step(lambda _s: conn, manifest, step.name, "target")
+        ledger.ensure_ledger(conn, CONTROL)
+        for service in manifest.services:
+            with endpoints[service.name].connect(autocommit=True) as src:
+                freeze_fingerprint(src, conn, manifest, service.name, "test", "setup")
+    set_phase(estate, "preflight_passed", "schema_applied")
+    return endpoints
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, estate, schema_applied):
+    running = CeleryCluster(
+        home=tmp_path_factory.mktemp("celery_home"), dags_folder=REPO_DAGS, workers=2, concurrency=2,
+        extra_env={**estate.airflow_env(), "DB_POOL_MAX": "4"},
+    )
     try:
         running.start(f"pgmig_celery_test_{os.getpid()}")
         yield running
@@ -57,16 +56,17 @@ def cluster(tmp_path_factory):
         running.stop()
 
 
-def test_mapped_tasks_spread_over_both_celery_workers(cluster):
-    run_id = cluster.trigger("scaleout_probe")
-    assert cluster.wait_for_run("scaleout_probe", run_id) == "success"
-    rows = cluster.task_hosts("scaleout_probe", run_id)
+def test_backfill_chunks_spread_over_both_celery_workers(cluster, estate, manifest, schema_applied):
+    run_id = cluster.trigger("backfill", conf=json.dumps({"target_chunk_rows": 40}))
+    assert cluster.wait_for_run("backfill", run_id, timeout=900) == "success"
+    rows = cluster.task_hosts("backfill", run_id)
     chunks = [row for row in rows if row[0] == "copy_chunk"]
-    assert [row[1] for row in chunks] == list(range(8))
-    assert {row[2] for row in rows} == {"success"}
+    assert len(chunks) >= 8, chunks
+    assert {row[2] for row in rows} <= {"success", "skipped"}
     assert {row[4] for row in rows} == {cluster.queue}
     per_worker = Counter(row[3] for row in chunks)
     assert set(per_worker) == {"worker1", "worker2"}, per_worker
+    assert verify(schema_applied, estate.target_endpoint(), manifest)["ok"]
 
 
 def test_the_cluster_has_the_package_pools_sized_by_db_pool_max(cluster, manifest):
