@@ -36,6 +36,7 @@ from migration_engine.local.estate import Estate  # noqa: E402
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest  # noqa: E402
 from migration_engine.reconcile.engine import Direction, reconcile_table  # noqa: E402
 from migration_engine.schema_sql import create_source_layout  # noqa: E402
+from migration_engine.sequences import sync_sequences  # noqa: E402
 from migration_engine.simulator import DualWriteSimulator, SimulatorConfig  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "load.json"
@@ -63,7 +64,8 @@ class LoadRun:
         started = time.monotonic()
         result = self.home.run_dag(dag_id, conf, extra_env=self.env)
         if not result.succeeded:
-            raise SystemExit(f"{dag_id} failed: {result.task_states}\n{result.output[-4000:]}")
+            errors = [line for line in result.output.splitlines() if "[error" in line]
+            raise SystemExit(f"{dag_id} failed: {result.task_states}\n" + "\n".join(errors[-10:]))
         seconds = time.monotonic() - started
         log(f"{dag_id}: {seconds:.1f}s")
         return seconds
@@ -74,12 +76,12 @@ class LoadRun:
                                  primary=primary, seed=self.seed)
         return DualWriteSimulator(self.m, self.sources, self.estate.target_endpoint(), config).start()
 
-    def window(self, name: str, apps: DualWriteSimulator, during=None, seconds: float | None = None) -> dict:
-        """Writes while ``during`` runs (or for ``seconds``); the figures of that window."""
+    def window(self, name: str, apps: DualWriteSimulator, during=None, seconds: float = 0.0) -> dict:
+        """Writes while ``during`` runs, and for at least ``seconds``; the figures of that window."""
+        started = time.monotonic()
         if during is not None:
             during()
-        else:
-            time.sleep(seconds)
+        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
         apps.stop()
         report = apps.join().as_dict()
         figures = {"window": name, "asked_per_s": self.rate, "held_per_s": report["writes_per_s"],
@@ -108,6 +110,8 @@ class LoadRun:
         self.window("backfill running", self.writer(dual_write=False),
                     during=lambda: backfill.update(seconds=self.dag("backfill")))
         caught_up = self.reconcile(Direction.SOURCE_TO_TARGET, "after-backfill")
+        # Rows the apps inserted since the backfill's own sync moved the source sequences on.
+        sync_sequences(self.sources, self.estate.target_endpoint(), self.m)
         self.dag("verify")
         self.dag("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
         apps = self.writer(dual_write=True)
@@ -119,7 +123,7 @@ class LoadRun:
             "repair_cap": REPAIR_CAP}))
         apps = self.writer(dual_write=True, primary="target")
         self.window("after cutover (target first)", apps,
-                    during=lambda: self.reconcile(Direction.TARGET_TO_SOURCE, "after-cutover"))
+                    during=lambda: self.reconcile(Direction.TARGET_TO_SOURCE, "after-cutover"), seconds=idle_s)
         final = self.reconcile(Direction.TARGET_TO_SOURCE, "final")
         self.dag("finalize", {"confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": 1})
         compared = verify.verify(self.sources, self.estate.target_endpoint(), self.m)
