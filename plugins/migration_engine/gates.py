@@ -6,7 +6,7 @@ reason a person needs when it does not. Gates only read.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 
@@ -41,7 +41,7 @@ def check_non_negative(name: str, value, *, maximum: float) -> float:
 def hours_in_phase(state: PhaseState, now: datetime | None = None) -> float:
     if state.at is None:
         return 0.0
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return (now - state.at).total_seconds() / 3600
 
 

@@ -120,12 +120,17 @@ def smoke_checks(dag_id: str, *, layout: str) -> dict:
 
 
 def source_writes(dag_id: str, *, allowed: bool, dry_run: bool) -> dict:
+    """Revoke or restore the app roles' writes; a revoke that leaves any fails without retries."""
+    from migration_engine.checks import fail_without_retry
+
     m = ds.manifest()
     remaining = {}
     for service in m.services:
-        with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id), autocommit=True) as conn:
+        with fail_without_retry(), ds.source_endpoint(service.name).connect(
+            application_name=ds.application_name(dag_id), autocommit=True
+        ) as conn:
             remaining[service.name] = source_access.set_app_writes(conn, service, allowed=allowed, dry_run=dry_run, log=log.info)
-    return {"app_write_grants_left": remaining, "dry_run": dry_run}
+    return {"app_writable_tables_left": remaining, "dry_run": dry_run}
 
 
 def record_retention(dag_id: str, run_id: str, retention_days: int) -> dict:
