@@ -18,8 +18,10 @@ venv: $(VENV)/.installed
 system-packages:
 	@bash scripts/ensure_system_packages.sh
 
+# Modules run side by side (each keeps its own servers); most of a module's time is
+# spent waiting on servers, sensors and retries, so three share two cores well.
 test: venv system-packages
-	$(PY) -m pytest
+	$(PY) -m pytest -n 3 --dist loadfile
 
 test-fast: venv
 	$(PY) -m pytest tests/unit tests/dags
