@@ -31,13 +31,6 @@ def source_pool(service: str) -> str:
     return f"migration_source_{service}"
 
 
-def pool_slots() -> int:
-    """Concurrent connections per database: the runbook's DB_POOL_MAX (5 to 15)."""
-    from migration_engine.env_contract import pool_size
-
-    return pool_size(os.environ)
-
-
 def application_name(dag_id: str) -> str:
     return os.environ.get("DB_APPLICATION_NAME") or f"credity-migration-{dag_id}"
 

@@ -52,9 +52,6 @@ class Endpoint:
     def password(self) -> str | None:
         return self.params.get("password")
 
-    def with_params(self, **overrides) -> Endpoint:
-        return Endpoint(self.name, make_conninfo(self.conninfo, **overrides), self.pooled)
-
     def connect(
         self,
         *,

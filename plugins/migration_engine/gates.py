@@ -58,22 +58,6 @@ def check_time_in_phase(state: PhaseState, phase: str, min_hours: float, now: da
     return elapsed
 
 
-def check_recent_runs_clean(runs: list[dict], min_clean: int, max_drift_rows: int) -> None:
-    """The last ``min_clean`` reconciliation runs (newest first) left at most ``max_drift_rows`` unrepaired."""
-    if min_clean == 0:
-        return
-    recent = runs[:min_clean]
-    if len(recent) < min_clean:
-        raise GateRefused(f"only {len(recent)} reconciliation run(s) recorded; {min_clean} clean run(s) required")
-    dirty = [r for r in recent if r["unrepaired"] > max_drift_rows]
-    if dirty:
-        worst = dirty[0]
-        raise GateRefused(
-            f"{len(dirty)} of the last {min_clean} reconciliation runs were not clean: run {worst['run_id']} left "
-            f"{worst['unrepaired']} unrepaired drifted row(s) (max_drift_rows={max_drift_rows})"
-        )
-
-
 def check_reachable(endpoints: list[Endpoint], application_name: str) -> list[dict]:
     """Every endpoint answers a query; the refusal names each one that does not."""
     failures, reached = [], []
