@@ -69,7 +69,9 @@ def test_different_timezone_and_datestyle_still_verify(backfilled, manifest, sou
     backfilled.source.configure(TimeZone="Asia/Kolkata", DateStyle="SQL, DMY", IntervalStyle="sql_standard", extra_float_digits="0")
     backfilled.source.restart()
     assert source_sql(backfilled, "wallet", "SHOW TimeZone") == [("Asia/Kolkata",)]
-    assert source_sql(backfilled, "wallet", "SHOW DateStyle") == [("SQL, DMY",)]
+    # The server's own setting: the engine's sessions ask for ISO output, which psycopg needs to read dates.
+    assert source_sql(backfilled, "wallet", "SELECT setting FROM pg_file_settings WHERE name = 'DateStyle' "
+                                            "ORDER BY seqno DESC LIMIT 1") == [("SQL, DMY",)]
     assert target_sql(backfilled, "SHOW TimeZone") != [("Asia/Kolkata",)]
     result = verify(sources, backfilled.target_endpoint(), manifest)
     assert result["ok"], result["failures"]

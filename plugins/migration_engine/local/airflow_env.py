@@ -87,6 +87,7 @@ class AirflowHome:
         The same ``logical_date`` again clears that run's task instances and runs it anew.
         """
         args = [str(VENV_BIN / "airflow"), "dags", "test", dag_id, *([logical_date] if logical_date else [])]
+        started_at = self._now()
         if conf:
             args += ["--conf", json.dumps(conf)]
         env = {**self.env, **(extra_env or {})}
@@ -104,20 +105,29 @@ class AirflowHome:
             finally:
                 deadline.cancel()
             returncode = proc.wait()
-        return DagRunResult(dag_id, returncode, "".join(lines), "", self._task_states(dag_id))
+        return DagRunResult(dag_id, returncode, "".join(lines), "", self._task_states(dag_id, started_at))
 
-    def _task_states(self, dag_id: str) -> dict[str, str]:
-        """Final state of every task instance of the DAG's latest run, from the metadata DB."""
-        url = self.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)
-        with psycopg.connect(url) as conn:
+    def _metadata(self) -> psycopg.Connection:
+        return psycopg.connect(self.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1))
+
+    def _now(self):
+        with self._metadata() as conn:
+            return conn.execute("SELECT now()").fetchone()[0]
+
+    def _task_states(self, dag_id: str, since) -> dict[str, str]:
+        """Final state of every task instance of the run this call made (or re-ran), from the
+        metadata DB; empty when it made none (e.g. Params refused at trigger time)."""
+        with self._metadata() as conn:
             rows = conn.execute(
                 """
                 SELECT ti.task_id, ti.map_index, ti.state
                 FROM task_instance ti
-                WHERE ti.dag_id = %s AND ti.run_id = (
-                    SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1)
+                WHERE ti.dag_id = %(dag_id)s AND ti.run_id = (
+                    SELECT dr.run_id FROM dag_run dr
+                    WHERE dr.dag_id = %(dag_id)s AND dr.updated_at >= %(since)s
+                    ORDER BY dr.id DESC LIMIT 1)
                 """,
-                (dag_id, dag_id),
+                {"dag_id": dag_id, "since": since},
             ).fetchall()
         return {(task if index < 0 else f"{task}[{index}]"): str(state) for task, index, state in rows}
 
