@@ -8,6 +8,7 @@ import time
 import psycopg
 import pytest
 import yaml
+
 from migration_engine.chunk_ledger import backfill_progress
 from migration_engine.chunks import Chunk, plan_all, plan_chunks
 from migration_engine.columns import ColumnMismatch
@@ -15,7 +16,6 @@ from migration_engine.copier import CopyError, copy_chunk
 from migration_engine.manifest import load_manifest
 from migration_engine.sequences import sync_sequences
 from migration_engine.verify import verify
-
 from tests.integration.backfill_support import create_schema, source_endpoints, source_sql, target_sql
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from migration_engine.local.estate import TARGET_DB, TARGET_OWNER
 from migration_engine.local.servers import PostgresServer
 

@@ -7,6 +7,7 @@ import socket
 
 import psycopg
 import pytest
+
 from migration_engine.dag_support import application_name
 from migration_engine.endpoints import EndpointError, from_url
 from migration_engine.local.servers import PostgresServer

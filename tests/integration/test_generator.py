@@ -6,10 +6,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from psycopg import sql
+
 from migration_engine.canonical import hash_sum, pin_output_settings
 from migration_engine.generator import GeneratorError, generate, main, planned_rows
 from migration_engine.schema_sql import create_source_layout
-from psycopg import sql
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ import shutil
 
 import psycopg
 import pytest
+
 from migration_engine.endpoints import from_url
 from migration_engine.local.estate import TARGET_DB, TARGET_OWNER, Estate
 from migration_engine.local.pgbouncer import Pgbouncer

@@ -7,12 +7,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from psycopg import sql
+
 from migration_engine.canonical import pin_output_settings
 from migration_engine.reconcile import Direction, reconcile_table
 from migration_engine.reconcile.engine import APPLICATION_NAME
 from migration_engine.schema_sql import apply_step, create_source_layout
 from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, TargetFaults, describe_table
-from psycopg import sql
 
 pytestmark = pytest.mark.integration
 

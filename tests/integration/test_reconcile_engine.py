@@ -7,9 +7,10 @@ import uuid
 
 import psycopg
 import pytest
+from psycopg import sql
+
 from migration_engine.manifest import Table
 from migration_engine.reconcile import Direction, clean_streak, reconcile_table
-from psycopg import sql
 
 pytestmark = pytest.mark.integration
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from psycopg import sql
+
 from migration_engine.schema_sql import (
     SchemaSqlError,
     apply_drizzle_migration,
@@ -18,7 +20,6 @@ from migration_engine.schema_sql import (
     create_source_layout,
     step_statements,
 )
-from psycopg import sql
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
+
 from migration_engine.endpoints import EndpointError, from_airflow_connection, from_url
 from migration_engine.env_contract import airflow_conn_variable, airflow_connections_from_env
 from migration_engine.local.servers import PostgresServer

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
 from migration_engine.sequences import sync_sequences
 from migration_engine.verify import VerificationFailed, assert_verified, verify, write_report
-
 from tests.integration.backfill_support import create_schema, source_endpoints, source_sql, target_sql
 
 pytestmark = pytest.mark.integration

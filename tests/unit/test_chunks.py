@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from migration_engine.chunks import Chunk, chunks_from_boundaries, percentile_fractions, share_budget, wanted_chunks
 
 

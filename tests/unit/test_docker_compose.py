@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 from airflow.sdk import Connection
+
 from migration_engine.endpoints import from_airflow_connection
 from migration_engine.env_contract import airflow_conn_variable
 from migration_engine.local.estate import TARGET_DB, TARGET_OWNER, Estate

@@ -8,6 +8,7 @@ import shlex
 
 import pytest
 from airflow.sdk import Connection
+
 from migration_engine.dag_support import TARGET_POOL, source_pool
 from migration_engine.endpoints import from_airflow_connection, from_url
 from migration_engine.env_contract import (

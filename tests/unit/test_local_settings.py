@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from migration_engine.env_contract import connection_sources, pool_description, pools_from_env
 
 REPO = Path(__file__).resolve().parents[2]
