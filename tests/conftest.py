@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_engine.local.airflow_env import AirflowHome, create_metadata_db
+from migration_engine.local.airflow_env import AirflowHome, create_metadata_db, drop_metadata_db
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
 
@@ -31,3 +31,4 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     home = AirflowHome(Path(tmp_path_factory.mktemp("airflow_home")), create_metadata_db(dbname))
     home.migrate()
     yield home
+    drop_metadata_db(dbname)

@@ -56,6 +56,11 @@ def create_metadata_db(dbname: str, server: str = DEFAULT_METADATA_SERVER, fresh
     return metadata_db_url(dbname, server)
 
 
+def drop_metadata_db(dbname: str, server: str = DEFAULT_METADATA_SERVER) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
 @dataclass
 class AirflowHome:
     home: Path

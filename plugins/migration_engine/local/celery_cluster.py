@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
 from migration_engine import env_contract
-from migration_engine.local.airflow_env import DEFAULT_METADATA_SERVER, VENV_BIN, AirflowHome, create_metadata_db
+from migration_engine.local.airflow_env import VENV_BIN, AirflowHome, create_metadata_db, drop_metadata_db
 from migration_engine.local.servers import free_port, wait_until
 
 WORKER_NAME_VARIABLE = "MIGRATION_WORKER_NAME"
@@ -168,8 +167,7 @@ class CeleryCluster:
                 process.wait()
         self.processes.clear()
         if self.metadata_dbname:
-            with psycopg.connect(DEFAULT_METADATA_SERVER, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.metadata_dbname)))
+            drop_metadata_db(self.metadata_dbname)
             self.metadata_dbname = None
 
     def __enter__(self) -> CeleryCluster:
