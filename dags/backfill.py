@@ -21,6 +21,17 @@ target, while the apps keep running on the source.
 Chunk copies share the pool `migration_target` (sized by `DB_POOL_MAX`), so the
 connections to the target, and to each source, never exceed that cap.
 
+## Throttle
+*Copy rate limit (MB/s)* (`max_copy_mb_per_s`) holds each chunk's COPY stream
+to at most that rate: the copier waits between 1 MB blocks and reads nothing
+from the source meanwhile. Set it when the apps' write latency on the source
+rises too far during the backfill (the runbook's rollback trigger is a p95 over
++30 %); the total is at most the rate times the chunks copying at once (the
+pool's slots). Empty or 0: unlimited. Each chunk's result (XCom and task log)
+shows the rate it was held to and the seconds it waited. To change the rate of
+a running backfill, mark the run failed and trigger a new one with the new rate:
+chunks already copied are skipped (or merged, touching only rows that differ).
+
 ## Re-running
 Safe at any point. A chunk already recorded is skipped (the log says so) unless
 *force* is on; with *force*, or when a chunk's range already holds rows (a
@@ -45,6 +56,8 @@ from migration_engine import dag_support as ds
 DAG_ID = "backfill"
 BACKFILLED = Asset(ds.backfilled_asset_name())
 MAX_MAPPED_CHUNKS = 1000
+# Faster than any link a migration runs over: a larger number is a typo.
+MAX_COPY_MB_PER_S = 10_000
 
 
 @dag(
@@ -66,7 +79,12 @@ MAX_MAPPED_CHUNKS = 1000
                 None, type=["null", "integer"], minimum=1, maximum=100_000_000, title="Rows per chunk",
                 description="Override the planner's chunk size in rows; empty lets it adapt to each table's rows and bytes.",
             ),
-
+            "max_copy_mb_per_s": Param(
+                None, type=["null", "number"], minimum=0, maximum=MAX_COPY_MB_PER_S, title="Copy rate limit (MB/s)",
+                description="Hold each chunk's COPY stream (source read and target write) to at most this many MB/s, "
+                "so the source keeps serving the apps; chunks copying side by side each get this rate. "
+                "Empty or 0: as fast as the servers allow.",
+            ),
         },
     ),
 )
@@ -94,7 +112,8 @@ def backfill():
         map_index_template="{{ task.op_kwargs['chunks']['label'] }}",
     )
     def copy_chunk(chunks: dict, params=None) -> dict:
-        return steps.copy(DAG_ID, get_current_context()["run_id"], chunks, force=params["force"])
+        return steps.copy(DAG_ID, get_current_context()["run_id"], chunks, force=params["force"],
+                          max_mb_per_s=params["max_copy_mb_per_s"])
 
     @task(pool=ds.TARGET_POOL)
     def summarise_progress(planned: list[dict], copied: list[dict]) -> dict:

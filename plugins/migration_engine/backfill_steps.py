@@ -92,8 +92,9 @@ def _task_label(group) -> str:
     return f"{group[0].table} .. {group[-1].table} ({len(group)} whole tables)"
 
 
-def copy(dag_id: str, run_id: str, task: dict, *, force: bool) -> dict:
-    """Copy a task's chunks in turn; each is exactly once on its own (copy and ledger row in one transaction)."""
+def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: float | None) -> dict:
+    """Copy a task's chunks in turn; each is exactly once on its own (copy and ledger row in one transaction),
+    its stream held to ``max_mb_per_s`` when given."""
     from migration_engine.chunk_ledger import backfill_progress
     from migration_engine.copier import copy_chunk
 
@@ -104,7 +105,7 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool) -> dict:
         table = m.table(chunk["table"])
         results.append(copy_chunk(
             ds.source_endpoint(table.service), target, m, chunk,
-            force=force, run_id=run_id, application_name=ds.application_name(dag_id),
+            force=force, run_id=run_id, application_name=ds.application_name(dag_id), max_mb_per_s=max_mb_per_s,
         ))
     for table, entry in backfill_progress(target, m, {}).items():
         if table in {c["table"] for c in task["chunks"]}:

@@ -8,7 +8,8 @@ chunk's key range already holds rows in the target (a re-sync, or dual-write
 already running), rows go through a temporary staging table and are merged:
 insert missing, update only rows that differ, delete rows the source lacks.
 
-Works as a non-superuser: no session_replication_role, no COPY FREEZE.
+``max_mb_per_s`` paces the stream (``pacer``) so a busy source keeps serving the
+apps while it is read. Works as a non-superuser: no session_replication_role, no COPY FREEZE.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from migration_engine.chunks import Chunk
 from migration_engine.columns import Column, copy_format, matching_columns, table_columns
 from migration_engine.endpoints import Endpoint, redact
 from migration_engine.manifest import Manifest, Table
+from migration_engine.pacer import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +50,16 @@ def copy_chunk(
     force: bool = False,
     run_id: str = "manual",
     application_name: str = "credity-migration-backfill",
+    max_mb_per_s: float | None = None,
 ) -> dict:
-    """Copy one chunk; returns a JSON-able summary (mode copy|merge|skipped, rows, bytes, seconds, MB/s)."""
+    """Copy one chunk; returns a JSON-able summary (mode copy|merge|skipped, rows, bytes, seconds, MB/s,
+    the rate it was held to and the seconds it waited for it)."""
     chunk = Chunk.of(chunk)
     table = manifest.table(chunk.table)
     if chunk.kind is not None and len(table.key) != 1:
         raise ValueError(f"{table.qualified}: key {list(table.key)} is composite; only a whole-table chunk can copy it")
     started = time.monotonic()
+    pacer = Pacer(max_mb_per_s)
     try:
         with source.connect(application_name=application_name, autocommit=True) as src, \
                 target.connect(application_name=application_name) as tgt:
@@ -67,7 +72,8 @@ def copy_chunk(
                 target_name=".".join(table.target_ident),
             )
             tgt.commit()
-            result = _copy_in_transaction(src, tgt, manifest, table, chunk, columns, force=force, run_id=run_id, started=started)
+            result = _copy_in_transaction(src, tgt, manifest, table, chunk, columns, pacer, force=force, run_id=run_id,
+                                          started=started)
     except psycopg.Error as exc:
         raise CopyError(f"{chunk.label}: copy failed, nothing committed: {redact(str(exc), source.password, target.password)}") from None
     log.info(
@@ -75,30 +81,33 @@ def copy_chunk(
         result["bytes"] / MB, result["seconds"], result["mb_per_s"],
         f"; inserted {result['inserted']}, updated {result['updated']}, deleted {result['deleted']}" if result["mode"] == "merge" else "",
     )
+    if pacer.mb_per_s:
+        log.info("%s: held to %g MB/s, waited %.2f s for it", chunk.label, pacer.mb_per_s, pacer.slept_s)
     return result
 
 
-def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: Chunk, columns: list[Column], *, force, run_id, started) -> dict:
+def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: Chunk, columns: list[Column], pacer: Pacer, *,
+                         force, run_id, started) -> dict:
     fmt = copy_format(columns)
     with tgt.transaction():
         lock_chunk(tgt, chunk)
         recorded = find_chunk(tgt, manifest, chunk)
         if recorded and not force:
-            return _summary(chunk, "skipped", fmt, rows=recorded["rows"], nbytes=0, started=started)
+            return _summary(chunk, "skipped", fmt, rows=recorded["rows"], nbytes=0, started=started, pacer=pacer)
         if _range_has_rows(tgt, table, chunk):
-            counts = _merge(src, tgt, table, chunk, columns, fmt)
+            counts = _merge(src, tgt, table, chunk, columns, fmt, pacer)
             mode = "merge"
         else:
-            rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, sql.Identifier(*table.target_ident))
+            rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, sql.Identifier(*table.target_ident), pacer)
             counts = {"rows": rows, "bytes": nbytes, "inserted": rows, "updated": 0, "deleted": 0}
             mode = "copy"
-        result = _summary(chunk, mode, fmt, rows=counts["rows"], nbytes=counts["bytes"], started=started)
+        result = _summary(chunk, mode, fmt, rows=counts["rows"], nbytes=counts["bytes"], started=started, pacer=pacer)
         result.update(inserted=counts["inserted"], updated=counts["updated"], deleted=counts["deleted"])
         record_chunk(tgt, manifest, chunk, result, run_id)
     return result
 
 
-def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, started: float) -> dict:
+def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, started: float, pacer: Pacer) -> dict:
     seconds = round(time.monotonic() - started, 3)
     return {
         "chunk": chunk.label,
@@ -109,6 +118,8 @@ def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, start
         "bytes": int(nbytes),
         "seconds": seconds,
         "mb_per_s": round(nbytes / MB / seconds, 2) if seconds > 0 else 0.0,
+        "max_mb_per_s": pacer.mb_per_s,
+        "paced_s": round(pacer.slept_s, 3),
         "inserted": 0,
         "updated": 0,
         "deleted": 0,
@@ -126,8 +137,10 @@ def _column_list(columns: list[Column]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
 
 
-def _stream(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, into: sql.Composable) -> tuple[int, int]:
-    """Pipe the chunk's source rows into ``into``; returns (rows, bytes). Never holds more than one block."""
+def _stream(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, into: sql.Composable,
+            pacer: Pacer) -> tuple[int, int]:
+    """Pipe the chunk's source rows into ``into`` at the pacer's rate; returns (rows, bytes).
+    Never holds more than one block."""
     predicate = chunk.key_predicate(table.key[0])
     options = sql.SQL("(FORMAT binary)" if fmt == "binary" else "(FORMAT text)")
     copy_out = sql.SQL("COPY (SELECT {} FROM {} WHERE {}) TO STDOUT {}").format(
@@ -141,17 +154,23 @@ def _stream(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: st
             for block in out:
                 pending += block
                 if len(pending) >= WRITE_BLOCK_BYTES:
-                    into_copy.write(pending)
-                    nbytes += len(pending)
-                    pending.clear()
+                    nbytes += _pass_on(pending, into_copy, pacer)
             if pending:
-                into_copy.write(pending)
-                nbytes += len(pending)
+                nbytes += _pass_on(pending, into_copy, pacer)
         rows = in_cur.rowcount
     return rows, nbytes
 
 
-def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str) -> dict:
+def _pass_on(pending: bytearray, into_copy, pacer: Pacer) -> int:
+    """Write one block, empty it, and wait as the pacer says; returns its size."""
+    size = len(pending)
+    into_copy.write(pending)
+    pending.clear()
+    pacer.passed(size)
+    return size
+
+
+def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, pacer: Pacer) -> dict:
     """Stage the source rows, then make the target range equal to them, touching only rows that differ."""
     target_table = sql.Identifier(*table.target_ident)
     stage = sql.Identifier(STAGE_TABLE)
@@ -159,7 +178,7 @@ def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str
     tgt.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
     tgt.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(
         stage, _column_list(columns), target_table))
-    rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, stage)
+    rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, stage, pacer)
     tgt.execute(sql.SQL("ANALYZE {}").format(stage))
     names = [c.name for c in columns]
     non_key = [n for n in names if n not in key]

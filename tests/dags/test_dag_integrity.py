@@ -3,6 +3,7 @@ a database, and carries what on-call staff and the UI rely on."""
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 import sys
@@ -81,3 +82,20 @@ def test_no_deprecated_airflow_imports():
         cwd=REPO, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("param", "refused", "taken"), [
+    ("max_copy_mb_per_s", [-1, -0.5, 10_001, 1e12, "fast", True], [None, 0, 0.5, 40, 10_000]),
+    ("target_chunk_rows", [-5, 0, 100_000_001, 2.5, "1000"], [None, 1, 50_000]),
+])
+def test_backfill_numbers_outside_their_bounds_are_refused_by_the_param_schema(dagbag, param, refused, taken):
+    """What Airflow checks when a run is triggered (one such run per mechanism is in test_hostile_input.py)."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    # A copy: resolving a value stores it in the Param.
+    schema = copy.deepcopy(dagbag.dags["backfill"].params.get_param(param))
+    for value in refused:
+        with pytest.raises(ParamValidationError):
+            schema.resolve(value=value)
+    for value in taken:
+        assert schema.resolve(value=value) == value
