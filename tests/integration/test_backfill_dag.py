@@ -4,7 +4,7 @@ ISO,MDY (the owner's servers and a managed target).
 
 The module is one migration's life, in order: refused before the schema
 baseline, a chunk killed mid-copy and re-run, the whole run cleared and re-run,
-a table re-synced, serial inserts, the full verification (which moves the
+a table re-synced under a copy rate limit, serial inserts, the full verification (which moves the
 ledger to ``verified``) with an independent pg_dump comparison, then one
 changed value caught. Each test leaves the target equal to the source.
 """
@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 SEED = 7
 CHUNK_ROWS = 500
+COPY_MB_PER_S = 50
 # One logical date for every backfill run: running it again clears that run and runs it anew.
 RUN_DATE = "2026-03-01T00:00:00+00:00"
 SLOW_TABLE = "wallet.activities"
@@ -239,10 +240,12 @@ def test_resync_of_stale_and_extra_rows_converges_to_the_source(baselined, manif
         conn.commit()
     assert not verified(estate, manifest, [SLOW_TABLE])["ok"]
 
-    result = run_backfill(airflow_home, env, force=True, tables=[SLOW_TABLE])
+    # A generous throttle: the Param reaches every chunk's copy through Airflow without slowing the test.
+    result = run_backfill(airflow_home, env, force=True, tables=[SLOW_TABLE], max_copy_mb_per_s=COPY_MB_PER_S)
     assert result.succeeded, result.output[-8000:]
     results = copy_results(airflow_home)
     assert {r["table"] for r in results} == {SLOW_TABLE} and {r["mode"] for r in results} == {"merge"}
+    assert {r["max_mb_per_s"] for r in results} == {COPY_MB_PER_S}
     assert sum(r["updated"] for r in results) == expected_updated
     assert sum(r["inserted"] for r in results) == expected_inserted
     assert sum(r["deleted"] for r in results) == expected_deleted

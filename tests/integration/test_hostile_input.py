@@ -193,14 +193,16 @@ def test_table_params_with_sql_fragments_are_refused_naming_them(estate, manifes
 
 @pytest.mark.airflow
 @pytest.mark.parametrize(("dag_id", "conf", "param"), [
-    # Refused by the Params' schemas when the run is triggered, before any task.
-    ("backfill", {"target_chunk_rows": -5}, "target_chunk_rows"),
+    # Refused by the Params' schemas when the run is triggered, before any task (every backfill
+    # number's bounds, without a run each, are in tests/dags/test_dag_integrity.py).
+    ("backfill", {"max_copy_mb_per_s": -1}, "max_copy_mb_per_s"),
     ("finalize", {"confirm": "FINALIZE", "retention_days": -3}, "retention_days"),
 ])
 def test_negative_or_absurd_numbers_are_refused_naming_the_param(estate, manifest, run, dag_id, conf, param):
     before = _target_state(estate, manifest)
     result = run(dag_id, conf)
-    _refused(result, param)
+    _refused(result, f"Invalid input for param {param}")
+    assert result.task_states == {}, "a task ran although the Params were refused at trigger time"
     assert _target_state(estate, manifest) == before
 
 
