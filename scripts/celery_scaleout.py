@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins"), str(REPO / "dags")]
 
-from migration_engine.local.celery_cluster import CeleryCluster  # noqa: E402
+from migration_engine.local.cluster import AirflowCluster  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="pgmig-celery-"))
-    with CeleryCluster(home=home, dags_folder=args.dags_folder.resolve(), workers=args.workers,
+    with AirflowCluster(home=home, dags_folder=args.dags_folder.resolve(), workers=args.workers,
                        concurrency=args.concurrency) as cluster:
         cluster.start(f"pgmig_celery_{os.getpid()}")
         run_id = cluster.trigger(args.dag_id, args.conf)

@@ -26,8 +26,29 @@ def sources(estate, manifest) -> dict:
     return {s.name: estate.source_endpoint(s.name) for s in manifest.services}
 
 
+def bring_to_schema_applied(estate, manifest, *, scale: float, seed: int) -> dict:
+    """Layout and data on the sources, the target's schema before its post-load constraints,
+    frozen fingerprints; the ledger at `schema_applied`, ready for the backfill DAG."""
+    endpoints = _sources_and_target_schema(estate, manifest, scale=scale, seed=seed)
+    _freeze_fingerprints(estate, manifest, endpoints)
+    set_phase(estate, "preflight_passed", "schema_applied")
+    return endpoints
+
+
 def bring_to_verified(estate, manifest, *, scale: float = 0.2, seed: int = 7) -> dict:
     """Layout, data, copy, constraints, frozen fingerprints, sequences; the ledger at `verified`."""
+    endpoints = _sources_and_target_schema(estate, manifest, scale=scale, seed=seed)
+    for chunk in plan_all(manifest, endpoints):
+        copy_chunk(endpoints[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk)
+    with target(estate) as conn:
+        apply_step(lambda _s: conn, manifest, "post_load_constraints", "target")
+    _freeze_fingerprints(estate, manifest, endpoints)
+    sync_sequences(endpoints, estate.target_endpoint(), manifest)
+    set_phase(estate, "preflight_passed", "schema_applied", "backfilled", "verified")
+    return endpoints
+
+
+def _sources_and_target_schema(estate, manifest, *, scale: float, seed: int) -> dict:
     endpoints = sources(estate, manifest)
     create_source_layout(manifest, endpoints)
     generate(manifest, endpoints, scale=scale, seed=seed)
@@ -35,17 +56,15 @@ def bring_to_verified(estate, manifest, *, scale: float = 0.2, seed: int = 7) ->
         for step in manifest.schema_steps:
             if not step.after_backfill:
                 apply_step(lambda _s: conn, manifest, step.name, "target")
-    for chunk in plan_all(manifest, endpoints):
-        copy_chunk(endpoints[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk)
+    return endpoints
+
+
+def _freeze_fingerprints(estate, manifest, endpoints: dict) -> None:
     with target(estate) as conn:
-        apply_step(lambda _s: conn, manifest, "post_load_constraints", "target")
         ledger.ensure_ledger(conn, CONTROL)
         for service in manifest.services:
             with endpoints[service.name].connect(autocommit=True) as src:
                 freeze_fingerprint(src, conn, manifest, service.name, "test", "setup")
-    sync_sequences(endpoints, estate.target_endpoint(), manifest)
-    set_phase(estate, "preflight_passed", "schema_applied", "backfilled", "verified")
-    return endpoints
 
 
 def reconcile_clean(estate, manifest, run_id: str, direction=Direction.SOURCE_TO_TARGET) -> None:

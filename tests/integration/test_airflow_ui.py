@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from migration_engine.local.celery_cluster import CeleryCluster
+from migration_engine.local.cluster import AirflowCluster
 from migration_engine.local.servers import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -32,6 +32,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-component-update", "--disable-sync"]
 USER = "ui-check"
 UI_TIMEOUT_MS = 60_000
+# expect() keeps its own 5 s default, too short for a UI sharing two cores with other test modules.
+expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def airflow_ui(tmp_path_factory):
     password = secrets.token_urlsafe(16)
     passwords = home / "simple_auth_manager_passwords.json"
     passwords.write_text(json.dumps({USER: password}))
-    cluster = CeleryCluster(home=home, dags_folder=DAGS, workers=0, extra_env={
+    cluster = AirflowCluster(home=home, dags_folder=DAGS, workers=0, extra_env={
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         # Only the UI is under test: the hourly reconcile must not start runs nobody executes.

@@ -11,14 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from migration_engine import ledger
 from migration_engine.env_contract import pools_from_env
-from migration_engine.generator import generate
-from migration_engine.local.celery_cluster import CeleryCluster
-from migration_engine.preflight import freeze_fingerprint
-from migration_engine.schema_sql import apply_step, create_source_layout
+from migration_engine.local.cluster import AirflowCluster
 from migration_engine.verify import verify
-from tests.integration.lifecycle_support import CONTROL, set_phase, sources, target
+from tests.integration.lifecycle_support import bring_to_schema_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -27,25 +23,12 @@ REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
 
 @pytest.fixture(scope="module")
 def schema_applied(estate, manifest):
-    """Sources generated, the target's schema applied and the ledger at schema_applied."""
-    endpoints = sources(estate, manifest)
-    create_source_layout(manifest, endpoints)
-    generate(manifest, endpoints, scale=0.2, seed=5)
-    with target(estate) as conn:
-        for step in manifest.schema_steps:
-            if not step.after_backfill:
-                apply_step(lambda _s: conn, manifest, step.name, "target")
-        ledger.ensure_ledger(conn, CONTROL)
-        for service in manifest.services:
-            with endpoints[service.name].connect(autocommit=True) as src:
-                freeze_fingerprint(src, conn, manifest, service.name, "test", "setup")
-    set_phase(estate, "preflight_passed", "schema_applied")
-    return endpoints
+    return bring_to_schema_applied(estate, manifest, scale=0.2, seed=5)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, estate, schema_applied):
-    running = CeleryCluster(
+    running = AirflowCluster(
         home=tmp_path_factory.mktemp("celery_home"), dags_folder=REPO_DAGS, workers=2, concurrency=2,
         extra_env={**estate.airflow_env(), "DB_POOL_MAX": "4"},
     )

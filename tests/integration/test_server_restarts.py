@@ -14,11 +14,9 @@ import pytest
 from psycopg import sql
 
 from migration_engine import ledger
-from migration_engine.generator import generate
 from migration_engine.local.servers import wait_until
-from migration_engine.preflight import freeze_fingerprint
-from migration_engine.schema_sql import apply_step, create_source_layout
 from tests.integration.backfill_support import source_sql, target_sql
+from tests.integration.lifecycle_support import CONTROL, bring_to_schema_applied
 from tests.integration.test_backfill_dag import (
     assert_target_equals_source,
     backends,
@@ -29,27 +27,13 @@ from tests.integration.test_backfill_dag import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
-CONTROL = "migration_control"
 CHUNK_ROWS = 400
 SLOW_TABLE = "wallet.activities"
 
 
 @pytest.fixture(scope="module")
 def schema_applied(estate, manifest):
-    """Generated sources, the target schema before its post-load constraints, the ledger at schema_applied."""
-    sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
-    create_source_layout(manifest, sources)
-    generate(manifest, sources, scale=0.5, seed=5)
-    with estate.target_endpoint().connect(autocommit=True) as conn:
-        for step in manifest.schema_steps:
-            if not step.after_backfill:
-                apply_step(lambda _s: conn, manifest, step.name, "target")
-        ledger.ensure_ledger(conn, CONTROL)
-        for service in manifest.services:
-            with sources[service.name].connect(autocommit=True) as src:
-                freeze_fingerprint(src, conn, manifest, service.name, "test", "setup")
-        for phase in ("preflight_passed", "schema_applied"):
-            ledger.advance(conn, CONTROL, phase, "test", "setup")
+    bring_to_schema_applied(estate, manifest, scale=0.5, seed=5)
     return estate
 
 

@@ -1,6 +1,8 @@
-"""A CeleryExecutor Airflow on this machine, without Docker: api-server, scheduler,
-dag-processor and N Celery workers against the machine's PostgreSQL (fresh metadata
-DB) and Redis, to show that the same DAGs run unchanged and mapped tasks spread.
+"""A real Airflow on this machine, without Docker: api-server, scheduler,
+dag-processor and, with the CeleryExecutor, N Celery workers, against the machine's
+PostgreSQL (fresh metadata DB) and Redis. It shows that the same DAGs run unchanged,
+that mapped tasks spread over workers, and what a run survives when one of these
+processes is stopped and started again.
 
 Each worker gets its own Celery hostname and, through ``hostname_callable``, its
 own ``task_instance.hostname`` (on one machine they would otherwise all record the
@@ -10,6 +12,7 @@ the cluster keeps its tasks away from any other worker on the same Redis.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -28,15 +31,29 @@ WORKER_NAME_VARIABLE = "MIGRATION_WORKER_NAME"
 DEFAULT_REDIS_URL = os.environ.get("MIGRATION_CELERY_BROKER", "redis://127.0.0.1:6379/0")
 
 
+def _session_members(session_id: int) -> list[int]:
+    """Every process whose session is ``session_id`` (field 6 of /proc/PID/stat)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[3]) == session_id:
+            members.append(int(stat.parent.name))
+    return members
+
+
 def worker_name() -> str:
     """``[core] hostname_callable`` of the workers: their own name, else the FQDN."""
     return os.environ.get(WORKER_NAME_VARIABLE) or socket.getfqdn()
 
 
 @dataclass
-class CeleryCluster:
+class AirflowCluster:
     home: Path
     dags_folder: Path
+    executor: str = "CeleryExecutor"
     workers: int = 2
     concurrency: int = 2
     broker_url: str = DEFAULT_REDIS_URL
@@ -44,10 +61,11 @@ class CeleryCluster:
     api_port: int = field(default_factory=free_port)
     queue: str = field(default_factory=lambda: f"migration-scaleout-{os.getpid()}-{int(time.time())}")
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    commands: dict[str, tuple[tuple[str, ...], dict[str, str]]] = field(default_factory=dict)
     airflow: AirflowHome | None = None
     metadata_dbname: str | None = None
 
-    def start(self, metadata_dbname: str) -> CeleryCluster:
+    def start(self, metadata_dbname: str) -> AirflowCluster:
         self.home.mkdir(parents=True, exist_ok=True)
         self.metadata_dbname = metadata_dbname
         metadata_db = create_metadata_db(metadata_dbname)
@@ -78,7 +96,7 @@ class CeleryCluster:
     def env(self) -> dict[str, str]:
         result_db = self.airflow.metadata_db.replace("postgresql+psycopg2://", "db+postgresql://", 1)
         return {
-            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.api_port}/execution/",
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_name",
@@ -93,12 +111,29 @@ class CeleryCluster:
         }
 
     def _spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self.commands[name] = (args, env or {})
         log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.processes[name] = subprocess.Popen(
             [str(VENV_BIN / "airflow"), *args], env={**self.airflow.env, **self.env, **(env or {})},
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.home,
         )
         log.close()
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a component and every process of its session, as stopping its container would.
+
+        The session, not the process group: Airflow puts each task runner in a group of its own,
+        so a LocalExecutor scheduler's tasks would otherwise outlive it."""
+        process = self.processes.pop(name)
+        for pid in _session_members(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
+
+    def restart(self, name: str) -> None:
+        """Start a killed component again with its first command line."""
+        args, env = self.commands[name]
+        self._spawn(name, *args, env=env)
 
     def _api_ready(self) -> bool:
         self._check_alive()
@@ -114,8 +149,8 @@ class CeleryCluster:
     def _metadata(self) -> psycopg.Connection:
         return psycopg.connect(self.airflow.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1), autocommit=True)
 
-    def trigger(self, dag_id: str, conf: str | None = None, parse_timeout: float = 180) -> str:
-        """Wait until the DAG is parsed, unpause it and start a run; returns the run id."""
+    def unpause(self, dag_id: str, parse_timeout: float = 180) -> None:
+        """Wait until the DAG is parsed, then unpause it (new DAGs start paused)."""
         def parsed() -> bool:
             self._check_alive()
             with self._metadata() as conn:
@@ -124,6 +159,10 @@ class CeleryCluster:
         if not wait_until(parsed, timeout=parse_timeout, interval=1):
             raise RuntimeError(f"DAG {dag_id} was not parsed; see {self.home / 'dag-processor.log'}")
         self.airflow.airflow("dags", "unpause", dag_id, extra_env=self.env)
+
+    def trigger(self, dag_id: str, conf: str | None = None) -> str:
+        """Unpause the DAG and start a run; returns the run id."""
+        self.unpause(dag_id)
         args = ["dags", "trigger", dag_id, "--output", "json"] + (["--conf", conf] if conf else [])
         self.airflow.airflow(*args, extra_env=self.env)
         with self._metadata() as conn:
@@ -170,7 +209,7 @@ class CeleryCluster:
             drop_metadata_db(self.metadata_dbname)
             self.metadata_dbname = None
 
-    def __enter__(self) -> CeleryCluster:
+    def __enter__(self) -> AirflowCluster:
         return self
 
     def __exit__(self, *exc) -> None:
