@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,9 +45,9 @@ from migration_engine.chunk_ledger import ensure_chunk_ledger, ledger_ident  # n
 from migration_engine.chunks import Chunk, plan_all  # noqa: E402
 from migration_engine.copier import copy_chunk  # noqa: E402
 from migration_engine.generator import generate, planned_rows  # noqa: E402
-from migration_engine.local.airflow_env import VENV_BIN, AirflowHome, create_metadata_db  # noqa: E402
+from migration_engine.local.cluster import AirflowCluster  # noqa: E402
 from migration_engine.local.estate import TARGET_OWNER, Estate  # noqa: E402
-from migration_engine.local.servers import SUPERUSER, free_port, wait_until  # noqa: E402
+from migration_engine.local.servers import SUPERUSER  # noqa: E402
 from migration_engine.manifest import load_manifest  # noqa: E402
 from migration_engine.schema_sql import apply_step, create_source_layout  # noqa: E402
 
@@ -225,79 +224,38 @@ def _copy_one(job) -> dict:
     return copy_chunk(source, target, load_manifest(manifest_file), chunk, run_id="bench-engine")
 
 
-class Scheduler:
+def local_airflow(workdir: Path, extra_env: dict, parallelism: int) -> AirflowCluster:
     """A real Airflow: scheduler (LocalExecutor), dag-processor and the execution API, on a fresh metadata DB."""
+    return AirflowCluster(home=workdir / "airflow", dags_folder=ROOT / "dags", executor="LocalExecutor", workers=0, extra_env={
+        **extra_env,
+        "DB_POOL_MAX": str(parallelism),
+        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
+        # Deployment tuning for short tasks on 2 cores: a quicker idle loop, and DAG files
+        # parsed once rather than every 30 s while the copy competes for the CPU.
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+        "MIGRATION_ARTIFACT_DIR": str(workdir / "artifacts"),
+    })
 
-    def __init__(self, workdir: Path, extra_env: dict, parallelism: int):
-        self.home = AirflowHome(workdir / "airflow", create_metadata_db(METADATA_DB))
-        self.port = free_port()
-        self.parallelism = parallelism
-        self.env = {
-            **extra_env,
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
-            # Deployment tuning for short tasks on 2 cores: a quicker idle loop, and DAG files
-            # parsed once rather than every 30 s while the copy competes for the CPU.
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
-            "MIGRATION_ARTIFACT_DIR": str(workdir / "artifacts"),
-        }
-        self.processes: list[subprocess.Popen] = []
-        self.logs = workdir / "airflow-logs"
 
-    def start(self) -> None:
-        self.home.migrate()
-        self.logs.mkdir(exist_ok=True)
-        self.home.airflow("pools", "set", "migration_target", str(self.parallelism), "backfill chunk copies", extra_env=self.env)
-        for name, args in (
-            ("api-server", ["api-server", "--apps", "execution", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]),
-            ("dag-processor", ["dag-processor"]),
-            ("scheduler", ["scheduler"]),
-        ):
-            with open(self.logs / f"{name}.log", "w") as out:
-                self.processes.append(subprocess.Popen(
-                    [str(VENV_BIN / "airflow"), *args], env={**self.home.env, **self.env}, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT,
-                ))
-        if not wait_until(lambda: self._query("SELECT count(*) FROM serialized_dag WHERE dag_id IN ('backfill', 'verify')")[0][0] == 2,
-                          timeout=300, interval=1):
-            raise RuntimeError(f"the dag-processor did not parse the DAGs; see {self.logs}")
-        # Only the backfill is measured: the verification its Asset schedules waits.
-        self.home.airflow("dags", "pause", "verify", extra_env=self.env)
-
-    def run_backfill(self) -> tuple[float, dict]:
-        started = time.monotonic()
-        self.home.airflow("dags", "trigger", "backfill", "--run-id", "bench", "--conf", "{}", extra_env=self.env)
-        if not wait_until(lambda: self._query("SELECT state FROM dag_run WHERE dag_id = 'backfill' AND run_id = 'bench'")[0][0]
-                          in ("success", "failed"), timeout=7200, interval=0.5):
-            raise RuntimeError("the backfill DAG run did not finish")
-        elapsed = time.monotonic() - started
-        state = self._query("SELECT state FROM dag_run WHERE dag_id = 'backfill' AND run_id = 'bench'")[0][0]
-        if state != "success":
-            raise RuntimeError(f"the backfill DAG run ended {state}; see {self.logs} and {self.home.home}/logs")
-        tasks = self._query(
+def run_backfill_dag(cluster: AirflowCluster) -> tuple[float, dict]:
+    """Trigger the backfill DAG and wait for it; seconds and, per task, instances and busy time."""
+    # Only the backfill is measured: the verification its Asset schedules waits.
+    cluster.pause("verify")
+    started = time.monotonic()
+    run_id = cluster.trigger("backfill", conf="{}")
+    state = cluster.wait_for_run("backfill", run_id, timeout=7200)
+    elapsed = time.monotonic() - started
+    if state != "success":
+        raise RuntimeError(f"the backfill DAG run ended {state}; see {cluster.home}")
+    with psycopg.connect(cluster.airflow.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)) as conn:
+        tasks = conn.execute(
             "SELECT task_id, count(*), round(extract(epoch FROM max(end_date) - min(start_date))::numeric, 1), "
             "round(sum(extract(epoch FROM end_date - start_date))::numeric, 1) FROM task_instance "
-            "WHERE dag_id = 'backfill' AND run_id = 'bench' GROUP BY task_id ORDER BY min(start_date)")
-        return elapsed, {t: {"instances": n, "window_s": float(w), "busy_s": float(b)} for t, n, w, b in tasks}
-
-    def _query(self, statement: str) -> list:
-        with psycopg.connect(self.home.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)) as conn:
-            return conn.execute(statement).fetchall() or [(None,)]
-
-    def stop(self) -> None:
-        for proc in reversed(self.processes):
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.processes:
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            "WHERE dag_id = 'backfill' AND run_id = %s GROUP BY task_id ORDER BY min(start_date)", (run_id,)).fetchall()
+    return elapsed, {t: {"instances": n, "window_s": float(w), "busy_s": float(b)} for t, n, w, b in tasks}
 
 
 def main() -> dict:
@@ -328,18 +286,15 @@ def main() -> dict:
             log(f"{name}: {seconds:.1f} s")
 
         timed("engine", "target", lambda: bench.run_engine(workers))
-        scheduler = Scheduler(workdir, estate.airflow_env(), parallelism)
-        try:
-            scheduler.start()
+        with local_airflow(workdir, estate.airflow_env(), parallelism) as cluster:
+            cluster.start(METADATA_DB)
 
             def dag_run() -> float:
-                seconds, tasks = scheduler.run_backfill()
+                seconds, tasks = run_backfill_dag(cluster)
                 result["dag_tasks"] = tasks
                 return seconds
 
             timed("dag", "target", dag_run)
-        finally:
-            scheduler.stop()
         timed("pg_dump_restore", "copy", bench.run_pg_dump_restore)
         timed("pgcopydb", "copy", lambda: bench.run_pgcopydb(2))
         timed("copy_pipe", "copy", bench.run_copy_pipe)

@@ -70,7 +70,6 @@ def test_scheduler_killed_mid_backfill_and_started_again_completes_the_run(clust
     stuck = source_sql(estate, "wallet", "SELECT percentile_disc(0.6) WITHIN GROUP (ORDER BY id) FROM activities")[0][0]
     # Long enough for the kill to land inside it; PostgreSQL notices the dead client once the sleep ends.
     slow_down(estate, SLOW_TABLE, stuck, seconds=20)
-    cluster.unpause("verify")
     run_id = cluster.trigger("backfill", conf=json.dumps({"target_chunk_rows": CHUNK_ROWS}))
     assert wait_until(lambda: bool(backends(estate, "PgSleep")), timeout=600, interval=0.5), "no chunk was held"
     recorded_before = len(chunk_ledger(estate))

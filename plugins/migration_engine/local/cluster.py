@@ -149,8 +149,14 @@ class AirflowCluster:
     def _metadata(self) -> psycopg.Connection:
         return psycopg.connect(self.airflow.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1), autocommit=True)
 
-    def unpause(self, dag_id: str, parse_timeout: float = 180) -> None:
-        """Wait until the DAG is parsed, then unpause it (new DAGs start paused)."""
+    def pause(self, dag_id: str) -> None:
+        self._set_paused(dag_id, "pause")
+
+    def unpause(self, dag_id: str) -> None:
+        self._set_paused(dag_id, "unpause")
+
+    def _set_paused(self, dag_id: str, command: str, parse_timeout: float = 180) -> None:
+        """Once the dag-processor has parsed the DAG (the CLI refuses an unknown one), pause or unpause it."""
         def parsed() -> bool:
             self._check_alive()
             with self._metadata() as conn:
@@ -158,10 +164,10 @@ class AirflowCluster:
 
         if not wait_until(parsed, timeout=parse_timeout, interval=1):
             raise RuntimeError(f"DAG {dag_id} was not parsed; see {self.home / 'dag-processor.log'}")
-        self.airflow.airflow("dags", "unpause", dag_id, extra_env=self.env)
+        self.airflow.airflow("dags", command, dag_id, extra_env=self.env)
 
     def trigger(self, dag_id: str, conf: str | None = None) -> str:
-        """Unpause the DAG and start a run; returns the run id."""
+        """Unpause the DAG (a deployment may pause new DAGs) and start a run; returns the run id."""
         self.unpause(dag_id)
         args = ["dags", "trigger", dag_id, "--output", "json"] + (["--conf", conf] if conf else [])
         self.airflow.airflow(*args, extra_env=self.env)
