@@ -61,6 +61,15 @@ def test_dual_write_dry_run_then_real_run_opens_the_window(soaking, estate, mani
     set_phase(estate, "soak")
 
 
+def test_finalize_before_cutover_refuses_naming_what_to_run_first(soaking, estate, manifest, run):
+    before = snapshot(estate, manifest)
+    result = run("finalize", {"confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": 1})
+    failed(result, "check_ledger_phase", "finalize needs phase cut_over or finalized", "the ledger says soak since",
+           "Run cutover first.")
+    assert snapshot(estate, manifest) == before
+    assert phase(estate) == "soak"
+
+
 @pytest.mark.parametrize("confirm", [None, "cutover", "CUTOVER ", "x'; DROP TABLE wallet.users; --"])
 def test_cutover_without_the_exact_confirm_word_refuses_before_touching_a_database(soaking, estate, manifest, run, confirm):
     result = run("cutover", {"confirm": confirm, "dry_run": False})
