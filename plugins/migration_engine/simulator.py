@@ -123,16 +123,19 @@ class SimulatorReport:
     secondary: dict = field(default_factory=lambda: defaultdict(int))
     primary_errors: int = 0
     latencies_ms: list = field(default_factory=list, repr=False)
+    # Wall-clock start (time.time()) of each of those writes: a window can be cut by what else ran then.
+    started_at: list = field(default_factory=list, repr=False)
 
     @property
     def total(self) -> int:
         return sum(n for per_table in self.writes.values() for n in per_table.values())
 
     def percentile_ms(self, fraction: float) -> float:
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+        return percentile(self.latencies_ms, fraction)
+
+    def latencies_between(self, start: float, end: float) -> list[float]:
+        """Latencies of the primary writes that started from ``start`` to ``end`` (time.time())."""
+        return [ms for at, ms in zip(self.started_at, self.latencies_ms, strict=True) if start <= at <= end]
 
     def as_dict(self) -> dict:
         return {
@@ -142,6 +145,14 @@ class SimulatorReport:
             "secondary": dict(self.secondary), "primary_errors": self.primary_errors,
             "primary_p50_ms": round(self.percentile_ms(0.5), 2), "primary_p95_ms": round(self.percentile_ms(0.95), 2),
         }
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which ``fraction`` of ``values`` lie (nearest rank); 0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def version_column(columns: list[Column], key: str) -> Column | None:
@@ -332,7 +343,7 @@ class DualWriteSimulator:
 
     # -- the two sides -------------------------------------------------------
     def _primary_write(self, conn: psycopg.Connection, statement, params, kind: str, table: str):
-        started = time.perf_counter()
+        started_at, started = time.time(), time.perf_counter()
         try:
             with conn.transaction():
                 pin_output_settings(conn)
@@ -343,6 +354,7 @@ class DualWriteSimulator:
             log.debug("%s %s refused by the primary: %s", kind, table, exc.sqlstate)
             return None
         self.report.latencies_ms.append((time.perf_counter() - started) * 1000)
+        self.report.started_at.append(started_at)
         if row is None:
             return None
         self.report.writes[kind][table] += 1
