@@ -18,6 +18,9 @@ from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, Targ
 pytestmark = pytest.mark.integration
 
 CONTROL = "migration_control"
+# Reconcile passes run while the lossy writer writes: at least this many, and for at least this long.
+LIVE_PASSES = 3
+LIVE_SECONDS = 8
 # Any update by the reconciler that lowers a row's version is recorded here.
 GUARD_FUNCTION = """
 CREATE FUNCTION wallet.record_version_regression() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -95,17 +98,21 @@ def test_reconcile_beside_a_lossy_dual_write_never_goes_back_in_time_and_converg
     assert install_version_guards(manifest, sources, target) >= 10
 
     simulator = DualWriteSimulator(manifest, sources, target, SimulatorConfig(
-        rate_per_s=150, duration_s=8, faults=TargetFaults(drop=0.02, delay=0.01, reorder=0.01, delay_seconds=0.3), seed=2,
+        rate_per_s=150, duration_s=None, max_writes=10**9,
+        faults=TargetFaults(drop=0.02, delay=0.01, reorder=0.01, delay_seconds=0.3), seed=2,
     )).start()
+    # Passes, not seconds, decide when the writer stops: on a loaded machine one pass can outlast any fixed window.
+    started = time.monotonic()
     repaired_while_running = in_flight_seen = passes = 0
-    while simulator._thread.is_alive():
+    while passes < LIVE_PASSES or time.monotonic() - started < LIVE_SECONDS:
         results = reconcile_all(manifest, sources, target, f"live-{passes}", grace=0.3)
         repaired_while_running += sum(r.repaired for r in results.values())
         in_flight_seen += sum(r.in_flight for r in results.values())
         passes += 1
+    simulator.stop()
     report = simulator.join()
     assert report.total > 500 and report.secondary["dropped"] > 0, report.as_dict()
-    assert repaired_while_running > 0 and passes >= 2
+    assert repaired_while_running > 0
 
     time.sleep(0.5)
     final = reconcile_all(manifest, sources, target, "final", grace=0)
