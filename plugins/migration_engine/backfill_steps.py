@@ -131,14 +131,39 @@ def progress(dag_id: str, tasks: list[dict], copied) -> dict:
 
 
 def post_load_constraints(dag_id: str) -> list[str]:
+    """Unique and foreign keys once the data is in. A foreign key the copied rows break fails
+    without retry (a retry meets the same rows), naming the tables to copy again."""
+    import psycopg
+
     from migration_engine.schema_sql import apply_step
 
     m = ds.manifest()
     step = next(s for s in m.schema_steps if s.after_backfill)
-    with ds.target_connection(dag_id) as conn:
-        applied = apply_step(lambda service: conn, m, step.name, "target")
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        try:
+            applied = apply_step(lambda service: conn, m, step.name, "target")
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise CheckFailed(_late_parents(conn, m, exc)) from None
     log.info("post-load step %s: %d statement(s) applied", step.name, len(applied))
     return applied
+
+
+def _late_parents(conn, m, exc) -> str:
+    """What a foreign-key refusal after the copy means, and the re-run that fixes it."""
+    referenced = conn.execute(
+        "SELECT n.nspname, c.relname FROM pg_constraint k JOIN pg_class c ON c.oid = k.confrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class t ON t.oid = k.conrelid "
+        "JOIN pg_namespace tn ON tn.oid = t.relnamespace WHERE k.conname = %s AND tn.nspname = %s AND t.relname = %s",
+        (exc.diag.constraint_name, exc.diag.schema_name, exc.diag.table_name),
+    ).fetchone()
+    by_target = {t.target_ident: t.qualified for t in m.tables}
+    child = by_target.get((exc.diag.schema_name, exc.diag.table_name), f"{exc.diag.schema_name}.{exc.diag.table_name}")
+    parent = by_target.get(tuple(referenced), ".".join(referenced)) if referenced else "its referenced table"
+    return (
+        f"foreign key {exc.diag.constraint_name} on {child}: rows copied into {child} reference {parent} rows the copy "
+        f"of {parent} does not have (the apps inserted them after that table was copied). Trigger backfill with "
+        f"force on and tables [{parent}]: it brings the late rows and applies the constraints again."
+    )
 
 
 def full_schema_compare(dag_id: str) -> dict:

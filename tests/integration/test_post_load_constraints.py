@@ -1,0 +1,66 @@
+"""A foreign key that the copied rows break, as a backfill beside live writes can leave it.
+
+Tables are copied one after another while the apps keep writing: a parent row
+inserted after its table was copied can be referenced by a child copied later.
+The post-load step then fails without retry, naming the constraint, both tables
+and the re-run that fixes it; that re-run, a forced copy of the parent table,
+brings the late parent and the constraints apply.
+"""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+
+from migration_engine import backfill_steps
+from migration_engine import dag_support as ds
+from migration_engine.chunks import plan_all, plan_chunks
+from migration_engine.copier import copy_chunk
+from tests.integration.backfill_support import source_sql, target_sql
+from tests.integration.lifecycle_support import bring_to_schema_applied
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def copied(estate, manifest):
+    """Every table copied, the post-load constraints not yet applied."""
+    endpoints = bring_to_schema_applied(estate, manifest, scale=0.05, seed=11)
+    for chunk in plan_all(manifest, endpoints):
+        copy_chunk(endpoints[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk)
+    return endpoints
+
+
+@pytest.fixture
+def airflow_connections(estate, monkeypatch):
+    for name, value in estate.airflow_env().items():
+        monkeypatch.setenv(name, value)
+    ds.manifest.cache_clear()
+    yield
+    ds.manifest.cache_clear()
+
+
+def copy_again(estate, manifest, endpoints, qualified: str) -> None:
+    table = manifest.table(qualified)
+    with endpoints[table.service].connect(autocommit=True) as conn:
+        chunks = plan_chunks(conn, table)
+    for chunk in chunks:
+        copy_chunk(endpoints[table.service], estate.target_endpoint(), manifest, chunk, force=True)
+
+
+def test_a_child_copied_after_its_late_parent_is_named_and_a_forced_parent_copy_fixes_it(
+        copied, estate, manifest, airflow_connections):
+    tenant = source_sql(estate, "issuer", "INSERT INTO public.tenants (name) VALUES ('arrived during the backfill') RETURNING id")[0][0]
+    source_sql(estate, "issuer", "INSERT INTO public.users (username, password, tenant_id) VALUES ('late-child', 'x', %s)", (tenant,))
+    copy_again(estate, manifest, copied, "issuer.users")
+
+    with pytest.raises(AirflowFailException) as refused:
+        backfill_steps.post_load_constraints("backfill")
+    message = str(refused.value)
+    for phrase in ("users_tenant_id_tenants_id_fk", "issuer.users", "issuer.tenants", "force on and tables [issuer.tenants]"):
+        assert phrase in message, message
+
+    copy_again(estate, manifest, copied, "issuer.tenants")
+    applied = backfill_steps.post_load_constraints("backfill")
+    assert applied
+    assert target_sql(estate, "SELECT convalidated FROM pg_constraint WHERE conname = 'users_tenant_id_tenants_id_fk'") == [(True,)]
