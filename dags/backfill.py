@@ -43,6 +43,13 @@ A chunk that fails retries with backoff; a chunk killed mid-copy left nothing
 behind (its transaction rolled back), so clearing it is always safe. A schema
 mismatch names the table and column: fix the target schema, run
 `schema_baseline`, then clear the failed task.
+
+A foreign key refused by `apply_post_load_constraints` while the apps write:
+tables are copied one after another, so a parent the apps inserted after its
+table was copied can be referenced by a child copied later; the longer the
+backfill (a low rate limit), the likelier. The task fails without retry, naming
+the constraint, both tables and the re-run: trigger the backfill again with
+*force* on and *tables* set to the named parent (repeat if another is named).
 """
 
 from __future__ import annotations
