@@ -28,8 +28,8 @@ an operator would. Lost writes = tables that differ after the final reconcile (m
 
 Knobs: BENCH_LOAD_RATE (writes/s, 40), BENCH_LOAD_SCALE (generator scale, 150:
 about 1.8 M rows, 0.75 GB, so the unthrottled backfill lasts about a minute),
-BENCH_LOAD_IDLE_S (each idle window, 60), BENCH_LOAD_THROTTLE_MB_S (2, see
-docs/reliability.md for why). Writes bench/results/load.json and prints a table.
+BENCH_LOAD_IDLE_S (each idle window, 60), BENCH_LOAD_THROTTLE_MB_S (2; docs/reliability.md
+has the last run's figures). Writes bench/results/load.json and prints a table.
 """
 
 from __future__ import annotations
