@@ -4,6 +4,31 @@
 **Runbook phase C** (sections 5 and 7.1): the initial data backfill, source →
 target, while the apps keep running on the source.
 
+## One snapshot per source database
+`hold_source_snapshots` starts, per source database, a holder process that
+opens a REPEATABLE READ transaction, exports its snapshot
+(`pg_export_snapshot()`) and keeps it open; it publishes the snapshot, its LSN
+and xmin horizon in `migration_control.source_snapshots`. The sensor
+`wait_for_source_snapshots` gates the copies on that row; every chunk of that
+database then reads at that one snapshot (`SET TRANSACTION SNAPSHOT`), as
+`pg_dump --jobs` and pgcopydb do, so the copy is the source at one instant and
+the foreign keys validate however long it takes and however much the apps
+write meanwhile. `release_source_snapshots` ends the snapshots once the copies
+are done (or failed). The apps' writes since the snapshot are brought over by
+`catch_up`, which this DAG's Asset starts.
+
+The trade-off: while a snapshot is held, vacuum on that source cannot remove
+rows dead since it was taken (tables bloat a little; `preflight` estimates how
+long the hold will be and warns when it is long). The holder turns off
+`idle_in_transaction_session_timeout` (and PostgreSQL 17's
+`transaction_timeout`) for its own session and touches its transaction every
+2 s; a managed server that still ends it, a restart of the source or of the
+holder's host loses the snapshot. Then the next chunk fails, without retry,
+naming the snapshot, and the run fails: trigger backfill again. The new run
+takes a new snapshot and copies again, merging, the chunks read at the old one,
+so every row is still there exactly once. *Longest snapshot hold* bounds how
+long a forgotten holder can keep vacuum waiting.
+
 ## What it changes
 - Each mapped table's rows, streamed `COPY … TO STDOUT` → `COPY … FROM STDIN`
   (binary where the types allow), one mapped task per key-range chunk, named
@@ -44,19 +69,17 @@ behind (its transaction rolled back), so clearing it is always safe. A schema
 mismatch names the table and column: fix the target schema, run
 `schema_baseline`, then clear the failed task.
 
-A foreign key refused by `apply_post_load_constraints` while the apps write:
-tables are copied one after another, so a parent the apps inserted after its
-table was copied can be referenced by a child copied later; the longer the
-backfill (a low rate limit), the likelier. The task fails without retry, naming
-the constraint, both tables and the re-run: trigger the backfill again with
-*force* on and *tables* set to the named parent (repeat if another is named).
+A foreign key refused by `apply_post_load_constraints` cannot come from the
+apps' writes (every chunk of a source reads at one snapshot); it means two
+tables were read at different instants, e.g. a forced re-copy of one of them.
+The task names the constraint, both tables and the re-run that fixes it.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task, teardown
+from airflow.sdk import Asset, Param, PokeReturnValue, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -65,6 +88,8 @@ BACKFILLED = Asset(ds.backfilled_asset_name())
 MAX_MAPPED_CHUNKS = 1000
 # Faster than any link a migration runs over: a larger number is a typo.
 MAX_COPY_MB_PER_S = 10_000
+# A holder that has not published by then did not start (it logs why in the run's artifact folder).
+SNAPSHOT_PUBLISH_TIMEOUT_S = 300
 
 
 @dag(
@@ -85,6 +110,11 @@ MAX_COPY_MB_PER_S = 10_000
             "target_chunk_rows": Param(
                 None, type=["null", "integer"], minimum=1, maximum=100_000_000, title="Rows per chunk",
                 description="Override the planner's chunk size in rows; empty lets it adapt to each table's rows and bytes.",
+            ),
+            "max_snapshot_hold_hours": Param(
+                24, type="number", minimum=0.1, maximum=24 * 14, title="Longest snapshot hold (hours)",
+                description="The source snapshots are given up after this long even if the copy has not finished "
+                "(an open snapshot keeps vacuum from cleaning up on the source); the copy then fails naming them.",
             ),
             "max_copy_mb_per_s": Param(
                 None, type=["null", "number"], minimum=0, maximum=MAX_COPY_MB_PER_S, title="Copy rate limit (MB/s)",
@@ -112,15 +142,29 @@ def backfill():
     def plan_chunks(params=None) -> list[dict]:
         return steps.plan(DAG_ID, get_current_context()["run_id"], params["tables"], params["target_chunk_rows"], MAX_MAPPED_CHUNKS)
 
+    @task
+    def hold_source_snapshots(params=None) -> dict:
+        return steps.hold_snapshots(DAG_ID, get_current_context()["run_id"], params["tables"],
+                                    params["max_snapshot_hold_hours"] * 3600)
+
+    @task.sensor(poke_interval=2, timeout=SNAPSHOT_PUBLISH_TIMEOUT_S, mode="poke")
+    def wait_for_source_snapshots(params=None) -> PokeReturnValue:
+        published = steps.snapshots_published(DAG_ID, get_current_context()["run_id"], params["tables"])
+        return PokeReturnValue(is_done=published is not None, xcom_value=published)
+
     @task(
         pool=ds.TARGET_POOL,
         retries=3,
         execution_timeout=timedelta(hours=1),
         map_index_template="{{ task.op_kwargs['chunks']['label'] }}",
     )
-    def copy_chunk(chunks: dict, params=None) -> dict:
+    def copy_chunk(chunks: dict, snapshots: dict, ledger: dict, params=None) -> dict:
         return steps.copy(DAG_ID, get_current_context()["run_id"], chunks, force=params["force"],
-                          max_mb_per_s=params["max_copy_mb_per_s"])
+                          max_mb_per_s=params["max_copy_mb_per_s"], snapshots=snapshots, phase=ledger["phase"])
+
+    @task(pool=ds.TARGET_POOL, trigger_rule="all_done")
+    def release_source_snapshots() -> list[dict]:
+        return steps.release_snapshots(DAG_ID, get_current_context()["run_id"])
 
     @task(pool=ds.TARGET_POOL)
     def summarise_progress(planned: list[dict], copied: list[dict]) -> dict:
@@ -152,13 +196,19 @@ def backfill():
     def write_status_report() -> str:
         return ds.write_status_report(DAG_ID)
 
-    gates = check_ledger_phase() >> check_source_schema_unchanged()
+    ledger = check_ledger_phase()
+    gates = ledger >> check_source_schema_unchanged()
+    holders = hold_source_snapshots()
+    published = wait_for_source_snapshots()
+    gates >> holders >> published
     chunks = plan_chunks()
     gates >> chunks
-    copied = copy_chunk.expand(chunks=chunks)
+    copied = copy_chunk.partial(snapshots=published, ledger=ledger).expand(chunks=chunks)
+    released = release_source_snapshots()
+    [published, copied] >> released
     summary = summarise_progress(chunks, copied)
     constraints = apply_post_load_constraints()
-    summary >> constraints
+    [summary, released] >> constraints
     sequences = sync_sequences()
     constraints >> sequences
     compared = check_target_schema_matches_source()

@@ -92,21 +92,115 @@ def _task_label(group) -> str:
     return f"{group[0].table} .. {group[-1].table} ({len(group)} whole tables)"
 
 
-def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: float | None) -> dict:
-    """Copy a task's chunks in turn; each is exactly once on its own (copy and ledger row in one transaction),
-    its stream held to ``max_mb_per_s`` when given."""
+def _services(tables: list[str]) -> list[str]:
+    m = ds.manifest()
+    chosen = _chosen_tables(tables)
+    return sorted({t.service for t in m.tables if chosen is None or t.qualified in chosen})
+
+
+def hold_snapshots(dag_id: str, run_id: str, tables: list[str], max_hold_s: float) -> dict:
+    """Per source database of the chosen tables, adopt a snapshot some run still holds alive, else start a holder.
+
+    A cleared task, or a new run after one that died before its release, keeps reading at the snapshot
+    its chunks were copied at; snapshots nobody adopted are released."""
+    from migration_engine import snapshots
+    from migration_engine.chunk_ledger import ensure_chunk_ledger
+    from migration_engine.preflight import artifact_folder
+
+    m = ds.manifest()
+    app = ds.application_name(dag_id)
+    started = {}
+    with ds.target_connection(dag_id) as conn:
+        ensure_chunk_ledger(conn, m)
+        for service in _services(tables):
+            held = snapshots.held_snapshot(conn, m.control_schema, service)
+            if held:
+                with ds.source_endpoint(service).connect(application_name=app, autocommit=True) as source:
+                    alive = snapshots.holder_alive(source, held["backend_pid"])
+                if alive:
+                    if held["run_id"] != run_id:
+                        snapshots.publish(conn, m.control_schema, run_id, service, state="holding", holder=held["holder"],
+                                          snapshot=held)
+                    log.info("%s source: snapshot %s (taken by run %s) still held by %s; adopted", service,
+                             held["snapshot_id"], held["run_id"], held["holder"])
+                    started[service] = held["holder"]
+                    continue
+            log_file = artifact_folder(dag_id, run_id) / f"snapshot-holder-{service}.log"
+            pid = snapshots.start_holder(ds.source_endpoint(service), ds.target_endpoint(), control_schema=m.control_schema,
+                                         run_id=run_id, service=service, application_name=f"{app}-snapshot-holder",
+                                         log_file=log_file, max_hold_s=max_hold_s)
+            log.info("%s source: snapshot holder started (pid %d, log %s)", service, pid, log_file)
+            started[service] = pid
+        # Adopted ones now have this run's row too: only what no one adopted ends.
+        snapshots.release_other_runs(conn, m.control_schema, run_id)
+    return started
+
+
+def snapshots_published(dag_id: str, run_id: str, tables: list[str]) -> dict | None:
+    """Every chosen source's snapshot, once its holder has published it and still holds it; None while waiting."""
+    from migration_engine import snapshots
+
+    m = ds.manifest()
+    with ds.target_connection(dag_id) as conn:
+        rows = {row["service"]: row for row in snapshots.run_snapshots(conn, m.control_schema, run_id)}
+    published = {}
+    for service in _services(tables):
+        row = rows.get(service)
+        if row is None:
+            log.info("%s source: waiting for its snapshot holder to publish", service)
+            return None
+        if row["state"] != "holding":
+            with fail_without_retry():
+                raise CheckFailed(f"{service} source: the snapshot holder {row['holder']} ended ({row['state']}): "
+                                  f"{row['error'] or 'no cause recorded'}. Fix the cause, then clear hold_source_snapshots")
+        snapshot = snapshots.SourceSnapshot(service, row["snapshot_id"], row["lsn"], row["xmin_horizon"], row["backend_pid"],
+                                            row["holder"], run_id)
+        with ds.source_endpoint(service).connect(application_name=ds.application_name(dag_id), autocommit=True) as source:
+            if not snapshots.holder_alive(source, snapshot.backend_pid):
+                with fail_without_retry():
+                    raise snapshots.SnapshotLost(f"{snapshot.describe()}: its session on the source is gone; "
+                                                 "clear hold_source_snapshots to take a new one")
+        log.info("%s", snapshot.describe())
+        published[service] = snapshot.to_dict()
+    return published
+
+
+def release_snapshots(dag_id: str, run_id: str) -> list[dict]:
+    """End the run's snapshots (their holders leave within seconds), so vacuum on the sources can clean up again."""
+    from migration_engine import snapshots
+
+    with ds.target_connection(dag_id) as conn:
+        snapshots.release(conn, ds.manifest().control_schema, run_id)
+        held = snapshots.run_snapshots(conn, ds.manifest().control_schema, run_id)
+    for row in held:
+        log.info("%s source: snapshot %s %s after %.1f s", row["service"], row["snapshot_id"], row["state"],
+                 row["held_seconds"] or 0.0)
+    return [{"service": r["service"], "state": r["state"], "held_seconds": round(r["held_seconds"] or 0.0, 1)} for r in held]
+
+
+def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: float | None, snapshots: dict,
+         phase: str) -> dict:
+    """Copy a task's chunks in turn at their source's snapshot; each is exactly once on its own (copy and ledger
+    row in one transaction), its stream held to ``max_mb_per_s`` when given.
+
+    Before the post-load constraints (phase ``schema_applied``) a chunk read at an older snapshot (a run whose
+    holder died) is copied again at this one, so every table of a source agrees on one instant."""
     from migration_engine.chunk_ledger import backfill_progress
     from migration_engine.copier import copy_chunk
+    from migration_engine.snapshots import SourceSnapshot
 
     m = ds.manifest()
     target = ds.target_endpoint()
     results = []
     for chunk in task["chunks"]:
         table = m.table(chunk["table"])
-        results.append(copy_chunk(
-            ds.source_endpoint(table.service), target, m, chunk,
-            force=force, run_id=run_id, application_name=ds.application_name(dag_id), max_mb_per_s=max_mb_per_s,
-        ))
+        with fail_without_retry():
+            results.append(copy_chunk(
+                ds.source_endpoint(table.service), target, m, chunk,
+                force=force, run_id=run_id, application_name=ds.application_name(dag_id), max_mb_per_s=max_mb_per_s,
+                snapshot=SourceSnapshot.from_dict(snapshots[table.service]),
+                recopy_other_snapshots=phase == "schema_applied",
+            ))
     for table, entry in backfill_progress(target, m, {}).items():
         if table in {c["table"] for c in task["chunks"]}:
             log.info("progress %s: %s chunk(s) recorded, %s rows so far", table, entry["chunks_done"], entry["rows"])
@@ -161,8 +255,9 @@ def _late_parents(conn, m, exc) -> str:
     parent = by_target.get(tuple(referenced), ".".join(referenced)) if referenced else "its referenced table"
     return (
         f"foreign key {exc.diag.constraint_name} on {child}: rows copied into {child} reference {parent} rows the copy "
-        f"of {parent} does not have (the apps inserted them after that table was copied). Trigger backfill with "
-        f"force on and tables [{parent}]: it brings the late rows and applies the constraints again."
+        f"of {parent} does not have. Chunks of one source read at one snapshot cannot do this, so the two tables were "
+        f"read at different instants (a forced re-copy of one of them after the load). Trigger backfill with "
+        f"force on and tables [{parent}]: it brings the missing rows and applies the constraints again."
     )
 
 

@@ -15,6 +15,7 @@ from migration_engine import sqlfiles
 from migration_engine.chunks import Chunk
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest
+from migration_engine.snapshots import SNAPSHOTS_TABLE
 
 LEDGER_TABLE = "backfill_chunks"
 
@@ -25,7 +26,8 @@ def ledger_ident(manifest: Manifest) -> tuple[str, str]:
 
 def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
     """Create the control schema and ledger table if missing (committed at once)."""
-    name = sql.Identifier(*ledger_ident(manifest)).as_string(conn)
+    # The snapshots table is created last: once it exists, so does everything before it.
+    name = sql.Identifier(manifest.control_schema, SNAPSHOTS_TABLE).as_string(conn)
     exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
     if not exists:
         with conn.transaction():
@@ -33,6 +35,9 @@ def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LEDGER_TABLE,))
             conn.execute(sqlfiles.load("backfill", "create_control_schema").render(control_schema=manifest.control_schema))
             conn.execute(sqlfiles.load("backfill", "create_backfill_chunks").render(backfill_chunks=ledger_ident(manifest)))
+            conn.execute(sqlfiles.load("snapshots", "add_chunk_snapshot_column").render(backfill_chunks=ledger_ident(manifest)))
+            conn.execute(sqlfiles.load("snapshots", "create_source_snapshots").render(
+                source_snapshots=(manifest.control_schema, SNAPSHOTS_TABLE)))
     if not conn.autocommit:
         conn.commit()
 
@@ -67,6 +72,7 @@ def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, res
             "deleted": result["deleted"],
             "seconds": result["seconds"],
             "run_id": run_id,
+            "source_snapshot": result.get("source_snapshot"),
         },
     )
 

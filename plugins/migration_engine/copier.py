@@ -8,6 +8,11 @@ chunk's key range already holds rows in the target (a re-sync, or dual-write
 already running), rows go through a temporary staging table and are merged:
 insert missing, update only rows that differ, delete rows the source lacks.
 
+With a ``snapshot`` (``snapshots``), the source rows are read at that exported
+snapshot, so every chunk of one source database sees the same instant. A chunk
+recorded at another snapshot is copied again (merged) when ``recopy_other_snapshots``
+is set: before the post-load constraints, all of a database's chunks must agree.
+
 ``max_mb_per_s`` paces the stream (``pacer``) so a busy source keeps serving the
 apps while it is read. Works as a non-superuser: no session_replication_role, no COPY FREEZE.
 """
@@ -17,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
@@ -28,6 +34,7 @@ from migration_engine.columns import Column, copy_format, matching_columns, tabl
 from migration_engine.endpoints import Endpoint, redact
 from migration_engine.manifest import Manifest, Table
 from migration_engine.pacer import Pacer
+from migration_engine.snapshots import SourceSnapshot, import_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,8 @@ def copy_chunk(
     run_id: str = "manual",
     application_name: str = "credity-migration-backfill",
     max_mb_per_s: float | None = None,
+    snapshot: SourceSnapshot | None = None,
+    recopy_other_snapshots: bool = False,
 ) -> dict:
     """Copy one chunk; returns a JSON-able summary (mode copy|merge|skipped, rows, bytes, seconds, MB/s,
     the rate it was held to and the seconds it waited for it)."""
@@ -73,7 +82,7 @@ def copy_chunk(
             )
             tgt.commit()
             result = _copy_in_transaction(src, tgt, manifest, table, chunk, columns, pacer, force=force, run_id=run_id,
-                                          started=started)
+                                          started=started, snapshot=snapshot, recopy_other_snapshots=recopy_other_snapshots)
     except psycopg.Error as exc:
         raise CopyError(f"{chunk.label}: copy failed, nothing committed: {redact(str(exc), source.password, target.password)}") from None
     log.info(
@@ -87,24 +96,41 @@ def copy_chunk(
 
 
 def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: Chunk, columns: list[Column], pacer: Pacer, *,
-                         force, run_id, started) -> dict:
+                         force, run_id, started, snapshot: SourceSnapshot | None, recopy_other_snapshots: bool) -> dict:
     fmt = copy_format(columns)
+    snapshot_id = snapshot.snapshot_id if snapshot else None
     with tgt.transaction():
         lock_chunk(tgt, chunk)
         recorded = find_chunk(tgt, manifest, chunk)
-        if recorded and not force:
+        read_elsewhere = recorded is not None and recopy_other_snapshots and recorded["source_snapshot"] != snapshot_id
+        if recorded and not force and not read_elsewhere:
             return _summary(chunk, "skipped", fmt, rows=recorded["rows"], nbytes=0, started=started, pacer=pacer)
-        if _range_has_rows(tgt, table, chunk):
-            counts = _merge(src, tgt, table, chunk, columns, fmt, pacer)
-            mode = "merge"
-        else:
-            rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, sql.Identifier(*table.target_ident), pacer)
-            counts = {"rows": rows, "bytes": nbytes, "inserted": rows, "updated": 0, "deleted": 0}
-            mode = "copy"
+        with _source_reading(src, snapshot):
+            if _range_has_rows(tgt, table, chunk):
+                counts = _merge(src, tgt, table, chunk, columns, fmt, pacer)
+                mode = "merge"
+            else:
+                rows, nbytes = _stream(src, tgt, table, chunk, columns, fmt, sql.Identifier(*table.target_ident), pacer)
+                counts = {"rows": rows, "bytes": nbytes, "inserted": rows, "updated": 0, "deleted": 0}
+                mode = "copy"
         result = _summary(chunk, mode, fmt, rows=counts["rows"], nbytes=counts["bytes"], started=started, pacer=pacer)
-        result.update(inserted=counts["inserted"], updated=counts["updated"], deleted=counts["deleted"])
+        result.update(inserted=counts["inserted"], updated=counts["updated"], deleted=counts["deleted"],
+                      source_snapshot=snapshot_id)
         record_chunk(tgt, manifest, chunk, result, run_id)
     return result
+
+
+@contextmanager
+def _source_reading(src: psycopg.Connection, snapshot: SourceSnapshot | None):
+    """One read-only source transaction for the chunk, at the shared snapshot when there is one."""
+    if snapshot is None:
+        yield
+        return
+    src.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    src.read_only = True
+    with src.transaction():
+        import_snapshot(src, snapshot)
+        yield
 
 
 def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, started: float, pacer: Pacer) -> dict:
@@ -123,6 +149,7 @@ def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, start
         "inserted": 0,
         "updated": 0,
         "deleted": 0,
+        "source_snapshot": None,
     }
 
 

@@ -1,10 +1,11 @@
-"""A foreign key that the copied rows break, as a backfill beside live writes can leave it.
+"""A foreign key that the copied rows break, as a forced re-copy of one table can leave it.
 
-Tables are copied one after another while the apps keep writing: a parent row
-inserted after its table was copied can be referenced by a child copied later.
-The post-load step then fails without retry, naming the constraint, both tables
-and the re-run that fixes it; that re-run, a forced copy of the parent table,
-brings the late parent and the constraints apply.
+Every chunk of one source reads at one snapshot, so a backfill beside live
+writes cannot break a foreign key (tests/integration/test_backfill_snapshot.py
+shows it). A forced re-copy of a child table, read at a later instant than its
+parent, can: the post-load step then fails without retry, naming the
+constraint, both tables and the re-run that fixes it; that re-run, a forced
+copy of the parent table, brings the missing parent and the constraints apply.
 """
 
 from __future__ import annotations
