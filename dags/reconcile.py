@@ -5,15 +5,17 @@
 (the soak after cutover) and **section 8** (the reconciliation diff).
 
 ## What it does
-Only while the ledger is in `dual_write`, `soak` or `cut_over`; in any other
-phase the run is *skipped*, not failed. One mapped task per table:
+Only while the ledger is in `dual_write`, `soak`, `cut_over` or `finalized`
+(the retention window, when the sources are kept level for a rollback); in any
+other phase the run is *skipped*, not failed. Before dual-write, `catch_up`
+brings the apps' writes to the target instead. One mapped task per table:
 1. one scan per side computes a count and a hash sum per key-range bucket;
    only mismatched buckets are read key by key, down to the exact drifted keys;
 2. each drifted key is classified (missing in target, extra in target, values
    differ) and read again after a grace period: a row still being written is
    reported *in flight* and left alone, so a newer value is never overwritten;
 3. confirmed keys are repaired from the primary side, source → target before
-   cutover and target → source after it, by upserts and deletes in small
+   cutover and target → source after it (and after finalize), by upserts and deletes in small
    transactions, at most *repair_cap* rows per table (above it, nothing is
    repaired and the run fails with an alert: dual-write is broken, not drifting);
 4. every finding (keys and hashes, never values) and a per-table summary land in

@@ -131,6 +131,11 @@ def backfilled_asset_name() -> str:
     return f"{manifest().migration}_backfilled"
 
 
+def caught_up_asset_name() -> str:
+    """The Asset the catch-up publishes and the verification DAG is scheduled on."""
+    return f"{manifest().migration}_caught_up"
+
+
 def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
     """What every DAG of the package shares: one active run, no catchup, owner and
     retries, tags, its module docstring as doc_md, and the SQL template path."""

@@ -17,7 +17,9 @@ def phase_to_reconcile(dag_id: str) -> str | None:
     with ds.target_connection(dag_id) as conn:
         phase = ledger.current_phase(conn, ds.manifest().control_schema)
     if direction_for_phase(phase or "") is None:
-        log.info("ledger phase is %s: reconciliation runs only in dual_write, soak and cut_over; skipped", phase)
+        log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over and finalized; skipped%s",
+                 phase, " (before dual-write, the catch_up DAG brings the apps' writes over)"
+                 if phase in ("backfilled", "verified") else "")
         return None
     return phase
 
@@ -46,19 +48,21 @@ def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dic
     return summary
 
 
-def _left_unrepaired(summary: dict) -> int:
-    return summary["unrepaired"] - summary["in_flight"]
+def left_unrepaired(summary: dict) -> int:
+    """Rows drifted and not repaired, rows still being written and unexplained rows held back aside."""
+    return summary["unrepaired"] - summary["in_flight"] - summary["held_back"]
 
 
-def settle(dag_id: str, context, summaries: list[dict], phase: str, params: dict) -> list[dict]:
-    """Reconcile again the tables left with unrepaired rows, parents first, their parents included.
+def settle(summaries: list[dict], again) -> list[dict]:
+    """Run ``again`` (table name -> summary) on the tables left with unrepaired rows, parents first, their
+    parents included.
 
     Tables run side by side, so a child row can be refused by its foreign key when
     its parent was written after the parent's table was checked; once the parent
     is level, the child repairs.
     """
     m = ds.manifest()
-    dirty = {s["table"] for s in summaries if _left_unrepaired(s) > 0 and not s["cap_exceeded"]}
+    dirty = {s["table"] for s in summaries if left_unrepaired(s) > 0 and not s["cap_exceeded"]}
     if not dirty:
         return summaries
     wanted = set(dirty)
@@ -66,17 +70,17 @@ def settle(dag_id: str, context, summaries: list[dict], phase: str, params: dict
         if table.qualified in wanted:
             wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
     log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
-    again = {t.qualified: reconcile_one(dag_id, context, t.qualified, phase, params) for t in m.tables if t.qualified in wanted}
-    return [again.get(s["table"], s) for s in summaries]
+    redone = {t.qualified: again(t.qualified) for t in m.tables if t.qualified in wanted}
+    return [redone.get(s["table"], s) for s in summaries]
 
 
 def judge(dag_id: str, context, summaries: list[dict], phase: str, params: dict) -> dict:
     """Fail the run above the threshold; the first clean run of the dual-write window starts the soak."""
     run_id = context["run_id"]
     if not params["dry_run"]:
-        summaries = settle(dag_id, context, summaries, phase, params)
+        summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params))
     totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "drifted", "repaired", "in_flight", "unrepaired")}
-    unrepaired = sum(_left_unrepaired(s) for s in summaries)
+    unrepaired = sum(left_unrepaired(s) for s in summaries)
     capped = [s["table"] for s in summaries if s["cap_exceeded"]]
     log.info("reconcile run %s (%s): %s over %d tables", run_id, phase, totals, len(summaries))
     if params["dry_run"]:
@@ -85,7 +89,7 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, params: dict)
     if capped:
         ds.refuse(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
     if unrepaired > params["max_unrepaired_rows"]:
-        dirty = [s["table"] for s in summaries if _left_unrepaired(s) > 0]
+        dirty = [s["table"] for s in summaries if left_unrepaired(s) > 0]
         ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {dirty}")
     clean = all(s["clean"] for s in summaries)
     if phase == "dual_write" and clean and not params["tables"]:

@@ -83,6 +83,8 @@ class Outcome(Enum):
     REPAIR = "repair"
     IN_FLIGHT = "in_flight"
     SETTLED = "settled"
+    # Confirmed drift the primary's history does not explain; reported, not repaired.
+    UNEXPLAINED = "unexplained"
 
 
 def confirm(found: Drift, primary_is_source: bool, source_now: int | None, target_now: int | None) -> Outcome:

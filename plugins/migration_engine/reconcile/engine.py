@@ -3,6 +3,13 @@ primary side, and record it all in the drift ledger.
 
 Finding costs one hash scan per side (both sides at once) when the table is
 clean; only buckets whose count or hash sum differ are read key by key.
+
+Given a source ``horizon`` (``sync_points``: before dual-write, when only the
+migration writes the target), drift is also explained or not: a row the source
+wrote at or after the horizon, or deleted, is a write still on its way; a row
+whose source version is older than the horizon cannot be, so that drift is
+*unexplained* (the target was changed by something else, or lost the row). It is
+reported by key and repaired only when ``repair_unexplained`` says so.
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -40,6 +47,7 @@ DEFAULT_GRACE_SECONDS = 3.0
 READ_BATCH_KEYS = 1_000
 REPAIR_BATCH_KEYS = 200
 LOGGED_KEYS = 5
+LISTED_KEYS = 100
 
 
 class Direction(Enum):
@@ -52,6 +60,8 @@ DIRECTION_BY_PHASE = {
     "dual_write": Direction.SOURCE_TO_TARGET,
     "soak": Direction.SOURCE_TO_TARGET,
     "cut_over": Direction.TARGET_TO_SOURCE,
+    # The retention window: the sources kept level with the apps' primary, so a rollback can still return.
+    "finalized": Direction.TARGET_TO_SOURCE,
 }
 
 
@@ -67,6 +77,7 @@ class Finding:
     target_hash: int | None
     repaired: bool = False
     in_flight: bool = False
+    unexplained: bool = False
 
 
 @dataclass
@@ -100,6 +111,15 @@ class ReconcileResult:
         return sum(f.in_flight for f in self.findings)
 
     @property
+    def unexplained(self) -> int:
+        return sum(f.unexplained for f in self.findings)
+
+    @property
+    def held_back(self) -> int:
+        """Unexplained rows left unrepaired on purpose."""
+        return sum(f.unexplained and not f.repaired for f in self.findings)
+
+    @property
     def unrepaired(self) -> int:
         return self.drifted - self.repaired
 
@@ -126,9 +146,15 @@ class ReconcileResult:
             "checked_rows": self.checked_rows, "target_rows": self.target_rows, "buckets": self.buckets,
             "mismatched_buckets": self.mismatched_buckets, "drifted": self.drifted, "by_kind": self.by_kind(),
             "repaired": self.repaired, "in_flight": self.in_flight, "settled": self.settled,
-            "unrepaired": self.unrepaired, "cap": self.cap, "cap_exceeded": self.cap_exceeded,
-            "clean": self.clean, "seconds": round(self.seconds, 3),
+            "unrepaired": self.unrepaired, "unexplained": self.unexplained, "held_back": self.held_back, "cap": self.cap,
+            "cap_exceeded": self.cap_exceeded, "clean": self.clean, "seconds": round(self.seconds, 3),
+            "in_flight_keys": self.keys(lambda f: f.in_flight),
+            "unexplained_keys": self.keys(lambda f: f.unexplained),
         }
+
+    def keys(self, which) -> list[str]:
+        """The first keys of the findings ``which`` picks, as text (a summary stays small)."""
+        return [str(f.key) for f in self.findings if which(f)][:LISTED_KEYS]
 
 
 def reconcile_table(
@@ -143,12 +169,17 @@ def reconcile_table(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
     find_only: bool = False,
+    horizon: int | None = None,
+    repair_unexplained: bool = True,
+    record: bool = True,
 ) -> ReconcileResult:
     """Find, confirm and repair the drift of one table; record it unless ``dry_run``.
 
     ``dry_run`` reads only: nothing is written to either database, not even the
-    ledger; the findings come back in the result. ``find_only`` stops after
-    finding (used by benchmarks) and implies ``dry_run``.
+    ledger; the findings come back in the result; with a ``horizon``, each is
+    marked in flight or unexplained. ``find_only`` stops after finding (used by
+    benchmarks) and implies ``dry_run``. ``record`` False keeps the run out of
+    the drift ledger (the catch-up, which is not part of the soak's record).
     """
     direction = Direction(direction)
     if cap < 0:
@@ -165,7 +196,9 @@ def reconcile_table(
         result.found_at = datetime.now(UTC)
         result.cap_exceeded = over_cap(len(found), cap)
         if dry_run or result.cap_exceeded:
-            result.findings = [Finding(d.key, d.kind, d.source_hash, d.target_hash) for d in found]
+            written = _written_since(shape, src, table.source_ident, found, horizon)
+            result.findings = [Finding(d.key, d.kind, d.source_hash, d.target_hash, in_flight=written.get(d.key, False),
+                                       unexplained=horizon is not None and not written.get(d.key, True)) for d in found]
         if result.cap_exceeded:
             log.error("%s: %d+ drifted keys exceed the repair cap of %d; nothing repaired (is dual-write broken?)",
                       table.qualified, len(found), cap)
@@ -173,11 +206,15 @@ def reconcile_table(
             primary_is_source = direction is Direction.SOURCE_TO_TARGET
             confirmed = confirm_drift(shape, src, table.source_ident, tgt, table.target_ident, found,
                                       primary_is_source, grace_seconds, result)
+            unexplained = _unexplained(shape, src, table.source_ident, confirmed, horizon)
+            if not repair_unexplained:
+                confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
-            result.findings = repair(shape, primary, secondary, confirmed, primary_is_source, result)
+            result.findings = [replace(f, unexplained=f.key in unexplained)
+                               for f in repair(shape, primary, secondary, confirmed, primary_is_source, result)]
         result.seconds = time.monotonic() - started
-        if not dry_run:
+        if not dry_run and record:
             ledger_conn = tgt
             drift_ledger.ensure_ledger(ledger_conn, control_schema)
             drift_ledger.record_run(ledger_conn, control_schema, result)
@@ -255,6 +292,27 @@ def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tupl
                 in_flight=outcome is Outcome.IN_FLIGHT or d.key in raced)
         for d, outcome in decided
     ]
+
+
+def _written_since(shape: TableShape, src: psycopg.Connection, ident: tuple[str, str], found: list[Drift],
+                   horizon: int | None) -> dict:
+    """Key -> whether the source wrote it since ``horizon``; a key the source lacks was deleted since.
+    Empty without a horizon."""
+    if horizon is None or not found:
+        return {}
+    written = {}
+    for start in range(0, len(found), READ_BATCH_KEYS):
+        keys = [d.key for d in found[start:start + READ_BATCH_KEYS]]
+        present = scan.read_written_since(src, shape, ident, keys, horizon)
+        written.update({key: present.get(key, True) for key in keys})
+    return written
+
+
+def _unexplained(shape: TableShape, src: psycopg.Connection, ident: tuple[str, str],
+                 decided: list[tuple[Drift, Outcome]], horizon: int | None) -> set:
+    """Keys confirmed for repair whose source version is older than ``horizon``."""
+    written = _written_since(shape, src, ident, [d for d, o in decided if o is Outcome.REPAIR], horizon)
+    return {key for key, since in written.items() if not since}
 
 
 def _log_result(result: ReconcileResult) -> None:

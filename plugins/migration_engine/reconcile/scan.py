@@ -161,3 +161,33 @@ def read_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, s
     with conn.transaction():
         pin_output_settings(conn)
         return dict(conn.execute(query, {"keys": keys}).fetchall())
+
+
+# A row version's full 64-bit xid from its 32-bit xmin: the epoch of the next xid, one less when
+# xmin lies above the next xid's low half (it was assigned before the last wraparound). Frozen
+# and bootstrap xids (below 3) precede every horizon.
+_FULL_XMIN = sql.SQL(
+    "CASE WHEN t.xmin::text::bigint < 3 THEN 0 ELSE ((n.next_xid >> 32) << 32) + t.xmin::text::bigint"
+    " - CASE WHEN t.xmin::text::bigint > (n.next_xid & 4294967295) THEN 4294967296 ELSE 0 END END"
+)
+
+
+def current_horizon(conn: psycopg.Connection) -> int:
+    """The xmin horizon now: every transaction below it has ended, so any row version written
+    later carries an xid at or above it."""
+    return conn.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()[0]
+
+
+def read_written_since(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], keys: list,
+                       horizon: int) -> dict:
+    """For each key present: whether its current row version was written at or after ``horizon``.
+
+    A version below it was committed before the horizon was taken; one at or above it may be
+    newer, so it counts as written since (never wrongly as old)."""
+    query = sql.SQL(
+        "SELECT {key}, {full_xmin} >= %(horizon)s FROM {table} AS t,"
+        " (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS next_xid) AS n"
+        " WHERE {column} = ANY({keys})"
+    ).format(key=shape.ordered_key(), full_xmin=_FULL_XMIN, table=sql.Identifier(*ident),
+             column=sql.Identifier("t", shape.key), keys=shape.key_array("keys"))
+    return dict(conn.execute(query, {"keys": keys, "horizon": horizon}).fetchall())

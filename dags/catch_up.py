@@ -1,0 +1,115 @@
+"""
+# catch_up: bring the apps' writes since the backfill's snapshots to the target
+
+**Runbook phase C, between the backfill and its verification** (sections 5
+and 7.1): the apps never stopped writing their sources while the backfill
+copied them at one snapshot per source database; this brings those writes over
+before `verify` judges the copy and before dual-write opens. Scheduled by the
+Asset the `backfill` DAG publishes; can also be triggered by hand, as often as
+wanted, while the ledger is at `backfilled` or `verified` (run it right before
+`dual_write` to keep the gap small).
+
+## What it changes
+Target rows only, source → target, with the reconciliation engine (bucketed
+hashes, exact keys, a second read, compare-and-set repair): one mapped task per
+table, each passing over its table until a pass finds at most *converged_rows*
+drifted rows (or *max_passes* is reached). A pass that leaves nothing behind
+records, in `migration_control.sync_points`, the source's xmin horizon from its
+start: what `verify` and the next catch-up judge drift against. It moves no
+ledger phase and writes nothing to the sources.
+
+Drift the sources' history does not explain (the source row is older than the
+table's last sync, so no app write explains it: the target was changed or lost
+the row) is **not** copied over: the run fails naming each table and key.
+*repair_unexplained* copies it from the source instead, once you know why.
+
+On success it publishes the Asset `credity_caught_up`, which starts `verify`.
+
+## Re-running
+Safe at any time: a pass repairs only rows that differ, and only when the
+source has not moved since it read them.
+
+## When it fails
+Unexplained drift: find what wrote the target (nothing but the migration should
+before dual-write), then trigger again with *repair_unexplained* on. Rows left
+unrepaired: usually a child whose parent the apps inserted meanwhile, settled in
+the same run; the table task's log names them.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task, teardown
+
+from migration_engine import dag_support as ds
+
+DAG_ID = "catch_up"
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=[Asset(ds.backfilled_asset_name())],
+    **ds.dag_arguments(
+        __doc__, "phase-c", "catch-up",
+        params={
+            "tables": Param(
+                [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]},
+                title="Tables", description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+            ),
+            "max_passes": Param(
+                3, type="integer", minimum=1, maximum=20, title="Passes at most",
+                description="Passes over each table at most; each brings what the apps wrote during the one before.",
+            ),
+            "converged_rows": Param(
+                50, type="integer", minimum=0, maximum=1_000_000, title="Converged at (rows)",
+                description="A table is caught up once a pass finds at most this many drifted rows.",
+            ),
+            "repair_cap": Param(
+                100_000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
+                description="At most this many rows repaired per table and pass; above it nothing is repaired and the run fails.",
+            ),
+            "grace_seconds": Param(
+                1, type="number", minimum=0, maximum=600, title="Grace period (s)",
+                description="Wait before re-reading drifted rows, so a row the apps are writing is left for the next pass.",
+            ),
+            "repair_unexplained": Param(
+                False, type="boolean", title="Repair unexplained drift",
+                description="Also copy from the source rows whose difference no app write explains (off: named and refused).",
+            ),
+        },
+    ),
+)
+def catch_up():
+    from migration_engine import catch_up_steps as steps
+
+    @task(pool=ds.TARGET_POOL)
+    def check_ledger_phase():
+        return ds.require_phase(DAG_ID, {"backfilled", "verified"}, "catch-up")
+
+    @task
+    def list_tables(params=None) -> list[str]:
+        from migration_engine.reconcile_steps import tables_to_check
+
+        return tables_to_check(params["tables"])
+
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2), map_index_template="{{ task.op_kwargs['table'] }}")
+    def catch_up_table(table: str, params=None) -> dict:
+        return steps.catch_up_table(DAG_ID, get_current_context()["run_id"], table, params)
+
+    @task(pool=ds.TARGET_POOL, outlets=[Asset(ds.caught_up_asset_name())])
+    def judge_catch_up(summaries: list[dict], params=None) -> dict:
+        return steps.judge(DAG_ID, get_current_context()["run_id"], list(summaries), params)
+
+    @teardown
+    @task(pool=ds.TARGET_POOL)
+    def write_status_report() -> str:
+        return ds.write_status_report(DAG_ID)
+
+    tables = list_tables()
+    check_ledger_phase() >> tables
+    summaries = catch_up_table.expand(table=tables)
+    [summaries, judge_catch_up(summaries)] >> write_status_report()
+
+
+catch_up()

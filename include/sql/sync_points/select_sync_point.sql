@@ -1,0 +1,1 @@
+SELECT xmin_horizon, synced_at, run_id FROM {{ sync_points }} WHERE table_name = %(table_name)s
