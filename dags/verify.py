@@ -1,29 +1,40 @@
 """
-# verify: prove the backfill, table by table
+# verify: prove the copy on a live source, table by table
 
 **Runbook phase C, step 3** (section 7.2, strict verification). Scheduled by
-the Asset the `backfill` DAG publishes; can also be triggered by hand.
+the Asset the `catch_up` DAG publishes; can also be triggered by hand.
 
 ## What it checks (it changes no migrated table; it records its result in the control schema)
-- exact row counts, `count(*)` on both sides (not `n_live_tup`);
-- a full-row checksum over every column of every mapped table, computed from a
-  canonical text form pinned per transaction (TimeZone, DateStyle,
-  IntervalStyle, extra_float_digits, bytea_output), so servers with different
-  settings and equal data agree;
-- every expected state-store key present in its service's schema with an
-  identical payload;
-- every target sequence at or above the source's.
+The apps keep writing their sources, so the target is always a few writes
+behind. Every row of every mapped table is compared with the reconciliation
+engine: per key-range bucket a count and a sum of full-row hashes, over a
+canonical text form pinned per transaction (TimeZone, DateStyle,
+IntervalStyle, extra_float_digits, bytea_output), down to the exact keys that
+differ. Each differing key is then judged against the table's last catch-up
+(its source xmin horizon in `migration_control.sync_points`):
+- **in flight**: the source wrote (or deleted) the row since that catch-up; an
+  app write the next catch-up or the dual-write reconciliation brings over.
+  Listed by key in the report, never counted as equal.
+- **unexplained**: the source row is older than that catch-up, yet the target
+  differs or lacks it. No app write explains it: the target was changed or lost
+  the row. The run fails, naming the table and key.
+
+A table with no catch-up yet fails (run `catch_up`). Every expected state-store
+key must be present on both sides (payloads are judged with their table). The
+sequences are reported: the apps still draw ids from the sources', and the
+cutover syncs the target's before it flips.
 
 It writes a report, `verification.html` for people and `verification.json` for
 machines, under `MIGRATION_ARTIFACT_DIR` (default `$AIRFLOW_HOME/artifacts`)
-`/verify/<run id>/`, then fails the run on any mismatch, naming the tables. On success the ledger moves `backfilled → verified`.
+`/verify/<run id>/`. On success the ledger moves `backfilled → verified`.
 
 ## Re-running
 Always safe: it only reads the migrated tables, and the ledger does not move twice.
 
 ## When it fails
-The report names each failing table. Re-sync it with `backfill` (*force* on,
-*tables* = the failing tables), then run this DAG again.
+The report names each failing table and key. Find what changed the target
+(before dual-write nothing but the migration writes it), then run `catch_up`
+with *repair_unexplained* on and this DAG again.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ DAG_ID = "verify"
 
 @dag(
     dag_id=DAG_ID,
-    schedule=[Asset(ds.backfilled_asset_name())],
+    schedule=[Asset(ds.caught_up_asset_name())],
     **ds.dag_arguments(
         __doc__, "phase-c", "verification",
         params={

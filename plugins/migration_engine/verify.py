@@ -1,9 +1,16 @@
-"""Prove the target equals the source: exact counts, full-row checksums, state-store keys, sequences.
+"""Prove the target equals the source.
+
+``verify`` compares a quiet estate exactly: counts, full-row checksums,
+state-store keys and payloads, sequences. ``verify_live`` judges a source the
+apps are still writing, with the reconciliation engine's comparison (bucketed
+hashes down to exact keys): a drifted row the source wrote since the table's
+last catch-up (``sync_points``) is *in flight* and listed by key; any other
+drifted row is unexplained and fails the verification, named by table and key.
 
 Checksums use ``canonical`` (print settings pinned per transaction) over the
 source's column list in source order, the same list on both sides, so servers
-with different TimeZone/DateStyle and identical data agree. Only counts and
-hashes leave the databases: no column value (sensitive or not) is ever read.
+with different TimeZone/DateStyle and identical data agree. Only counts,
+hashes and keys leave the databases: no column value (sensitive or not) is read.
 """
 
 from __future__ import annotations
@@ -22,9 +29,13 @@ from migration_engine.canonical import hash_sum, pin_output_settings
 from migration_engine.columns import ColumnMismatch, matching_columns, table_columns
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest, Table
+from migration_engine.reconcile.keyspace import ReconcileError
 from migration_engine.sequences import sequence_pairs, sequence_position
+from migration_engine.sync_points import Horizon
 
 APP = "credity-migration-verify"
+# Drifted keys a live verification reads at most per table: memory stays bounded.
+LIVE_CAP = 100_000
 
 
 class VerificationFailed(AssertionError):
@@ -76,7 +87,10 @@ def _payload_digests(conn: psycopg.Connection, manifest: Manifest, schema: str, 
     return dict(rows)
 
 
-def verify_state_store(sources: Mapping[str, psycopg.Connection], target: psycopg.Connection, manifest: Manifest) -> list[dict]:
+def verify_state_store(sources: Mapping[str, psycopg.Connection], target: psycopg.Connection, manifest: Manifest,
+                       *, payloads: bool = True) -> list[dict]:
+    """Every expected key present on both sides, with identical payloads unless ``payloads`` is off
+    (on a live source the table's own comparison judges them, writes in flight aside)."""
     results = []
     for service_name, keys in manifest.state_store.keys_by_service.items():
         service = manifest.service(service_name)
@@ -84,7 +98,7 @@ def verify_state_store(sources: Mapping[str, psycopg.Connection], target: psycop
         landed = _payload_digests(target, manifest, service.target_schema, list(keys))
         for key in keys:
             present_source, present_target = key in source, key in landed
-            match = present_source and present_target and source[key] == landed[key]
+            match = present_source and present_target and (not payloads or source[key] == landed[key])
             results.append({"service": service_name, "key": key, "schema": service.target_schema,
                             "present_source": present_source, "present_target": present_target,
                             "payload_match": match, "ok": match})
@@ -151,6 +165,82 @@ def verify(
     }
 
 
+def verify_live(
+    source_endpoints: Mapping[str, Endpoint],
+    target: Endpoint,
+    manifest: Manifest,
+    horizons: Mapping[str, Horizon | None],
+    *,
+    tables: list[str] | None = None,
+    cap: int = LIVE_CAP,
+) -> dict:
+    """Judge every table (or ``tables``) against its catch-up horizon in ``horizons`` (qualified name -> Horizon).
+
+    ``ok`` is False when a table has unexplained drift, more drift than ``cap``, no catch-up yet, or a
+    state-store key missing; sequences are reported (the apps still draw from the source's; the cutover
+    syncs the target's before the flip)."""
+    from migration_engine.reconcile.engine import Direction, reconcile_table
+
+    chosen = [manifest.table(name) for name in tables] if tables is not None else list(manifest.tables)
+    started = time.monotonic()
+    table_results = []
+    for table in chosen:
+        horizon = horizons.get(table.qualified)
+        row = {"table": table.qualified, "rows_source": None, "rows_target": None, "rows_match": False,
+               "checksum_match": False, "drifted": None, "in_flight": 0, "in_flight_keys": [], "unexplained": 0,
+               "unexplained_keys": [], "caught_up_at": horizon.at.isoformat() if horizon else None,
+               "ok": False, "error": None, "seconds": 0.0}
+        if horizon is None:
+            row["error"] = "not caught up since the backfill: run catch_up first"
+            table_results.append(row)
+            continue
+        try:
+            result = reconcile_table(table, source_endpoints[table.service], target, run_id="verify",
+                                     direction=Direction.SOURCE_TO_TARGET, control_schema=manifest.control_schema,
+                                     cap=cap, dry_run=True, horizon=horizon.xmin_horizon)
+        except ReconcileError as exc:
+            row["error"] = str(exc)
+            table_results.append(row)
+            continue
+        summary = result.summary()
+        row.update(rows_source=result.checked_rows, rows_target=result.target_rows,
+                   rows_match=result.checked_rows == result.target_rows, checksum_match=result.drifted == 0,
+                   drifted=result.drifted, in_flight=result.in_flight, in_flight_keys=summary["in_flight_keys"],
+                   unexplained=result.unexplained, unexplained_keys=summary["unexplained_keys"],
+                   seconds=round(result.seconds, 3))
+        if result.cap_exceeded:
+            row["error"] = f"more than {cap} rows differ; run catch_up, then verify again"
+        row["ok"] = row["error"] is None and result.unexplained == 0
+        table_results.append(row)
+    sources = {}
+    try:
+        for name in sorted({s.name for s in manifest.services}):
+            sources[name] = source_endpoints[name].connect(application_name=APP, autocommit=True)
+        with target.connect(application_name=APP, autocommit=True) as tgt:
+            store_results = verify_state_store(sources, tgt, manifest, payloads=False)
+            sequence_results = verify_sequences(sources, tgt, manifest)
+    finally:
+        for conn in sources.values():
+            conn.close()
+    failures = [f"{r['table']}: {r['error']}" for r in table_results if r["error"]]
+    failures += [f"{r['table']}: {r['unexplained']} row(s) differ with no app write to explain them, keys "
+                 f"{', '.join(r['unexplained_keys'])}" for r in table_results if r["unexplained"]]
+    failures += [f"state store {r['schema']}.{manifest.state_store.table} key {r['key']}: "
+                 + ("missing in source" if not r["present_source"] else "missing in target")
+                 for r in store_results if not r["ok"]]
+    return {
+        "ok": not failures,
+        "live": True,
+        "failed_tables": [r["table"] for r in table_results if not r["ok"]],
+        "failures": failures,
+        "tables": table_results,
+        "in_flight": sum(r["in_flight"] for r in table_results),
+        "state_store": store_results,
+        "sequences": [{**r, "ok": True, "behind": r["target_position"] < r["source_position"]} for r in sequence_results],
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
 def _table_problem(result: dict) -> str:
     problems = []
     if not result["rows_match"]:
@@ -184,12 +274,23 @@ def _cell(value) -> str:
     return f"<td>{html.escape('' if value is None else str(value))}</td>"
 
 
+def _drift_text(row: Mapping) -> str:
+    if "in_flight_keys" not in row:
+        return "differs"
+    parts = []
+    if row["unexplained"]:
+        parts.append(f"{row['unexplained']} unexplained: {', '.join(row['unexplained_keys'])}")
+    if row["in_flight"]:
+        parts.append(f"{row['in_flight']} in flight: {', '.join(row['in_flight_keys'])}")
+    return "; ".join(parts)
+
+
 def _render_html(result: Mapping) -> str:
     status = "PASSED" if result["ok"] else "FAILED"
     rows = []
     for r in result["tables"]:
         flag = "ok" if r["ok"] else "fail"
-        checksum = "match" if r["checksum_match"] else (r["error"] or "differs")
+        checksum = "match" if r["checksum_match"] else (r["error"] or _drift_text(r))
         rows.append(f'<tr class="{flag}">' + "".join(_cell(v) for v in (
             r["table"], r["rows_source"], r["rows_target"], checksum, r["seconds"])) + "</tr>")
     keys = [f'<tr class="{"ok" if r["ok"] else "fail"}">' + "".join(_cell(v) for v in (

@@ -12,8 +12,9 @@ log = logging.getLogger("migration.verify")
 
 def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
     """Run the verification and write its report; the result (counts and digests only) goes to XCom."""
+    from migration_engine import sync_points
     from migration_engine.preflight import artifact_folder
-    from migration_engine.verify import verify, write_report
+    from migration_engine.verify import verify_live, write_report
 
     m = ds.manifest()
     known = {t.qualified for t in m.tables}
@@ -22,11 +23,17 @@ def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
         with fail_without_retry():
             raise CheckFailed(f"tables {unknown!r} are not in the manifest {m.file.name}; known tables: {sorted(known)}")
     endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
-    result = verify(endpoints, ds.target_endpoint(), m, tables=tables or None)
+    chosen = [m.table(t) for t in tables] if tables else list(m.tables)
+    with ds.target_connection(dag_id) as conn:
+        sync_points.ensure_table(conn, m)
+        horizons = {t.qualified: sync_points.caught_up(conn, m, t) for t in chosen}
+    result = verify_live(endpoints, ds.target_endpoint(), m, horizons, tables=tables or None)
     html, json_path = write_report(result, artifact_folder(dag_id, run_id))
     for row in result["tables"]:
-        log.info("%-40s rows %s/%s checksum %s %.2fs", row["table"], row["rows_source"], row["rows_target"],
-                 "match" if row["checksum_match"] else "DIFFERS", row["seconds"])
+        log.info("%-40s rows %s/%s %s %.2fs", row["table"], row["rows_source"], row["rows_target"],
+                 row["error"] or ("match" if row["checksum_match"] else
+                                  f"{row['in_flight']} in flight {row['in_flight_keys'][:5]}, "
+                                  f"{row['unexplained']} UNEXPLAINED {row['unexplained_keys'][:20]}"), row["seconds"])
     log.info("verification %s: report %s (json %s)", "passed" if result["ok"] else "FAILED", html, json_path)
     return {**result, "report_html": str(html), "report_json": str(json_path)}
 
@@ -39,4 +46,4 @@ def check(result: dict) -> dict:
     except AssertionError as exc:
         ds.refuse(f"{exc} (report: {result['report_html']})")
     return {"tables": len(result["tables"]), "rows": sum(r["rows_source"] for r in result["tables"]),
-            "report_html": result["report_html"]}
+            "in_flight": result["in_flight"], "report_html": result["report_html"]}

@@ -131,6 +131,7 @@ def lifecycle(estate, manifest, roles, airflow_home, tmp_path_factory, caplog_mo
         run("preflight", {"fresh_backup": True})
         run("schema_baseline")
         run("backfill")
+        run("catch_up")
         run("verify")
         run("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
         target = estate.target_endpoint()
@@ -231,7 +232,7 @@ def test_the_lifecycle_ran_under_least_privileged_roles(lifecycle, estate, manif
 
 def test_no_canary_in_any_output_or_exception(lifecycle):
     assert [r.dag_id for r in lifecycle["runs"]] == [
-        "preflight", "schema_baseline", "backfill", "verify", "dual_write", "cutover", "finalize"]
+        "preflight", "schema_baseline", "backfill", "catch_up", "verify", "dual_write", "cutover", "finalize"]
     for result in lifecycle["runs"]:
         assert CANARY not in result.output, f"canary printed by {result.dag_id}"
 
