@@ -85,12 +85,13 @@ def preflight():
     @task
     def check_source(service: str) -> dict:
         from migration_engine.checks import fail_without_retry
-        from migration_engine.preflight import check_manifest_tables, probe
+        from migration_engine.preflight import check_manifest_tables, probe, snapshot_hold_estimate
 
         with fail_without_retry():
             report = probe(ds.source_endpoint(service), ds.application_name(DAG_ID))
             with ds.source_endpoint(service).connect(application_name=ds.application_name(DAG_ID)) as conn:
                 report["manifest_tables"] = check_manifest_tables(conn, MANIFEST, service)
+                report["snapshot_hold"] = snapshot_hold_estimate(conn, MANIFEST, service)
             return report
 
     @task(pool=ds.TARGET_POOL)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -35,6 +36,8 @@ SUMMARY_FACT = "preflight_summary"
 # Preflight may run on a fresh target or again before the schema is applied;
 # afterwards the frozen fingerprint is what later phases compare against.
 PREFLIGHT_ALLOWED = {None, "preflight_passed"}
+
+log = logging.getLogger("migration.preflight")
 
 
 class StateStoreError(CheckFailed):
@@ -77,6 +80,34 @@ def probe(endpoint: Endpoint, application_name: str, *, need_create_schema: bool
                     f"{database}; grant CREATE on the database or use its owner role"
                 )
     return report
+
+
+# A conservative logical copy rate per source; the warning below is about hours, not seconds.
+ASSUMED_COPY_MB_PER_S = 20.0
+SNAPSHOT_HOLD_WARN_S = 3600
+
+
+def snapshot_hold_estimate(conn: psycopg.Connection, manifest: Manifest, service: str) -> dict:
+    """How long the backfill will hold this source's snapshot open, and what could end it early.
+
+    While it is held, vacuum cannot remove rows that died after it was taken; a long hold on a busy
+    source means bloat. The holder turns the idle-in-transaction and transaction timeouts off for
+    its own session, so a server-wide setting does not end it; the estimate says which are set."""
+    tables = [t for t in manifest.tables if t.service == service]
+    nbytes, idle_timeout, transaction_timeout = _query(conn, "select_snapshot_hold_inputs", {
+        "schemas": [t.source_ident[0] for t in tables], "tables": [t.source_ident[1] for t in tables]})[0]
+    seconds = round(nbytes / (ASSUMED_COPY_MB_PER_S * 1024 * 1024))
+    estimate = {
+        "bytes": nbytes, "estimated_hold_s": seconds, "assumed_mb_per_s": ASSUMED_COPY_MB_PER_S,
+        "idle_in_transaction_session_timeout": idle_timeout, "transaction_timeout": transaction_timeout,
+        "long": seconds > SNAPSHOT_HOLD_WARN_S,
+    }
+    if estimate["long"]:
+        log.warning(
+            "%s source: the backfill will hold its snapshot open for about %.1f h (%.1f GB at %g MB/s); vacuum "
+            "cannot clean up rows that die meanwhile. Run the backfill in a quiet period, or raise the pool size",
+            service, seconds / 3600, nbytes / 1024**3, ASSUMED_COPY_MB_PER_S)
+    return estimate
 
 
 class ManifestMismatch(CheckFailed):
