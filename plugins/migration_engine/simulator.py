@@ -14,6 +14,12 @@ key added after the load) counts as dropped, as the app would lose it.
 Every insert and update stamps the table's *version column* with a value that only grows
 (``version_column``), so a test can prove no repair ever put an older row back.
 It stops by itself after ``duration_s`` or ``max_writes`` and reports what it wrote.
+
+With ``follow_read_path`` it behaves as the apps are told to (README, "Contract
+for the apps"): it reads the flag store on the target every second and writes
+each service's primary side first and, with dual-write on, the other side too;
+where the flags cannot be read it keeps the last values (before any, the source
+alone). It can then run from before preflight to after finalize untouched.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from migration_engine.manifest import Manifest, Table
 log = logging.getLogger("migration.simulator")
 
 APPLICATION_NAME = "credity-dual-write-simulator"
+READ_PATH_POLL_S = 1.0
 KEY_POOL_SIZE = 2_000
 VERSION_EPOCH = datetime(2030, 1, 1, tzinfo=UTC)
 VERSION_TYPES = ("int4", "int8", "numeric", "timestamp", "timestamptz", "jsonb")
@@ -76,6 +83,8 @@ class SimulatorConfig:
     tables: tuple[str, ...] | None = None
     # Where the apps write first: the source until cutover, the target after it.
     primary: str = "source"
+    # Take primary and dual_write from the target's flag store, per service, as the apps do.
+    follow_read_path: bool = False
 
     def __post_init__(self):
         if self.primary not in ("source", "target"):
@@ -135,7 +144,9 @@ class SimulatorReport:
 
     def latencies_between(self, start: float, end: float) -> list[float]:
         """Latencies of the primary writes that started from ``start`` to ``end`` (time.time())."""
-        return [ms for at, ms in zip(self.started_at, self.latencies_ms, strict=True) if start <= at <= end]
+        # The writer thread may be appending: read only the writes both lists hold already.
+        count = min(len(self.started_at), len(self.latencies_ms))
+        return [ms for at, ms in zip(self.started_at[:count], self.latencies_ms[:count], strict=True) if start <= at <= end]
 
     def as_dict(self) -> dict:
         return {
@@ -204,6 +215,11 @@ class DualWriteSimulator:
         wanted = set(config.tables) if config.tables else None
         self.tables = [t for t in manifest.tables if t.name != store.table and (wanted is None or t.qualified in wanted)]
         self.state_keys = [(svc, key) for svc, keys in store.keys_by_service.items() for key in keys]
+        # Per service: (primary side, dual-write on).
+        self.flags = {svc.name: (config.primary, config.dual_write) for svc in manifest.services}
+        if config.follow_read_path:
+            self.flags = {svc.name: ("source", False) for svc in manifest.services}
+        self.flags_read_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> DualWriteSimulator:
@@ -225,7 +241,7 @@ class DualWriteSimulator:
         try:
             for service in sorted(services):
                 conns[service] = self.sources[service].connect(application_name=APPLICATION_NAME, autocommit=True)
-            needs_target = self.config.dual_write or self.config.primary == "target"
+            needs_target = self.config.dual_write or self.config.primary == "target" or self.config.follow_read_path
             target = self.target.connect(application_name=APPLICATION_NAME, autocommit=True) if needs_target else None
             self.sim_tables = [describe_table(conns[t.service], t) for t in self.tables]
             for sim in self.sim_tables:
@@ -249,10 +265,28 @@ class DualWriteSimulator:
             pause = started + done / cfg.rate_per_s - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+            if self.config.follow_read_path:
+                self._refresh_flags(target)
             self._one_write(conns, target)
             done += 1
             self._flush()
         self.report.seconds = time.monotonic() - started
+
+    def _refresh_flags(self, target: psycopg.Connection) -> None:
+        """Re-read the flag store at most once a second; keep the last values when it cannot be read."""
+        from migration_engine.read_path import read_flags
+
+        if time.monotonic() - self.flags_read_at < READ_PATH_POLL_S:
+            return
+        self.flags_read_at = time.monotonic()
+        try:
+            flags = read_flags(target, self.manifest)
+        except psycopg.Error as exc:
+            log.debug("flag store unreadable (SQLSTATE %s): keeping the last flags", exc.sqlstate)
+            return
+        for service, row in flags.items():
+            if service in self.flags:
+                self.flags[service] = (row["primary_side"], row["dual_write"])
 
     # -- one write -----------------------------------------------------------
     def _one_write(self, conns: dict[str, psycopg.Connection], target: psycopg.Connection | None) -> None:
@@ -260,28 +294,30 @@ class DualWriteSimulator:
         roll = self.rng.random()
         if self.state_keys and roll < self.config.state_store_share:
             service, key = self.rng.choice(self.state_keys)
-            self._state_upsert(*self._sides(conns[service], target), service, key)
+            self._state_upsert(*self._sides(service, conns[service], target), service, key)
             return
         sim = self.rng.choice(self.sim_tables)
         kind_roll = self.rng.random()
         if kind_roll < self.config.insert_share or not sim.keys:
             sim = self._insertable(sim)
             if sim is not None:
-                self._insert(*self._sides(conns[sim.table.service], target), sim)
+                self._insert(*self._sides(sim.table.service, conns[sim.table.service], target), sim)
         elif kind_roll < self.config.insert_share + self.config.update_share or sim.referenced:
-            self._update(*self._sides(conns[sim.table.service], target), sim)
+            self._update(*self._sides(sim.table.service, conns[sim.table.service], target), sim)
         else:
-            self._delete(*self._sides(conns[sim.table.service], target), sim)
+            self._delete(*self._sides(sim.table.service, conns[sim.table.service], target), sim)
 
-    def _sides(self, source: psycopg.Connection, target: psycopg.Connection | None) -> tuple:
-        """(primary, secondary) connections; the secondary is None without dual-write."""
-        if self.config.primary == "source":
-            return source, target if self.config.dual_write else None
-        return target, source if self.config.dual_write else None
+    def _sides(self, service: str, source: psycopg.Connection, target: psycopg.Connection | None) -> tuple:
+        """(primary, secondary, primary is the source) for the service; the secondary is None without dual-write."""
+        primary, dual_write = self.flags[service]
+        if primary == "source":
+            return source, target if dual_write else None, True
+        return target, source if dual_write else None, False
 
-    def _idents(self, source_ident: tuple[str, str], target_ident: tuple[str, str]) -> tuple:
+    @staticmethod
+    def _idents(on_source: bool, source_ident: tuple[str, str], target_ident: tuple[str, str]) -> tuple:
         """(primary, secondary) names of one table."""
-        return (source_ident, target_ident) if self.config.primary == "source" else (target_ident, source_ident)
+        return (source_ident, target_ident) if on_source else (target_ident, source_ident)
 
     def _insertable(self, sim: SimTable) -> SimTable | None:
         """The table itself, or a parent first when a parent has no row to point at yet."""
@@ -292,8 +328,8 @@ class DualWriteSimulator:
                     return self._insertable(parent)
         return sim
 
-    def _insert(self, primary: psycopg.Connection, secondary, sim: SimTable) -> None:
-        into_primary, into_secondary = self._idents(sim.table.source_ident, sim.table.target_ident)
+    def _insert(self, primary: psycopg.Connection, secondary, on_source: bool, sim: SimTable) -> None:
+        into_primary, into_secondary = self._idents(on_source, sim.table.source_ident, sim.table.target_ident)
         columns = [c for c in sim.columns if not (c.name == sim.key.name and c.has_default)]
         values = [self._version_value(c) if c is sim.version else self._value(c) for c in columns]
         statement = sql.SQL("INSERT INTO {} ({}) VALUES ({}) RETURNING {}").format(
@@ -313,28 +349,28 @@ class DualWriteSimulator:
             if write(conn, build(ident), params, kind, table) is None and write == self._primary_write:
                 return
 
-    def _update(self, primary: psycopg.Connection, secondary, sim: SimTable) -> None:
+    def _update(self, primary: psycopg.Connection, secondary, on_source: bool, sim: SimTable) -> None:
         column = sim.version or next(c for c in sim.columns if c.name != sim.key.name and not c.unique and c.parent is None)
         key = self.rng.choice(sim.keys)
         value = self._version_value(column) if column is sim.version else self._value(column)
-        self._both(primary, secondary, self._idents(sim.table.source_ident, sim.table.target_ident),
+        self._both(primary, secondary, self._idents(on_source, sim.table.source_ident, sim.table.target_ident),
                    lambda ident: sql.SQL("UPDATE {} SET {} = %s WHERE {} = %s RETURNING 1").format(
                        sql.Identifier(*ident), sql.Identifier(column.name), sql.Identifier(sim.key.name)),
                    [value, key], "update", sim.table.qualified)
 
-    def _delete(self, primary: psycopg.Connection, secondary, sim: SimTable) -> None:
+    def _delete(self, primary: psycopg.Connection, secondary, on_source: bool, sim: SimTable) -> None:
         key = sim.keys.pop(self.rng.randrange(len(sim.keys)))
-        self._both(primary, secondary, self._idents(sim.table.source_ident, sim.table.target_ident),
+        self._both(primary, secondary, self._idents(on_source, sim.table.source_ident, sim.table.target_ident),
                    lambda ident: sql.SQL("DELETE FROM {} WHERE {} = %s RETURNING 1").format(
                        sql.Identifier(*ident), sql.Identifier(sim.key.name)),
                    [key], "delete", sim.table.qualified)
 
-    def _state_upsert(self, primary: psycopg.Connection, secondary, service: str, key: str) -> None:
+    def _state_upsert(self, primary: psycopg.Connection, secondary, on_source: bool, service: str, key: str) -> None:
         store = self.manifest.state_store
         schema = self.manifest.service(service)
         payload = json.dumps({"version": self.counter, "seed": self.config.seed, "items": [self.rng.randrange(10**6) for _ in range(5)]})
         stamp = (VERSION_EPOCH + timedelta(seconds=self.counter)).isoformat()
-        self._both(primary, secondary, self._idents((schema.source_schema, store.table), (schema.target_schema, store.table)),
+        self._both(primary, secondary, self._idents(on_source, (schema.source_schema, store.table), (schema.target_schema, store.table)),
                    lambda ident: sql.SQL(
                        "INSERT INTO {table} ({key}, payload, {updated}) VALUES (%s, %s::jsonb, %s)"
                        " ON CONFLICT ({key}) DO UPDATE SET payload = EXCLUDED.payload, {updated} = EXCLUDED.{updated} RETURNING 1"
