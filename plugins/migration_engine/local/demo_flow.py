@@ -11,6 +11,8 @@ from migration_engine.local.estate import Estate
 ARTIFACTS = REPO_ROOT / "artifacts" / "demo"
 WRITER_RATE_PER_S = 25.0
 DROPPED_TARGET_WRITES = 0.02
+# A bound the simulator needs; the demo stops the apps itself once finalize is done.
+APPS_MAX_S = 6 * 3600
 
 
 def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
@@ -28,39 +30,39 @@ def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
     demo.say(f"generated {sum(generated.values()):,} rows in {len(generated)} tables")
 
     env = {**estate.airflow_env(), "MIGRATION_ARTIFACT_DIR": str(ARTIFACTS), "DB_POOL_MAX": "4"}
-    demo.run_dag(home, env, "preflight")
-    demo.run_dag(home, env, "schema_baseline")
-    demo.run_dag(home, env, "backfill")
-    demo.run_dag(home, env, "verify")
-    demo.run_dag(home, env, "dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
-
-    def writer(primary: str) -> DualWriteSimulator:
-        config = SimulatorConfig(
-            rate_per_s=WRITER_RATE_PER_S, duration_s=3600, dual_write=True, primary=primary,
-            faults=TargetFaults(drop=DROPPED_TARGET_WRITES), seed=demo.seed,
-        )
-        return DualWriteSimulator(m, sources, target, config).start()
-
-    demo.say(f"apps dual-writing at {WRITER_RATE_PER_S:g} writes/s, {DROPPED_TARGET_WRITES:.0%} of target writes dropped")
-    apps = writer("source")
-    for _ in range(demo.soak_runs):
-        demo.run_dag(home, env, "reconcile")
-    demo.run_dag(home, env, "cutover", {
-        "confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": demo.soak_runs,
-    })
-    apps.stop()
-    before_cutover = apps.join()
-    demo.say(f"apps now read from the target and write it first: {before_cutover.as_dict()['writes']} writes so far")
-    apps = writer("target")
-    for _ in range(demo.soak_runs):
-        demo.run_dag(home, env, "reconcile")
-    apps.stop()
-    after_cutover = apps.join()
-    demo.say("apps stopped; a final reconciliation (target → source)")
+    config = SimulatorConfig(
+        rate_per_s=WRITER_RATE_PER_S, duration_s=APPS_MAX_S, follow_read_path=True,
+        faults=TargetFaults(drop=DROPPED_TARGET_WRITES), seed=demo.seed,
+    )
+    apps = DualWriteSimulator(m, sources, target, config).start()
+    demo.say(f"apps writing at {WRITER_RATE_PER_S:g} writes/s, following the read-path flags as the apps do "
+             f"(source only until dual-write opens; {DROPPED_TARGET_WRITES:.0%} of dual-writes lost)")
+    try:
+        demo.run_dag(home, env, "preflight")
+        demo.run_dag(home, env, "schema_baseline")
+        demo.run_dag(home, env, "backfill")
+        demo.run_dag(home, env, "catch_up")
+        demo.run_dag(home, env, "verify")
+        demo.run_dag(home, env, "dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
+        for _ in range(demo.soak_runs):
+            demo.run_dag(home, env, "reconcile")
+        demo.run_dag(home, env, "cutover", {
+            "confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": demo.soak_runs,
+        })
+        demo.say("the apps now read from the target and write it first")
+        for _ in range(demo.soak_runs):
+            demo.run_dag(home, env, "reconcile")
+        demo.run_dag(home, env, "finalize", {
+            "confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": demo.soak_runs,
+        })
+    finally:
+        apps.stop()
+        written = apps.join()
+    if not written.total:
+        raise DemoFailed("the apps wrote nothing: the writer simulator failed (see its log)")
+    demo.say(f"apps stopped after {written.total:,} writes ({written.as_dict()['writes_per_s']}/s); "
+             "a final reconciliation (target → source)")
     demo.run_dag(home, env, "reconcile")
-    demo.run_dag(home, env, "finalize", {
-        "confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": 1,
-    })
 
     started = time.monotonic()
     result = verify.verify(sources, target, m)
@@ -72,7 +74,7 @@ def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
         raise DemoFailed(f"final comparison failed: {result['failures']} (report {html})")
     drift = _drift_totals(estate)
     rows = sum(r["rows_source"] for r in result["tables"])
-    writes = before_cutover.total + after_cutover.total
+    writes = written.total
     return (
         f"PROOF: all {len(result['tables'])} tables equal in source and target ({rows:,} rows compared by count and "
         f"full-row checksum in {time.monotonic() - started:.1f}s); {writes:,} app writes, drift found {drift['found']:,} "
