@@ -248,6 +248,8 @@ def _duration(seconds: float | None) -> str:
         return "–"
     if seconds == 0:
         return "done"
+    if seconds < 1:
+        return "under 1 s"
     if seconds < 60:
         return f"{seconds:.0f} s"
     minutes = round(seconds / 60)

@@ -71,6 +71,8 @@ def page(**overrides) -> str:
              "rows_per_s": 1234.5, "eta_s": 0.0, "last_copied_at": T0},
             {"table": "wallet.activities", "chunks_done": 2, "chunks_total": 50, "rows": 2000, "bytes": 1 << 20,
              "rows_per_s": 10.0, "eta_s": 4800.0, "last_copied_at": T0},
+            {"table": "wallet.claims", "chunks_done": 2, "chunks_total": 3, "rows": 20, "bytes": 1 << 10,
+             "rows_per_s": 7000.0, "eta_s": 0.1, "last_copied_at": T0},
             {"table": "issuer.tenants", "chunks_done": 0, "chunks_total": None, "rows": 0, "bytes": 0,
              "rows_per_s": None, "eta_s": None, "last_copied_at": None},
         ],
@@ -95,6 +97,8 @@ def test_backfill_rows_show_rate_and_time_left():
     assert backfill_cells(html, "wallet.users")[5:7] == ["1,234", "done"]
     assert backfill_cells(html, "wallet.activities")[5:7] == ["10", "1 h 20 min"]
     assert backfill_cells(html, "issuer.tenants")[5:7] == ["–", "–"]
+    # Nearly done is not done.
+    assert backfill_cells(html, "wallet.claims")[6] == "under 1 s"
     assert 'data-table="wallet.activities" data-chunks-done="2" data-chunks-total="50" data-rows="2000" ' \
            'data-rows-per-s="10.0" data-eta-s="4800.0"' in html
 
