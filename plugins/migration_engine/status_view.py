@@ -32,17 +32,20 @@ HEADERS = {
 }
 
 
-def _page() -> HTMLResponse:
+def render_page() -> HTMLResponse:
+    """The page from the ledgers as they stand, or a 503 page naming the connection that failed (no secret)."""
     from airflow.sdk.exceptions import AirflowNotFoundException
 
     from migration_engine import dag_support, status_report
     from migration_engine.endpoints import EndpointError, redact
 
     manifest = dag_support.manifest()
+    target = None
     try:
-        data = status_report.read(dag_support.target_endpoint(), manifest)
+        target = dag_support.target_endpoint()
+        data = status_report.read(target, manifest)
     except (status_report.StatusReportError, EndpointError, AirflowNotFoundException) as exc:
-        message = redact(str(exc))
+        message = redact(str(exc), target and target.password)
         log.warning("migration status page: %s", message)
         conn_id = manifest.target_direct.conn_id
         return HTMLResponse(
@@ -63,6 +66,6 @@ def create_app() -> FastAPI:
     # A plain def: FastAPI runs it in a worker thread, so the blocking ledger read never stalls the server.
     @app.get("/", response_class=HTMLResponse, dependencies=signed_in, summary="The migration status page")
     def migration_status() -> HTMLResponse:
-        return _page()
+        return render_page()
 
     return app
