@@ -77,6 +77,26 @@ def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, res
     )
 
 
+def read_progress(conn: psycopg.Connection, manifest: Manifest) -> dict[str, dict]:
+    """Per table recorded so far: chunks, rows, bytes, the wall time they span and the last chunk's time (reads only)."""
+    cur = conn.execute(sqlfiles.load("backfill", "read_backfill_progress").render(backfill_chunks=ledger_ident(manifest)))
+    names = [d.name for d in cur.description]
+    return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in cur.fetchall()}
+
+
+def estimate(chunks_done: int, chunks_total: int, rows: int, wall_seconds: float) -> tuple[float | None, float | None]:
+    """Rows per second over the wall time so far, and seconds left for the chunks not yet
+    copied at that rate and the average chunk size so far (None when there is nothing to go on)."""
+    rate = float(rows) / float(wall_seconds) if wall_seconds else None
+    remaining = max(0, chunks_total - chunks_done)
+    eta = None
+    if remaining == 0:
+        eta = 0.0
+    elif rate and chunks_done:
+        eta = round(remaining * (float(rows) / chunks_done) / rate, 1)
+    return (round(rate, 1) if rate else None), eta
+
+
 def backfill_progress(target: Endpoint, manifest: Manifest, planned: Mapping[str, int]) -> dict[str, dict]:
     """Per table: chunks done of planned, rows, rows/s over the wall time so far, and seconds left.
 
@@ -85,25 +105,18 @@ def backfill_progress(target: Endpoint, manifest: Manifest, planned: Mapping[str
     """
     with target.connect(application_name="credity-migration-backfill-progress", autocommit=True) as conn:
         ensure_chunk_ledger(conn, manifest)
-        cur = conn.execute(sqlfiles.load("backfill", "read_backfill_progress").render(backfill_chunks=ledger_ident(manifest)))
-        done = {row[0]: row[1:] for row in cur.fetchall()}
+        done = read_progress(conn, manifest)
     progress = {}
     for table in sorted(set(planned) | set(done)):
-        chunks_done, rows, nbytes, wall = done.get(table, (0, 0, 0, 0))
-        total = planned.get(table, 0)
-        rate = float(rows) / float(wall) if wall else None
-        remaining = max(0, total - chunks_done)
-        eta = None
-        if remaining == 0:
-            eta = 0.0
-        elif rate and chunks_done:
-            eta = round(remaining * (float(rows) / chunks_done) / rate, 1)
+        row = done.get(table, {})
+        chunks_done, rows, total = int(row.get("chunks_done") or 0), int(row.get("rows") or 0), planned.get(table, 0)
+        rate, eta = estimate(chunks_done, total, rows, row.get("wall_seconds") or 0)
         progress[table] = {
-            "chunks_done": int(chunks_done),
+            "chunks_done": chunks_done,
             "chunks_total": int(total),
-            "rows": int(rows or 0),
-            "bytes": int(nbytes or 0),
-            "rows_per_s": round(rate, 1) if rate else None,
+            "rows": rows,
+            "bytes": int(row.get("bytes") or 0),
+            "rows_per_s": rate,
             "eta_s": eta,
         }
     return progress

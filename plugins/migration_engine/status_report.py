@@ -2,13 +2,16 @@
 
 It shows, from the target's control schema only (ledgers, never table data):
 the current phase and its history (phase ledger), per-table backfill progress
-(chunk ledger), the latest verification per table (a ledger fact), and a chart
-of drift per reconciliation run over the soak (drift ledger). The page is
-self-contained: inline CSS and an inline SVG chart, nothing fetched at view time.
+with its rate and time left (chunk ledger), the latest verification per table
+(a ledger fact), a chart of drift per reconciliation run over the soak (drift
+ledger), and every rollback with its reason and reverse reconciliation. The
+page is self-contained: inline CSS and an inline SVG chart, nothing fetched at
+view time.
 
-``collect`` only reads, inside one read-only snapshot, so a report is
-consistent even while DAGs write. The DAGs write it with
-``dag_support.write_status_report``; by hand::
+``read`` only reads, inside one read-only snapshot, so a report is consistent
+even while DAGs write. The Airflow UI serves it live (``status_view``, the
+"Migration status" entry of the UI's navigation); the DAGs also write it to a
+file with ``dag_support.write_status_report``; by hand::
 
     AIRFLOW_CONN_...=postgresql://... python -m migration_engine.status_report [--directory DIR]
 
@@ -94,34 +97,48 @@ def _rows(conn: psycopg.Connection, name: str, params: dict | None = None, **ide
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
+def _rollback_reason(details: Mapping | None) -> str:
+    """Why the read path went back: the cutover's own reason, else the manual rollback DAG's."""
+    details = details or {}
+    if details.get("reason"):
+        failed = details.get("failed") or []
+        return f"{details['reason']}: {', '.join(map(str, failed))}" if failed else str(details["reason"])
+    return "rolled back by hand"
+
+
 def _phase(conn: psycopg.Connection, control: str) -> dict:
     if not ledger.ledger_exists(conn, control):
         return {"current": ledger.NOT_STARTED, "since": None, "by_dag": None, "by_run": None, "may_advance_to": [],
                 "history": []}
     row = ledger.status(conn, control)
-    # Details stay out: they hold paths and summaries, not what a glance needs.
+    # Details stay out (they hold paths and summaries, not what a glance needs), except a rollback's reason.
     history = [{k: t.get(k) for k in ("phase", "previous_phase", "at", "dag_id", "run_id", "actor")} for t in row["history"]]
-    for entry in history:
+    for entry, transition in zip(history, row["history"], strict=True):
         entry["at"] = datetime.fromisoformat(entry["at"]) if entry["at"] else None
+        if entry["phase"] == "rolled_back":
+            entry["reason"] = _rollback_reason(transition.get("details"))
     return {"current": row["current_phase"], "since": row["since"], "by_dag": row["by_dag"], "by_run": row["by_run"],
             "may_advance_to": list(row["may_advance_to"]), "history": history}
 
 
 def _backfill(conn: psycopg.Connection, manifest: Manifest, planned: Mapping[str, int] | None) -> list[dict]:
-    schema, table = chunk_ledger.ledger_ident(manifest)
-    done = {}
-    if _exists(conn, schema, table):
-        done = {r["table_name"]: r for r in _rows(conn, "select_chunk_progress", backfill_chunks=(schema, table))}
+    done = chunk_ledger.read_progress(conn, manifest) if _exists(conn, *chunk_ledger.ledger_ident(manifest)) else {}
     names = [t.qualified for t in manifest.tables] + sorted(set(done) - {t.qualified for t in manifest.tables})
     progress = []
     for name in names:
         row = done.get(name, {})
+        chunks_done, rows = int(row.get("chunks_done") or 0), int(row.get("rows") or 0)
+        total = planned.get(name) if planned is not None else None
+        rate, eta = chunk_ledger.estimate(chunks_done, total or 0, rows, row.get("wall_seconds") or 0)
         progress.append({
             "table": name,
-            "chunks_done": int(row.get("chunks_done") or 0),
-            "chunks_total": planned.get(name) if planned is not None else None,
-            "rows": int(row.get("rows") or 0),
+            "chunks_done": chunks_done,
+            "chunks_total": total,
+            "rows": rows,
             "bytes": int(row.get("bytes") or 0),
+            "rows_per_s": rate,
+            # Without a plan there is no total to count down to.
+            "eta_s": eta if total else None,
             "last_copied_at": row.get("last_copied_at"),
         })
     return progress
@@ -143,22 +160,52 @@ def _drift(conn: psycopg.Connection, control: str) -> tuple[list[dict], dict | N
                   "last_run_at": streak.last_run_at, "last_unclean_at": streak.last_unclean_at}
 
 
+def list_rollbacks(history: list[Mapping], drift_runs: list[Mapping]) -> list[dict]:
+    """Each move to rolled_back, newest first: why, what the migration went on to, and
+    the reverse reconciliation its run recorded (what the target had that the source lacked)."""
+    reverse = {r["run_id"]: r for r in drift_runs if "target_to_source" in (r["direction"] or "")}
+    rollbacks = []
+    for n, entry in enumerate(history):
+        if entry["phase"] != "rolled_back":
+            continue
+        after = history[n + 1]["phase"] if n + 1 < len(history) else None
+        found = reverse.get(f"{entry['dag_id']}/{entry['run_id']}")
+        rollbacks.append({**{k: entry[k] for k in ("at", "dag_id", "run_id", "reason")}, "resumed_to": after,
+                          "reverse_drifted": found and found["drifted"], "reverse_repaired": found and found["repaired"]})
+    return rollbacks[::-1]
+
+
 def collect(target_conn: psycopg.Connection, manifest: Manifest) -> dict:
     """Everything the report shows, read from the control schema (reads only; missing ledgers read as empty)."""
     control = manifest.control_schema
     plan = _fact(target_conn, control, PLAN_FACT)
     verification = _fact(target_conn, control, VERIFICATION_FACT)
     drift_runs, streak = _drift(target_conn, control)
+    phase = _phase(target_conn, control)
     return {
         "migration": manifest.migration,
         "generated_at": datetime.now(UTC),
-        "phase": _phase(target_conn, control),
+        "phase": phase,
         "backfill": _backfill(target_conn, manifest, plan["value"] if plan else None),
         "backfill_plan": plan and {k: plan[k] for k in ("recorded_at", "dag_id", "run_id")},
         "verification": verification and {**verification["value"], **{k: verification[k] for k in ("recorded_at", "dag_id", "run_id")}},
         "drift_runs": drift_runs,
         "clean_streak": streak,
+        "rollbacks": list_rollbacks(phase["history"], drift_runs),
     }
+
+
+def read(target_endpoint: Endpoint, manifest: Manifest) -> dict:
+    """``collect`` inside one read-only snapshot of the target; a failure names the endpoint, never its password."""
+    try:
+        with target_endpoint.connect(application_name=APPLICATION_NAME) as conn:
+            conn.read_only = True
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            with conn.transaction():
+                return collect(conn, manifest)
+    except psycopg.Error as exc:
+        raise StatusReportError(f"status report: reading the ledgers on {target_endpoint.name} failed: "
+                                f"{redact(str(exc), target_endpoint.password)}") from None
 
 
 # Rendering.
@@ -193,6 +240,20 @@ def _text(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def _duration(seconds: float | None) -> str:
+    """Time left as a person reads it: done, seconds, minutes, or hours and minutes."""
+    if seconds is None:
+        return "–"
+    if seconds == 0:
+        return "done"
+    if seconds < 1:
+        return "under 1 s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _cell(value, css: str = "") -> str:
@@ -235,14 +296,19 @@ def _backfill_section(rows: list[Mapping], plan: Mapping | None) -> str:
         chunks = f"{r['chunks_done']} / {total}" if total is not None else (
             f"{r['chunks_done']} / ?" if plan is None else f"{r['chunks_done']}, not in the plan")
         body.append(f'<tr class="backfill" data-table="{escape(r["table"])}" data-chunks-done="{r["chunks_done"]}" '
-                    f'data-chunks-total="{"" if total is None else total}" data-rows="{r["rows"]}">'
+                    f'data-chunks-total="{"" if total is None else total}" data-rows="{r["rows"]}" '
+                    f'data-rows-per-s="{"" if r["rows_per_s"] is None else r["rows_per_s"]}" '
+                    f'data-eta-s="{"" if r["eta_s"] is None else r["eta_s"]}">'
                     f'<td>{escape(r["table"])}</td><td><span class="progress"><span style="width:{share * 100:.0f}%"></span></span></td>'
                     f'<td class="num">{escape(chunks)}</td>{_cell(r["rows"])}{_cell(round(r["bytes"] / 1048576, 1))}'
-                    f'{_cell(r["last_copied_at"])}</tr>')
+                    f'{_cell(None if r["rows_per_s"] is None else round(r["rows_per_s"]))}'
+                    f'<td class="num">{escape(_duration(r["eta_s"]))}</td>{_cell(r["last_copied_at"])}</tr>')
     note = (f'<p class="meta">Chunks planned by {escape(plan["dag_id"])} run {escape(plan["run_id"])} at {escape(_text(plan["recorded_at"]))}.</p>'
             if plan else '<p class="meta">No backfill plan recorded yet: totals show as ?.</p>')
     return ('<h2>Backfill</h2>' + note + '<table class="backfill"><tr><th>table</th><th>progress</th><th>chunks</th><th>rows</th>'
-            '<th>MB</th><th>last chunk</th></tr>' + "".join(body) + "</table>")
+            '<th>MB</th><th>rows/s</th><th>time left</th><th>last chunk</th></tr>' + "".join(body) + "</table>"
+            '<p class="meta">rows/s: rows copied over the wall time from the first chunk to the last; '
+            'time left: the chunks not yet copied, at that rate and the average chunk so far.</p>')
 
 
 def _verification_section(v: Mapping | None) -> str:
@@ -277,6 +343,20 @@ def _drift_section(runs: list[Mapping], streak: Mapping | None) -> str:
     return f'<h2>Drift per reconciliation run</h2><p class="meta">{summary}</p>{render_drift_chart(runs)}'
 
 
+def _rollbacks_section(rollbacks: list[Mapping]) -> str:
+    if not rollbacks:
+        return '<h2>Rollbacks</h2><p class="empty">No rollback: the read path has never gone back to the source.</p>'
+    rows = []
+    for r in rollbacks:
+        reverse = ("–" if r["reverse_drifted"] is None
+                   else f'{r["reverse_drifted"]:,} found, {r["reverse_repaired"]:,} repaired on the source')
+        rows.append(f'<tr class="rollback" data-run-id="{escape(r["run_id"] or "")}">'
+                    + "".join(_cell(r[k]) for k in ("at", "dag_id", "run_id", "reason"))
+                    + _cell(r["resumed_to"] or "still rolled back") + _cell(reverse) + "</tr>")
+    return (f'<h2>Rollbacks ({len(rollbacks)})</h2><table class="rollbacks"><tr><th>at</th><th>DAG</th><th>run</th>'
+            '<th>reason</th><th>then</th><th>reverse reconciliation</th></tr>' + "".join(rows) + "</table>")
+
+
 def render_html(data: Mapping) -> str:
     """The whole page; every value escaped, nothing loaded from elsewhere."""
     title = f"{data['migration']} migration: {data['phase']['current'].replace('_', ' ')}"
@@ -284,6 +364,7 @@ def render_html(data: Mapping) -> str:
             f'<style>{CSS}</style></head><body><h1>{escape(title)}</h1>'
             f'<p class="meta">Generated {escape(_text(data["generated_at"]))} from the control schema of the target.</p>'
             + _phase_section(data["phase"], data["clean_streak"])
+            + _rollbacks_section(data["rollbacks"])
             + _drift_section(data["drift_runs"], data["clean_streak"])
             + _backfill_section(data["backfill"], data["backfill_plan"])
             + _verification_section(data["verification"])
@@ -292,15 +373,7 @@ def render_html(data: Mapping) -> str:
 
 def write(target_endpoint: Endpoint, manifest: Manifest, directory: Path | str) -> Path:
     """Read the ledgers in one read-only snapshot and (re)write ``migration-status.html`` in ``directory``."""
-    try:
-        with target_endpoint.connect(application_name=APPLICATION_NAME) as conn:
-            conn.read_only = True
-            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            with conn.transaction():
-                data = collect(conn, manifest)
-    except psycopg.Error as exc:
-        raise StatusReportError(f"status report: reading the ledgers on {target_endpoint.name} failed: "
-                                f"{redact(str(exc), target_endpoint.password)}") from None
+    data = read(target_endpoint, manifest)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / REPORT_FILE

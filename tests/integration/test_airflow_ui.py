@@ -1,7 +1,10 @@
 """The Airflow UI in a real browser: the API server, scheduler and dag-processor serve the
-repo's dags/ from a fresh metadata DB; headless Chromium (the Debian package, driven by
-Playwright) signs in, finds every DAG listed with no import error, and opens the cutover
-trigger form with its confirm and dry-run fields. Screenshots land in artifacts/ui/.
+repo's dags/ and plugins/ from a fresh metadata DB; headless Chromium (the Debian package,
+driven by Playwright) signs in, finds every DAG listed with no import error, opens the cutover
+trigger form with its confirm and dry-run fields, and opens the migration status page from the
+UI's navigation, read live from the ledgers of a throwaway estate's target (written by the
+engine's own functions: phases, chunks, a verification, reconcile runs, a rollback); anonymous
+requests to that page get nothing. Screenshots land in artifacts/ui/.
 
 Nothing is skipped: a missing browser or a server that does not start fails the test.
 """
@@ -12,6 +15,8 @@ import json
 import os
 import re
 import secrets
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -20,6 +25,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from migration_engine.local.cluster import AirflowCluster
 from migration_engine.local.servers import wait_until
+from tests.integration.status_support import advance, build_migration
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -31,14 +37,30 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 USER = "ui-check"
+STATUS_PATH = "migration-status/"
+SMOKE_FAILED = ["wallet_recent_activity"]
 UI_TIMEOUT_MS = 60_000
 # expect() keeps its own 5 s default, too short for a UI sharing two cores with other test modules.
 expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 @pytest.fixture(scope="module")
-def airflow_ui(tmp_path_factory):
-    """API server, scheduler and dag-processor on a free port; a user whose password the test sets."""
+def ledgers(estate, manifest):
+    """The target's ledgers of a migration past one failed cutover: soak, cut over, rolled back
+    by the cutover's smoke checks, back to soak (the status page's subject)."""
+    built = build_migration(estate, manifest)
+    advance(estate, manifest, "soak", "reconcile")
+    advance(estate, manifest, "cut_over", "cutover", "manual__cutover_1", {"smoke_failed": SMOKE_FAILED})
+    advance(estate, manifest, "rolled_back", "cutover", "manual__cutover_1",
+            {"reason": "smoke checks failed", "failed": SMOKE_FAILED})
+    advance(estate, manifest, "soak", "reconcile", "manual__reconcile_after_rollback")
+    return built
+
+
+@pytest.fixture(scope="module")
+def airflow_ui(tmp_path_factory, estate, ledgers):
+    """API server, scheduler and dag-processor on a free port; a user whose password the test sets.
+    The estate's connections are the cluster's, so the status page reads its target."""
     home = tmp_path_factory.mktemp("airflow_ui_home")
     password = secrets.token_urlsafe(16)
     passwords = home / "simple_auth_manager_passwords.json"
@@ -48,6 +70,7 @@ def airflow_ui(tmp_path_factory):
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         # Only the UI is under test: the hourly reconcile must not start runs nobody executes.
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        **estate.airflow_env(),
     })
     try:
         cluster.start(f"pgmig_ui_test_{os.getpid()}")
@@ -148,3 +171,54 @@ def test_cutover_trigger_form_shows_confirm_and_dry_run_with_their_descriptions(
     expect(dry_run).to_be_checked()
     confirm.fill("CUTOVER")
     shot(page, "04_cutover_trigger_form")
+
+
+def test_status_page_opens_from_the_navigation_with_the_ledgers(page, airflow_ui, manifest, ledgers):
+    assert api(page, airflow_ui, "plugins/importErrors")["total_entries"] == 0
+    assert "migration_status" in {p["name"] for p in api(page, airflow_ui, "plugins")["plugins"]}
+    page.goto(f"{airflow_ui['base']}/")
+    page.get_by_role("link", name="Migration", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/plugin/migration-status"))
+    status = page.frame_locator("iframe[title='Migration']")
+    expect(status.locator("#current-phase")).to_have_attribute("data-current", "soak")
+    expect(status.locator("h1")).to_have_text("credity migration: soak")
+    # Every table of the manifest, with the chunks the copier recorded for the three it copied.
+    expect(status.locator("tr.backfill")).to_have_count(len(manifest.tables))
+    for name, copied in ledgers["copied"].items():
+        row = status.locator(f"tr.backfill[data-table='{name}']")
+        expect(row).to_have_attribute("data-chunks-done", str(copied["done"]))
+        expect(row).to_have_attribute("data-rows-per-s", re.compile(r"^\d+(\.\d+)?$"))
+    expect(status.get_by_role("columnheader", name="time left")).to_be_visible()
+    expect(status.locator("tr.verify")).to_have_count(len(ledgers["verification"]["tables"]))
+    expect(status.locator("svg.drift-chart g.run")).to_have_count(len(ledgers["runs"]))
+    rollback = status.locator("tr.rollback")
+    expect(rollback).to_have_count(1)
+    expect(rollback).to_contain_text(f"smoke checks failed: {SMOKE_FAILED[0]}")
+    history = status.locator("table.history")
+    for phase in ("cut_over", "rolled_back", "soak"):
+        expect(history.get_by_role("cell", name=phase, exact=True).first).to_be_visible()
+    shot(page, "05_migration_status")
+
+
+def anonymous_get(url: str, headers: dict | None = None) -> tuple[int, str]:
+    """A request with no session cookie (urllib keeps none)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read().decode()
+
+
+def test_status_page_gives_anonymous_requests_nothing(page, airflow_ui, ledgers):
+    url = f"{airflow_ui['base']}/{STATUS_PATH}"
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "_token")
+    signed_in = page.request.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert signed_in.status == 200 and 'data-current="soak"' in signed_in.text()
+    # Framed by the Airflow UI only, never cached.
+    assert "frame-ancestors 'self'" in signed_in.headers["content-security-policy"]
+    assert signed_in.headers["cache-control"] == "no-store"
+    for headers, refused_with in (({}, 401), ({"Authorization": "Bearer not-a-token"}, 403),
+                                  ({"Cookie": "_token=not-a-token"}, 403)):
+        status, body = anonymous_get(url, headers)
+        assert status == refused_with, (headers, status, body[:200])
+        assert "current-phase" not in body and "wallet." not in body and "soak" not in body, body[:200]

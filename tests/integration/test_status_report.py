@@ -14,81 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from migration_engine import ledger, status_report
-from migration_engine.chunks import plan_chunks
-from migration_engine.copier import copy_chunk
-from migration_engine.generator import generate
-from migration_engine.reconcile import Direction, reconcile_table
-from migration_engine.verify import verify
-from tests.integration.backfill_support import create_schema, source_endpoints, source_sql, target_sql
+from migration_engine import status_report
+from tests.integration.backfill_support import source_sql, target_sql
+from tests.integration.status_support import PHASES, RECONCILED, build_migration
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = REPO / "artifacts" / "status_report"
 SVG = "{http://www.w3.org/2000/svg}"
-PHASES = (("preflight_passed", "preflight"), ("schema_applied", "schema_baseline"), ("backfilled", "backfill"),
-          ("verified", "verify"), ("dual_write", "reconcile"))
-# Table -> how many of its planned chunks get copied (None: all of them).
-BACKFILL = {"wallet.users": (100, None), "wallet.platform_connections": (100, None), "wallet.activities": (500, 2)}
-RECONCILED = ("wallet.users", "wallet.platform_connections")
-
-
-def drift_users(estate, ids: list[int]) -> None:
-    target_sql(estate, "DELETE FROM wallet.users WHERE id = ANY(%s)", (ids[:-1],))
-    target_sql(estate, "UPDATE wallet.users SET did = 'did:changed' WHERE id = %s", (ids[-1],))
-
-
-def reconcile(estate, manifest, run_id: str, **kwargs) -> list:
-    return [reconcile_table(manifest.table(name), estate.source_endpoint("wallet"), estate.target_endpoint(), run_id=run_id,
-                            direction=Direction.SOURCE_TO_TARGET, control_schema=manifest.control_schema, grace_seconds=0,
-                            **kwargs)
-            for name in RECONCILED]
 
 
 @pytest.fixture(scope="module")
 def migration(estate, manifest):
-    """A migration half-way through its soak, every ledger written by the engine itself."""
-    control = manifest.control_schema
-    create_schema(estate, manifest)
-    sources = source_endpoints(estate, manifest)
-    generate(manifest, sources, scale=1, seed=7)
-    target = estate.target_endpoint()
-
-    def advance(phase: str, dag_id: str) -> None:
-        with target.connect(autocommit=True) as conn:
-            ledger.ensure_ledger(conn, control)
-            assert ledger.advance(conn, control, phase, dag_id, f"manual__{dag_id}")
-
-    for phase, dag_id in PHASES[:2]:
-        advance(phase, dag_id)
-    planned, copied = [], {}
-    for name, (rows, how_many) in BACKFILL.items():
-        table = manifest.table(name)
-        with sources[table.service].connect(autocommit=True) as conn:
-            chunks = plan_chunks(conn, table, target_rows=rows)
-        planned += [c.table for c in chunks]
-        results = [copy_chunk(sources[table.service], target, manifest, c, run_id="manual__backfill") for c in chunks[:how_many]]
-        copied[name] = {"planned": len(chunks), "done": len(results), "rows": sum(r["rows"] for r in results)}
-    with target.connect(autocommit=True) as conn:
-        status_report.record_backfill_plan(conn, manifest, planned, "backfill", "manual__backfill")
-    advance(*PHASES[2])
-    verification = verify(sources, target, manifest, tables=list(BACKFILL), state_store=False, sequences=False)
-    with target.connect(autocommit=True) as conn:
-        status_report.record_verification(conn, manifest, verification, "verify", "manual__verify")
-    for phase, dag_id in PHASES[3:]:
-        advance(phase, dag_id)
-
-    # Four reconcile runs: drift repaired, clean, drift over the repair cap (left), then repaired.
-    runs = {}
-    drift_users(estate, [3, 4, 5])
-    target_sql(estate, "UPDATE wallet.platform_connections SET status = 'drift-test' WHERE id IN (7, 8)")
-    runs["reconcile-1"] = reconcile(estate, manifest, "reconcile-1")
-    runs["reconcile-2"] = reconcile(estate, manifest, "reconcile-2")
-    drift_users(estate, [10, 11, 12, 13])
-    runs["reconcile-3"] = reconcile(estate, manifest, "reconcile-3", cap=2)
-    runs["reconcile-4"] = reconcile(estate, manifest, "reconcile-4")
-    return {"copied": copied, "verification": verification, "runs": runs}
+    return build_migration(estate, manifest)
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +95,14 @@ def test_backfill_progress_per_table_from_the_chunk_ledger(report, migration, ma
         assert rows[name] == f'data-chunks-done="{copied["done"]}" data-chunks-total="{copied["planned"]}" data-rows="{copied["rows"]}"'
     assert migration["copied"]["wallet.activities"]["done"] < migration["copied"]["wallet.activities"]["planned"]
     assert rows["issuer.tenants"] == 'data-chunks-done="0" data-chunks-total="" data-rows="0"'
+    rates = {name: (float(rate) if rate else None, float(eta) if eta else None) for name, rate, eta in re.findall(
+        r'<tr class="backfill" data-table="([^"]+)" [^>]*data-rows-per-s="([\d.]*)" data-eta-s="([\d.]*)"', report)}
+    for name, copied in migration["copied"].items():
+        rate, eta = rates[name]
+        assert rate > 0, name
+        # What is left, at the rate so far: nothing for a finished table, some time for the half-copied one.
+        assert (eta == 0) == (copied["done"] == copied["planned"]), (name, eta)
+    assert rates["issuer.tenants"] == (None, None)
 
 
 def test_latest_verification_per_table(report, migration):
