@@ -117,7 +117,7 @@ class LoadRun:
         time.sleep(max(0.0, seconds - (time.monotonic() - started)))
         ended_at = time.time()
         latencies = self.apps.report.latencies_between(started_at, ended_at)
-        figures = {"window": name, "asked_per_s": self.rate, "held_per_s": round(len(latencies) / (ended_at - started_at), 1),
+        figures = {"name": name, "asked_per_s": self.rate, "held_per_s": round(len(latencies) / (ended_at - started_at), 1),
                    "writes": len(latencies), "p50_ms": round(percentile(latencies, 0.5), 2),
                    "p95_ms": round(percentile(latencies, 0.95), 2), "seconds": round(ended_at - started_at, 1)}
         self.windows.append(figures)
@@ -217,7 +217,15 @@ class LoadRun:
         written = self.apps.join()
         self.dag("reconcile", {"repair_cap": REPAIR_CAP})
         compared = verify.verify(self.sources, self.estate.target_endpoint(), self.m)
+        baseline = backfills["p95_idle_baseline_ms"]
+        for window in self.windows:
+            window["p95_regression"] = against(window["p95_ms"], baseline)
+            window["within_budget"] = (window["p95_regression"] <= P95_ROLLBACK_TRIGGER
+                                       or window["p95_regression"] <= backfills["idle_spread"])
         return {
+            "p95_budget": P95_ROLLBACK_TRIGGER,
+            "noise_floor": backfills["idle_spread"],
+            "copy_time_vs_unpaced": backfills["throttle_copy_time_cost"],
             "rate_asked_per_s": self.rate,
             "windows": self.windows,
             "backfill": backfills,
@@ -242,7 +250,7 @@ def print_table(result: dict) -> None:
     print(f"\n{'window':<34}{'asked/s':>8}{'held/s':>8}{'writes':>8}{'p50 ms':>8}{'p95 ms':>8}{'vs idle':>9}")
     for w in result["windows"]:
         versus = f"{against(w['p95_ms'], baseline):+.0%}"
-        print(f"{w['window']:<34}{w['asked_per_s']:>8.1f}{w['held_per_s']:>8.1f}{w['writes']:>8}{w['p50_ms']:>8.2f}"
+        print(f"{w['name']:<34}{w['asked_per_s']:>8.1f}{w['held_per_s']:>8.1f}{w['writes']:>8}{w['p50_ms']:>8.2f}"
               f"{w['p95_ms']:>8.2f}{versus:>9}")
         if "stream_p95_ms" in w:
             print(f"{'  while its chunks stream':<34}{'':>8}{'':>8}{w['stream_writes']:>8}{'':>8}{w['stream_p95_ms']:>8.2f}"
@@ -251,7 +259,7 @@ def print_table(result: dict) -> None:
           f"{', '.join(f'{p:.2f}' for p in backfill['idle_p95_ms'])} ms: spread {backfill['idle_spread']:+.0%} (noise floor)")
     for key in ("unthrottled", "throttled"):
         b = backfill[key]
-        print(f"{b['window']}: DAG {b['dag_seconds']:.0f} s, chunk tasks {b['copy_seconds']:.0f} s for {b['copy_mb']:.0f} MB "
+        print(f"{b['name']}: DAG {b['dag_seconds']:.0f} s, chunk tasks {b['copy_seconds']:.0f} s for {b['copy_mb']:.0f} MB "
               f"({b['copy_mb_per_s']:.1f} MB/s); p95 {b['p95_regression']:+.0%} whole run, {b['stream_p95_regression']:+.0%} "
               f"while chunks stream (rollback trigger over +{backfill['rollback_trigger']:.0%}: "
               f"{'within' if b['within_trigger'] else 'OVER'} / {'within' if b['stream_within_trigger'] else 'OVER'})")

@@ -15,8 +15,9 @@ hashes, exact keys, a second read, compare-and-set repair): one mapped task per
 table, each passing over its table until a pass finds at most *converged_rows*
 drifted rows (or *max_passes* is reached). A pass that leaves nothing behind
 records, in `migration_control.sync_points`, the source's xmin horizon from its
-start: what `verify` and the next catch-up judge drift against. It moves no
-ledger phase and writes nothing to the sources.
+start: what `verify` and the next catch-up judge drift against. Then the target
+sequences are moved up to the sources' (the apps kept drawing ids there). It
+moves no ledger phase and writes nothing to the sources.
 
 Drift the sources' history does not explain (the source row is older than the
 table's last sync, so no app write explains it: the target was changed or lost
@@ -97,9 +98,15 @@ def catch_up():
     def catch_up_table(table: str, params=None) -> dict:
         return steps.catch_up_table(DAG_ID, get_current_context()["run_id"], table, params)
 
-    @task(pool=ds.TARGET_POOL, outlets=[Asset(ds.caught_up_asset_name())])
+    @task(pool=ds.TARGET_POOL)
     def judge_catch_up(summaries: list[dict], params=None) -> dict:
         return steps.judge(DAG_ID, get_current_context()["run_id"], list(summaries), params)
+
+    @task(pool=ds.TARGET_POOL, outlets=[Asset(ds.caught_up_asset_name())])
+    def sync_sequences() -> list[dict]:
+        from migration_engine import phase_steps
+
+        return phase_steps.sync_sequences(DAG_ID, gap=0, dry_run=False)
 
     @teardown
     @task(pool=ds.TARGET_POOL)
@@ -109,7 +116,8 @@ def catch_up():
     tables = list_tables()
     check_ledger_phase() >> tables
     summaries = catch_up_table.expand(table=tables)
-    [summaries, judge_catch_up(summaries)] >> write_status_report()
+    judged = judge_catch_up(summaries)
+    [summaries, judged >> sync_sequences()] >> write_status_report()
 
 
 catch_up()

@@ -48,7 +48,8 @@ def catch_up_table(dag_id: str, run_id: str, table_name: str, params: dict) -> d
         repaired += result.repaired
         log.info("%s pass %d: %d drifted, %d repaired, %d in flight, %d unexplained", table.qualified, number,
                  result.drifted, result.repaired, result.in_flight, result.unexplained)
-        if not result.clean:
+        # A refused child, even one in flight, may be older than this pass's start: the horizon stays put.
+        if not result.clean or result.refused:
             break
         with ds.target_connection(dag_id) as conn:
             sync_points.record(conn, m, table, started_at, dag_id, run_id)
@@ -56,7 +57,7 @@ def catch_up_table(dag_id: str, run_id: str, table_name: str, params: dict) -> d
         if result.drifted <= params["converged_rows"]:
             break
     return {**result.summary(), "passes": number, "repaired_all_passes": repaired,
-            "converged": result.clean and result.drifted <= params["converged_rows"]}
+            "converged": result.clean and not result.refused and result.drifted <= params["converged_rows"]}
 
 
 def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict:

@@ -78,6 +78,8 @@ class Finding:
     repaired: bool = False
     in_flight: bool = False
     unexplained: bool = False
+    # The secondary refused the repair (a child whose parent it does not have yet).
+    refused: bool = False
 
 
 @dataclass
@@ -115,6 +117,10 @@ class ReconcileResult:
         return sum(f.unexplained for f in self.findings)
 
     @property
+    def refused(self) -> int:
+        return sum(f.refused for f in self.findings)
+
+    @property
     def held_back(self) -> int:
         """Unexplained rows left unrepaired on purpose."""
         return sum(f.unexplained and not f.repaired for f in self.findings)
@@ -146,7 +152,7 @@ class ReconcileResult:
             "checked_rows": self.checked_rows, "target_rows": self.target_rows, "buckets": self.buckets,
             "mismatched_buckets": self.mismatched_buckets, "drifted": self.drifted, "by_kind": self.by_kind(),
             "repaired": self.repaired, "in_flight": self.in_flight, "settled": self.settled,
-            "unrepaired": self.unrepaired, "unexplained": self.unexplained, "held_back": self.held_back, "cap": self.cap,
+            "unrepaired": self.unrepaired, "unexplained": self.unexplained, "held_back": self.held_back, "refused": self.refused, "cap": self.cap,
             "cap_exceeded": self.cap_exceeded, "clean": self.clean, "seconds": round(self.seconds, 3),
             "in_flight_keys": self.keys(lambda f: f.in_flight),
             "unexplained_keys": self.keys(lambda f: f.unexplained),
@@ -196,7 +202,7 @@ def reconcile_table(
         result.found_at = datetime.now(UTC)
         result.cap_exceeded = over_cap(len(found), cap)
         if dry_run or result.cap_exceeded:
-            written = _written_since(shape, src, table.source_ident, found, horizon)
+            written = _written_since(shape, src, table.source_ident, [d.key for d in found], horizon)
             result.findings = [Finding(d.key, d.kind, d.source_hash, d.target_hash, in_flight=written.get(d.key, False),
                                        unexplained=horizon is not None and not written.get(d.key, True)) for d in found]
         if result.cap_exceeded:
@@ -211,8 +217,11 @@ def reconcile_table(
                 confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
-            result.findings = [replace(f, unexplained=f.key in unexplained)
-                               for f in repair(shape, primary, secondary, confirmed, primary_is_source, result)]
+            findings = repair(shape, primary, secondary, confirmed, primary_is_source, result)
+            # A child refused for a parent the apps wrote since the horizon is their write still on its way.
+            late = _written_since(shape, src, table.source_ident, [f.key for f in findings if f.refused], horizon)
+            result.findings = [replace(f, unexplained=f.key in unexplained, in_flight=f.in_flight or late.get(f.key, False))
+                               for f in findings]
         result.seconds = time.monotonic() - started
         if not dry_run and record:
             ledger_conn = tgt
@@ -278,6 +287,7 @@ def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tupl
     to_repair = [d for d, outcome in decided if outcome is Outcome.REPAIR]
     repaired: set = set()
     raced: set = set()
+    refused: set = set()
     for start in range(0, len(to_repair), REPAIR_BATCH_KEYS):
         batch = to_repair[start:start + REPAIR_BATCH_KEYS]
         items = [(d.key, *((d.source_hash, d.target_hash) if primary_is_source else (d.target_hash, d.source_hash)))
@@ -285,33 +295,34 @@ def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tupl
         outcome = repair_batch(shape, primary, secondary, items)
         repaired |= outcome.repaired
         raced |= outcome.raced
+        refused |= outcome.failed
     if to_repair:
         result.repaired_at = datetime.now(UTC)
     return [
         Finding(d.key, d.kind, d.source_hash, d.target_hash, repaired=d.key in repaired,
-                in_flight=outcome is Outcome.IN_FLIGHT or d.key in raced)
+                in_flight=outcome is Outcome.IN_FLIGHT or d.key in raced, refused=d.key in refused)
         for d, outcome in decided
     ]
 
 
-def _written_since(shape: TableShape, src: psycopg.Connection, ident: tuple[str, str], found: list[Drift],
+def _written_since(shape: TableShape, src: psycopg.Connection, ident: tuple[str, str], keys: list,
                    horizon: int | None) -> dict:
     """Key -> whether the source wrote it since ``horizon``; a key the source lacks was deleted since.
     Empty without a horizon."""
-    if horizon is None or not found:
+    if horizon is None or not keys:
         return {}
     written = {}
-    for start in range(0, len(found), READ_BATCH_KEYS):
-        keys = [d.key for d in found[start:start + READ_BATCH_KEYS]]
-        present = scan.read_written_since(src, shape, ident, keys, horizon)
-        written.update({key: present.get(key, True) for key in keys})
+    for start in range(0, len(keys), READ_BATCH_KEYS):
+        batch = keys[start:start + READ_BATCH_KEYS]
+        present = scan.read_written_since(src, shape, ident, batch, horizon)
+        written.update({key: present.get(key, True) for key in batch})
     return written
 
 
 def _unexplained(shape: TableShape, src: psycopg.Connection, ident: tuple[str, str],
                  decided: list[tuple[Drift, Outcome]], horizon: int | None) -> set:
     """Keys confirmed for repair whose source version is older than ``horizon``."""
-    written = _written_since(shape, src, ident, [d for d, o in decided if o is Outcome.REPAIR], horizon)
+    written = _written_since(shape, src, ident, [d.key for d, o in decided if o is Outcome.REPAIR], horizon)
     return {key for key, since in written.items() if not since}
 
 

@@ -46,23 +46,34 @@ def repair_batch(shape: TableShape, primary: Side, secondary: Side, items: list[
 
     Deletes run before upserts so a unique value freed by a deleted row can be
     taken by an upserted one. A batch that breaks a constraint on the secondary
-    (a child whose parent is not repaired yet) is reported as failed, not raised:
-    the next run repairs it once the parent is there.
+    (a child whose parent is not repaired yet) is split in halves until only the
+    refused keys are left: those are reported as failed, not raised, and the
+    next run repairs them once the parent is there; the rest of the batch lands.
     """
     outcome = BatchOutcome()
     deletes = [(k, s) for k, p, s in items if p is None]
     upserts = [(k, p, s) for k, p, s in items if p is not None]
     for label, apply, batch in (("delete", _delete, deletes), ("upsert", _upsert, upserts)):
-        if not batch:
-            continue
-        try:
-            apply(shape, primary, secondary, batch, outcome)
-        except psycopg.errors.IntegrityError as exc:
-            # The message may quote values; the constraint name and state are enough.
-            log.warning("%s: %s of %d keys refused by constraint %s (SQLSTATE %s); left for the next run",
-                        shape.qualified, label, len(batch), exc.diag.constraint_name, exc.sqlstate)
-            outcome.failed.update(k for k, *_ in batch)
+        _apply_splitting(shape, primary, secondary, label, apply, batch, outcome)
     return outcome
+
+
+def _apply_splitting(shape: TableShape, primary: Side, secondary: Side, label: str, apply, batch: list[tuple],
+                     outcome: BatchOutcome) -> None:
+    if not batch:
+        return
+    try:
+        apply(shape, primary, secondary, batch, outcome)
+    except psycopg.errors.IntegrityError as exc:
+        if len(batch) > 1:
+            half = len(batch) // 2
+            _apply_splitting(shape, primary, secondary, label, apply, batch[:half], outcome)
+            _apply_splitting(shape, primary, secondary, label, apply, batch[half:], outcome)
+            return
+        # The message may quote values; the constraint name and state are enough.
+        log.warning("%s: %s of key %s refused by constraint %s (SQLSTATE %s); left for the next run",
+                    shape.qualified, label, batch[0][0], exc.diag.constraint_name, exc.sqlstate)
+        outcome.failed.add(batch[0][0])
 
 
 def _delete(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple], outcome: BatchOutcome) -> None:
