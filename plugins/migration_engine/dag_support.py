@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from functools import cache
-from pathlib import Path
 
 from migration_engine.endpoints import Endpoint, from_airflow_connection
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
+from migration_engine.resources import SQL_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SQL_TEMPLATE_PATH = str(REPO_ROOT / "include" / "sql")
+SQL_TEMPLATE_PATH = str(SQL_ROOT)
 OWNER = "platform-infra"
 TARGET_POOL = "migration_target"
 
