@@ -2,14 +2,16 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/dags
+# The engine is installed into the venv (editable); dags/ stays a folder of DAG files.
+export PYTHONPATH := $(CURDIR)/dags
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
 .PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile bench-load clean
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	$(VENV)/bin/pip check
 	touch $@
 

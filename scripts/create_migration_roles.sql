@@ -6,6 +6,12 @@
 --   The TARGET database, as the managed service's admin (Supabase: postgres, not a superuser):
 --     psql "$TARGET_ADMIN_URL" -v side=target -v role=credity_migrator -f scripts/create_migration_roles.sql
 --
+-- app_role is the role the service itself logs in as on its source database: the
+-- manifest's services.<name>.app_role, for Credity wallet_app, issuer_app and recruiter_app.
+-- This script does not create it (the app already runs as it); it refuses, naming it, when
+-- that role does not exist. If the app connects as the database owner, create a login role
+-- for it first (CREATE ROLE wallet_app LOGIN; grant it what the app uses) and switch the app to it.
+--
 -- Passwords never appear here or on a command line (where the process list shows them):
 -- set them afterwards inside psql with  \password credity_migration
 -- The roles are NOSUPERUSER, NOCREATEROLE, NOCREATEDB, NOREPLICATION, NOBYPASSRLS.
@@ -35,12 +41,26 @@
   \quit
 \endif
 
+SELECT :'side' = 'source' AS is_source \gset
+\if :is_source
+  \if :{?app_role}
+  \else
+    \echo 'set -v app_role=<the role the service logs in as: wallet_app, issuer_app or recruiter_app>'
+    \quit
+  \endif
+  SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_role') AS app_role_exists \gset
+  \if :app_role_exists
+  \else
+    \echo 'app role' :'app_role' 'does not exist in this cluster: it is the role the service logs in as (see the header); nothing was changed'
+    \quit
+  \endif
+\endif
+
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS', :'role')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'role') \gexec
 ALTER ROLE :"role" LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS;
 SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'role') \gexec
 
-SELECT :'side' = 'source' AS is_source \gset
 \if :is_source
   GRANT pg_read_all_data TO :"role";
   GRANT USAGE ON SCHEMA :"schema" TO :"role";

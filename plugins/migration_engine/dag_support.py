@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from functools import cache
-from pathlib import Path
 
 from migration_engine.endpoints import Endpoint, from_airflow_connection
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
+from migration_engine.resources import SQL_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SQL_TEMPLATE_PATH = str(REPO_ROOT / "include" / "sql")
+SQL_TEMPLATE_PATH = str(SQL_ROOT)
 OWNER = "platform-infra"
 TARGET_POOL = "migration_target"
 
@@ -65,9 +64,35 @@ def default_args(**overrides) -> dict:
         "max_retry_delay": timedelta(minutes=5),
         "execution_timeout": timedelta(hours=2),
         "on_failure_callback": notify_failure,
+        "pre_execute": refuse_undeclared_conf,
     }
     args.update(overrides)
     return args
+
+
+def undeclared_conf_keys(conf: dict | None, declared) -> list[str]:
+    return sorted(set(conf or {}) - set(declared))
+
+
+def refuse_undeclared_conf(context) -> None:
+    """Every task's ``pre_execute``: a run whose conf holds a key the DAG declares no Param
+    for is refused before the task body runs, so the run's first task fails before any
+    database is touched.
+
+    Airflow 3.3 validates the value of each declared Param when a run is triggered, but
+    accepts any other key (it becomes a Param without a schema), so a misspelt or
+    misplaced key, say ``dry_run`` on a DAG that has none, would otherwise be ignored.
+    """
+    dag = context["dag"]
+    unknown = undeclared_conf_keys(context["dag_run"].conf, dag.params)
+    if not unknown:
+        return
+    hint = (" It has no dry run: the README's Params section lists the DAGs that have one."
+            if "dry_run" in unknown else "")
+    refuse(f"conf key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+           f"{'are' if len(unknown) > 1 else 'is'} not a Param of DAG {dag.dag_id!r}, which declares "
+           f"{', '.join(sorted(dag.params)) or 'none'}.{hint} Nothing was run; trigger it again without "
+           f"{'them' if len(unknown) > 1 else 'it'}.")
 
 
 def refuse(message: str):

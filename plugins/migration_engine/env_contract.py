@@ -20,9 +20,10 @@ statements, and ``DB_SSL_MODE`` fills in ``sslmode`` where a URL names none.
 A direct URL that carries ``pgbouncer=true`` is refused: DDL and long COPY
 transactions must not go through a transaction pooler (runbook 4.2).
 
-``python -m migration_engine.env_contract`` prints ``export AIRFLOW_CONN_...``
-lines (``--dotenv`` for a compose ``.env``); ``... pools`` prints the pools as
-JSON for ``airflow pools import``. Values hold passwords: they go to stdout
+``migration-env-contract`` (the installed command; also ``python -m
+migration_engine.env_contract``) prints ``export AIRFLOW_CONN_...`` lines
+(``--dotenv`` for a compose ``.env``); ``migration-env-contract pools`` prints the
+pools as JSON for ``airflow pools import``. Values hold passwords: they go to stdout
 only, and errors name variables, never values.
 """
 
@@ -165,7 +166,7 @@ def _airflow_uri(url: str, variable: str, pooled: bool, default_ssl_mode: str | 
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None, out=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m migration_engine.env_contract", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="migration-env-contract", description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", choices=("connections", "pools"), default="connections")
     parser.add_argument("--manifest", default=os.environ.get("MIGRATION_MANIFEST") or str(DEFAULT_MANIFEST))
     parser.add_argument("--dotenv", action="store_true", help="print NAME='value' lines for a compose .env file")

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MANIFEST = REPO_ROOT / "include" / "manifests" / "credity.yaml"
+from migration_engine.resources import MANIFESTS_ROOT, PROJECT_ROOT
+
+DEFAULT_MANIFEST = MANIFESTS_ROOT / "credity.yaml"
 
 MAX_IDENTIFIER_BYTES = 63
 
@@ -266,10 +267,10 @@ def _parse(r: _Reader, raw) -> Manifest:
 
     state_store = _state_store(r, top["state_store"], services)
     steps = _schema_steps(r, top["schema_steps"])
-    schema_sql = REPO_ROOT / str(top["schema_sql"])
+    schema_sql = PROJECT_ROOT / str(top["schema_sql"])
     if not schema_sql.is_dir():
-        r.fail("schema_sql", f"folder {top['schema_sql']!r} does not exist", "give a folder relative to the repository root")
-    smoke_sql = REPO_ROOT / str(top.get("smoke_sql", "include/sql/smoke"))
+        r.fail("schema_sql", f"folder {top['schema_sql']!r} does not exist", "give a folder relative to the folder that holds include/")
+    smoke_sql = PROJECT_ROOT / str(top.get("smoke_sql", "include/sql/smoke"))
     if not smoke_sql.is_dir():
         r.fail("smoke_sql", f"folder {top['smoke_sql']!r} does not exist", "give a folder of smoke-check SQL files")
     return Manifest(

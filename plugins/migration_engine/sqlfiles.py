@@ -14,10 +14,9 @@ from pathlib import Path
 
 from psycopg import sql
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+from migration_engine.resources import PROJECT_ROOT, SQL_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SQL_ROOT = REPO_ROOT / "include" / "sql"
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 class TemplateError(ValueError):
@@ -49,7 +48,7 @@ def load(*parts: str) -> SqlFile:
     if not path.suffix:
         path = path.with_suffix(".sql")
     if not path.is_file():
-        raise TemplateError(f"SQL file not found: {path.relative_to(REPO_ROOT)}")
+        raise TemplateError(f"SQL file not found: {path.relative_to(PROJECT_ROOT)}")
     return SqlFile(path)
 
 

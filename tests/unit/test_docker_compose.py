@@ -12,6 +12,7 @@ from airflow.sdk import Connection
 from migration_engine.endpoints import from_airflow_connection
 from migration_engine.env_contract import airflow_conn_variable
 from migration_engine.local.estate import TARGET_DB, TARGET_OWNER, Estate
+from tests.unit.env_file import sourced
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (REPO / "docker-compose.yaml").read_text()
@@ -21,11 +22,6 @@ COMMON_ENV = COMPOSE["x-airflow-common"]["environment"]
 AIRFLOW_SERVICES = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
                     "airflow-worker", "airflow-init")
 _VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])((?:[^{}]|\$\{[^}]*\})*))?\}")
-
-
-def dotenv(path: Path) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
-    return {name: value for name, value in pairs}
 
 
 def interpolate(value: str, env: dict[str, str]) -> str:
@@ -106,7 +102,7 @@ def test_no_pip_install_at_start_up_but_a_pinned_image():
 
 
 def test_every_manifest_connection_points_at_the_compose_services(manifest):
-    env = dotenv(REPO / ".env.example")
+    env = sourced(REPO / ".env.example")
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
     expected = {c.conn_id: None for c in [*manifest.sources.values(), manifest.target_direct, manifest.target_pooler]}
     for conn_id in expected:
@@ -140,7 +136,7 @@ def test_runbook_settings_reach_every_container():
 
 
 def test_every_variable_compose_needs_is_in_env_example():
-    declared = set(dotenv(REPO / ".env.example"))
+    declared = set(sourced(REPO / ".env.example"))
     used = {m.group(1) for m in _VARIABLE.finditer(COMPOSE_TEXT)} - {"HOSTNAME"}
     required = {m.group(1) for m in _VARIABLE.finditer(COMPOSE_TEXT) if m.group(2) == "?"}
     assert required <= declared

@@ -7,14 +7,14 @@ from pathlib import Path
 import yaml
 
 from migration_engine.env_contract import connection_sources, pool_description, pools_from_env
+from tests.unit.env_file import sourced
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS = yaml.safe_load((REPO / "airflow_settings.yaml").read_text())["airflow"]
 
 
 def env_example() -> dict[str, str]:
-    lines = (REPO / ".env.example").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    return sourced(REPO / ".env.example")
 
 
 def test_settings_declare_exactly_the_manifest_connections(manifest):
@@ -61,3 +61,16 @@ def test_env_example_holds_no_real_secret():
     for name, value in env_example().items():
         if any(word in name for word in ("PASSWORD", "SECRET", "KEY")):
             assert value in ("", "<choose>"), name
+
+
+def test_env_example_sources_as_documented_with_every_value_intact():
+    """`set -a; . ./.env; set +a`: every assignment arrives, `&` and `<...>` included."""
+    assigned = [line.split("=", 1)[0] for line in (REPO / ".env.example").read_text().splitlines()
+                if line and not line.startswith("#")]
+    declared = env_example()
+    assert sorted(declared) == sorted(assigned)
+    assert declared["DATABASE_URL"] == \
+        "postgresql://<user>:<pass>@<pooler-host>:6543/postgres?sslmode=require&pgbouncer=true"
+    assert declared["AIRFLOW_CONN_SMTP_DEFAULT"] == "smtp://<user>:<pass>@<smtp-host>:587"
+    assert declared["AIRFLOW_UI_USERS"] == "admin:admin"
+    assert declared["DB_APPLICATION_NAME"] == ""
