@@ -102,11 +102,7 @@ SNAPSHOT_PUBLISH_TIMEOUT_S = 300
                 False, type="boolean", title="Force",
                 description="Copy chunks again even when the ledger records them (merging, so only differing rows change).",
             ),
-            "tables": Param(
-                # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
-                [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
-                description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
-            ),
+            "tables": ds.tables_param(),
             "target_chunk_rows": Param(
                 None, type=["null", "integer"], minimum=1, maximum=100_000_000, title="Rows per chunk",
                 description="Override the planner's chunk size in rows; empty lets it adapt to each table's rows and bytes.",

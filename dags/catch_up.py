@@ -54,10 +54,7 @@ DAG_ID = "catch_up"
     **ds.dag_arguments(
         __doc__, "phase-c", "catch-up",
         params={
-            "tables": Param(
-                [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]},
-                title="Tables", description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
-            ),
+            "tables": ds.tables_param(),
             "max_passes": Param(
                 3, type="integer", minimum=1, maximum=20, title="Passes at most",
                 description="Passes over each table at most; each brings what the apps wrote during the one before.",

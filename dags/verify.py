@@ -39,7 +39,7 @@ with *repair_unexplained* on and this DAG again.
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, Param, dag, get_current_context, task, teardown
+from airflow.sdk import Asset, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -52,11 +52,7 @@ DAG_ID = "verify"
     **ds.dag_arguments(
         __doc__, "phase-c", "verification",
         params={
-            "tables": Param(
-                # Only the manifest's names are accepted: anything else is refused at trigger time, before any task.
-                [], type="array", items={"type": "string", "enum": [t.qualified for t in ds.manifest().tables]}, title="Tables",
-                description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
-            ),
+            "tables": ds.tables_param(),
 
         },
     ),

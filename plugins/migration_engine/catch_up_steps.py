@@ -46,18 +46,23 @@ def catch_up_table(dag_id: str, run_id: str, table_name: str, params: dict) -> d
             record=False,
         )
         repaired += result.repaired
-        log.info("%s pass %d: %d drifted, %d repaired, %d in flight, %d unexplained", table.qualified, number,
-                 result.drifted, result.repaired, result.in_flight, result.unexplained)
-        # A refused child, even one in flight, may be older than this pass's start: the horizon stays put.
-        if not result.clean or result.refused:
-            break
-        with ds.target_connection(dag_id) as conn:
-            sync_points.record(conn, m, table, started_at, dag_id, run_id)
-        baseline = sync_points.Horizon(started_at, result.found_at, f"catch-up run {run_id}")
-        if result.drifted <= params["converged_rows"]:
-            break
+        log.info("%s pass %d: %d drifted, %d repaired, %d in flight, %d unexplained, %d refused", table.qualified,
+                 number, result.drifted, result.repaired, result.in_flight, result.unexplained, result.refused)
+        if result.clean:
+            with ds.target_connection(dag_id) as conn:
+                sync_points.record(conn, m, table, started_at, dag_id, run_id)
+            baseline = sync_points.Horizon(started_at, result.found_at, f"catch-up run {run_id}")
+            if result.drifted <= params["converged_rows"]:
+                break
+            continue
+        # Left behind only children waiting for parents the apps wrote since the horizon: caught up as far
+        # as that horizon, which stays put (a refused child may be older than this pass's start).
+        if baseline and left_unrepaired(result.summary()) == result.refused_late and not result.cap_exceeded:
+            with ds.target_connection(dag_id) as conn:
+                sync_points.record(conn, m, table, baseline.xmin_horizon, dag_id, run_id)
+        break
     return {**result.summary(), "passes": number, "repaired_all_passes": repaired,
-            "converged": result.clean and not result.refused and result.drifted <= params["converged_rows"]}
+            "converged": result.clean and result.drifted <= params["converged_rows"]}
 
 
 def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict:
@@ -65,7 +70,10 @@ def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict
     summaries = settle(summaries, lambda table: catch_up_table(dag_id, run_id, table, params))
     totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "repaired_all_passes", "in_flight", "unexplained")}
     unexplained = {s["table"]: s["unexplained_keys"] for s in summaries if s["held_back"]}
-    behind = {s["table"]: left_unrepaired(s) for s in summaries if left_unrepaired(s) > 0 or s["cap_exceeded"]}
+    # Children still refused after settling whose source rows are newer than the last sync wait for parents
+    # the apps are writing now: the next catch-up or the dual-write reconciliation brings both.
+    behind = {s["table"]: left_unrepaired(s) - s["refused_late"] for s in summaries
+              if left_unrepaired(s) > s["refused_late"] or s["cap_exceeded"]}
     log.info("catch-up %s: %s over %d tables; not converged: %s", run_id, totals, len(summaries),
              [s["table"] for s in summaries if not s["converged"]])
     with fail_without_retry():

@@ -188,6 +188,16 @@ def confirm_param(word: str, action: str):
     )
 
 
+def tables_param():
+    """Only these manifest tables; anything else is refused at trigger time, before any task."""
+    from airflow.sdk import Param
+
+    return Param(
+        [], type="array", items={"type": "string", "enum": [t.qualified for t in manifest().tables]}, title="Tables",
+        description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+    )
+
+
 def dry_run_param(default: bool = True):
     from airflow.sdk import Param
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from psycopg import sql
+
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import Manifest
 from migration_engine.schema_sql import apply_step, create_source_layout
@@ -30,3 +32,20 @@ def target_sql(estate: Estate, statement, params=None) -> list:
     with estate.target_endpoint().connect(autocommit=True) as conn:
         cur = conn.execute(statement, params)
         return cur.fetchall() if cur.description else []
+
+
+def slow_down(estate: Estate, qualified: str, key, seconds: float) -> None:
+    """A target trigger that sleeps when the row with ``key`` arrives: a chunk's COPY held mid-way."""
+    schema, name = qualified.split(".")
+    target_sql(estate, sql.SQL(
+        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep({s}); RETURN NEW; END $$"
+    ).format(f=sql.Identifier(schema, "slow_copy"), s=sql.Literal(seconds)))
+    target_sql(estate, sql.SQL(
+        "CREATE TRIGGER slow_copy BEFORE INSERT ON {t} FOR EACH ROW WHEN (NEW.id::text = {k}) EXECUTE FUNCTION {f}()"
+    ).format(t=sql.Identifier(schema, name), k=sql.Literal(str(key)), f=sql.Identifier(schema, "slow_copy")))
+
+
+def remove_slow_down(estate: Estate, qualified: str) -> None:
+    schema, name = qualified.split(".")
+    target_sql(estate, sql.SQL("DROP TRIGGER slow_copy ON {}").format(sql.Identifier(schema, name)))
+    target_sql(estate, sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(schema, "slow_copy")))

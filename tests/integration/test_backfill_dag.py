@@ -25,7 +25,7 @@ from migration_engine.backup import client_binary, libpq_environment
 from migration_engine.generator import generate
 from migration_engine.local.servers import wait_until
 from migration_engine.schema_sql import create_source_layout
-from tests.integration.backfill_support import source_sql, target_sql
+from tests.integration.backfill_support import remove_slow_down, slow_down, source_sql, target_sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -138,23 +138,6 @@ def assert_target_equals_source(estate, manifest) -> None:
         total, distinct = target_sql(estate, sql.SQL("SELECT count(*), count(DISTINCT {}) FROM {}").format(
             key, sql.Identifier(*table.target_ident)))[0]
         assert total == distinct, f"{table.qualified}: duplicate keys in the target"
-
-
-def slow_down(estate, table: str, key_value: int, seconds: float) -> None:
-    """A target trigger that sleeps when the row with ``key_value`` arrives: a COPY stuck mid-chunk."""
-    schema, name = table.split(".")
-    target_sql(estate, sql.SQL(
-        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep({s}); RETURN NEW; END $$"
-    ).format(f=sql.Identifier(schema, "slow_copy"), s=sql.Literal(seconds)))
-    target_sql(estate, sql.SQL(
-        "CREATE TRIGGER slow_copy BEFORE INSERT ON {t} FOR EACH ROW WHEN (NEW.id = {k}) EXECUTE FUNCTION {f}()"
-    ).format(t=sql.Identifier(schema, name), k=sql.Literal(key_value), f=sql.Identifier(schema, "slow_copy")))
-
-
-def remove_slow_down(estate, table: str) -> None:
-    schema, name = table.split(".")
-    target_sql(estate, sql.SQL("DROP TRIGGER slow_copy ON {}").format(sql.Identifier(schema, name)))
-    target_sql(estate, sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(schema, "slow_copy")))
 
 
 def backends(estate, wait_event: str | None = None) -> list:

@@ -22,7 +22,7 @@ from migration_engine.local.estate import Estate
 from migration_engine.local.servers import wait_until
 from migration_engine.simulator import DualWriteSimulator, SimulatorConfig
 from migration_engine.verify import verify
-from tests.integration.backfill_support import source_sql, target_sql
+from tests.integration.backfill_support import remove_slow_down, slow_down, source_sql, target_sql
 from tests.integration.lifecycle_support import bring_to_schema_applied, phase
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.timeout(1800)]
@@ -44,17 +44,6 @@ def fresh(manifest, tmp_path):
         finally:
             apps.stop()
             apps.join()
-
-
-def slow_down(estate, qualified: str, key: str, seconds: float) -> None:
-    """A target trigger that sleeps when the row with ``key`` arrives: a chunk's COPY held mid-way."""
-    schema, name = qualified.split(".")
-    target_sql(estate, sql.SQL(
-        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep({s}); RETURN NEW; END $$"
-    ).format(f=sql.Identifier(schema, "slow_copy"), s=sql.Literal(seconds)))
-    target_sql(estate, sql.SQL(
-        "CREATE TRIGGER slow_copy BEFORE INSERT ON {t} FOR EACH ROW WHEN (NEW.id::text = {k}) EXECUTE FUNCTION {f}()"
-    ).format(t=sql.Identifier(schema, name), k=sql.Literal(key), f=sql.Identifier(schema, "slow_copy")))
 
 
 def sleeping_copy(estate) -> bool:
@@ -97,7 +86,7 @@ def test_a_parent_and_child_written_mid_copy_need_no_forced_rerun(fresh, manifes
     assert target_sql(estate, "SELECT count(*) FROM issuer.users WHERE username = 'child-mid-copy'") == [(0,)]
     assert phase(estate) == "backfilled"
 
-    target_sql(estate, "DROP TRIGGER slow_copy ON issuer.tenants")
+    remove_slow_down(estate, "issuer.tenants")
     stop_apps_and_compare(estate, manifest, apps, airflow_home, env)
     assert target_sql(estate, "SELECT count(*) FROM issuer.users WHERE username = 'child-mid-copy'") == [(1,)]
 
@@ -105,7 +94,7 @@ def test_a_parent_and_child_written_mid_copy_need_no_forced_rerun(fresh, manifes
 def test_holder_killed_mid_copy_fails_the_run_naming_it_and_a_new_run_copies_each_row_once(fresh, manifest, airflow_home):
     estate, apps, env = fresh
     key = source_sql(estate, "wallet", "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY id) FROM public.activities")[0][0]
-    slow_down(estate, "wallet.activities", str(key), seconds=8)
+    slow_down(estate, "wallet.activities", key, seconds=8)
     thread, outcome = in_background(airflow_home, env, "backfill", {"target_chunk_rows": 200})
     assert wait_until(lambda: sleeping_copy(estate), timeout=600, interval=0.2)
     (snapshot_id, holder), = target_sql(
@@ -121,7 +110,7 @@ def test_holder_killed_mid_copy_fails_the_run_naming_it_and_a_new_run_copies_eac
                               (snapshot_id,))[0][0]
     assert read_at_lost > 0
 
-    target_sql(estate, "DROP TRIGGER slow_copy ON wallet.activities")
+    remove_slow_down(estate, "wallet.activities")
     rerun = airflow_home.run_dag("backfill", {"target_chunk_rows": 200}, extra_env=env)
     assert rerun.succeeded, rerun.output[-8000:]
     (new_snapshot, new_run), = target_sql(

@@ -38,3 +38,9 @@ def test_a_refused_repair_is_left_for_settling():
 def test_listed_keys_are_bounded():
     many = result(*(Finding(k, DriftKind.MISSING_IN_TARGET, 1, None, in_flight=True) for k in range(500))).summary()
     assert len(many["in_flight_keys"]) == 100 and many["in_flight"] == 500
+
+
+def test_a_refused_child_is_settled_again_even_when_written_late_and_then_tolerated_as_late():
+    summary = result(Finding(4, DriftKind.MISSING_IN_TARGET, 1, None, refused=True, refused_late=True)).summary()
+    assert not summary["clean"]
+    assert left_unrepaired(summary) == 1 and summary["refused_late"] == 1

@@ -80,6 +80,8 @@ class Finding:
     unexplained: bool = False
     # The secondary refused the repair (a child whose parent it does not have yet).
     refused: bool = False
+    # Refused, and the source wrote it since the horizon: its parent may be a write still on its way.
+    refused_late: bool = False
 
 
 @dataclass
@@ -121,6 +123,10 @@ class ReconcileResult:
         return sum(f.refused for f in self.findings)
 
     @property
+    def refused_late(self) -> int:
+        return sum(f.refused_late for f in self.findings)
+
+    @property
     def held_back(self) -> int:
         """Unexplained rows left unrepaired on purpose."""
         return sum(f.unexplained and not f.repaired for f in self.findings)
@@ -152,7 +158,8 @@ class ReconcileResult:
             "checked_rows": self.checked_rows, "target_rows": self.target_rows, "buckets": self.buckets,
             "mismatched_buckets": self.mismatched_buckets, "drifted": self.drifted, "by_kind": self.by_kind(),
             "repaired": self.repaired, "in_flight": self.in_flight, "settled": self.settled,
-            "unrepaired": self.unrepaired, "unexplained": self.unexplained, "held_back": self.held_back, "refused": self.refused, "cap": self.cap,
+            "unrepaired": self.unrepaired, "unexplained": self.unexplained, "held_back": self.held_back, "refused": self.refused,
+            "refused_late": self.refused_late, "cap": self.cap,
             "cap_exceeded": self.cap_exceeded, "clean": self.clean, "seconds": round(self.seconds, 3),
             "in_flight_keys": self.keys(lambda f: f.in_flight),
             "unexplained_keys": self.keys(lambda f: f.unexplained),
@@ -218,9 +225,8 @@ def reconcile_table(
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
             findings = repair(shape, primary, secondary, confirmed, primary_is_source, result)
-            # A child refused for a parent the apps wrote since the horizon is their write still on its way.
             late = _written_since(shape, src, table.source_ident, [f.key for f in findings if f.refused], horizon)
-            result.findings = [replace(f, unexplained=f.key in unexplained, in_flight=f.in_flight or late.get(f.key, False))
+            result.findings = [replace(f, unexplained=f.key in unexplained, refused_late=late.get(f.key, False))
                                for f in findings]
         result.seconds = time.monotonic() - started
         if not dry_run and record:
