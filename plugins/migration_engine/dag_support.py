@@ -133,8 +133,11 @@ def backfilled_asset_name() -> str:
 
 def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
     """What every DAG of the package shares: one active run, no catchup, owner and
-    retries, tags, its module docstring as doc_md, and the SQL template path."""
+    retries, tags, its module docstring as doc_md, and the SQL templates: their path,
+    the ``ident`` filter and the Jinja options the engine renders them with."""
     import pendulum
+
+    from migration_engine import sqlfiles
 
     return {
         "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -144,6 +147,8 @@ def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
         "tags": ["migration", *tags],
         "doc_md": doc,
         "template_searchpath": SQL_TEMPLATE_PATH,
+        "user_defined_filters": sqlfiles.FILTERS,
+        "jinja_environment_kwargs": sqlfiles.JINJA_OPTIONS,
         "params": params or {},
     }
 

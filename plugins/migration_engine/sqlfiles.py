@@ -1,27 +1,92 @@
 """Templated SQL files: one statement per file, identifiers quoted, values bound.
 
-A file names identifiers as ``{{ name }}``; rendering replaces each with a
-quoted identifier (``psycopg.sql.Identifier``), never with raw text, and an
-unknown or missing name is an error naming the file. Values never go through
-the template: files use ``%(name)s`` placeholders and callers bind them.
+Files are Jinja templates, rendered by one Jinja configuration wherever they
+run: inside Airflow tasks by the DAG's own environment (``dag_arguments`` hands
+it ``FILTERS`` and ``JINJA_OPTIONS``, so the Rendered Template tab shows the
+text that ran), and outside Airflow by ``environment()`` here, built the same
+way. A file names an identifier as ``{{ name | ident }}``; ``ident`` quotes it
+(a tuple becomes a qualified ``schema.table``). Any other expression in a
+SQL template (a name with ``.sql``) is refused when rendered, so an identifier can never land
+unquoted. Values never go through the template: files use ``%(name)s``
+placeholders and callers bind them.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+import jinja2
+import jinja2.meta
+import jinja2.sandbox
 from psycopg import sql
-
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SQL_ROOT = REPO_ROOT / "include" / "sql"
+TEMPLATE_SUFFIX = ".sql"
 
 
 class TemplateError(ValueError):
     pass
+
+
+class QuotedIdentifier(str):
+    """Text that ``ident`` produced: the only kind of value a SQL template may emit."""
+
+
+def ident(value: str | tuple[str, ...] | list[str]) -> QuotedIdentifier:
+    """The ``ident`` filter: a quoted identifier, or a qualified name from a tuple or list."""
+    if isinstance(value, jinja2.Undefined):
+        value = str(value)  # a strict environment raises here, naming the missing identifier
+    parts = tuple(value) if isinstance(value, tuple | list) else (value,)
+    if not parts or not all(isinstance(part, str) and part for part in parts):
+        raise TemplateError(f"an identifier must be a non-empty string or a tuple of them, not {value!r}")
+    if any("\x00" in part for part in parts):
+        raise TemplateError(f"an identifier cannot contain a NUL character: {value!r}")
+    return QuotedIdentifier(sql.Identifier(*parts).as_string())
+
+
+@jinja2.pass_context
+def _only_quoted(context, value):
+    """Jinja ``finalize``: in a SQL file, every ``{{ … }}`` must pass through ``| ident``."""
+    name = context.name or ""
+    if TEMPLATE_SUFFIX in name and not isinstance(value, QuotedIdentifier):
+        raise TemplateError(
+            f"{name}: an expression rendered {type(value).__name__} without quoting; write identifiers as "
+            "{{ name | ident }} and bind values as %(name)s parameters"
+        )
+    return value
+
+
+FILTERS = {"ident": ident}
+# What the DAGs pass as jinja_environment_kwargs: files render byte for byte as here.
+JINJA_OPTIONS = {"finalize": _only_quoted, "keep_trailing_newline": True}
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The Jinja environment of the engine, configured as the DAGs configure Airflow's."""
+    env = jinja2.sandbox.SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(SQL_ROOT)), undefined=jinja2.StrictUndefined, **JINJA_OPTIONS
+    )
+    env.filters.update(FILTERS)
+    return env
+
+
+def render_text(
+    text: str, identifiers: dict, origin: str = "<text>.sql", env: jinja2.Environment | None = None
+) -> str:
+    """Render SQL template text; a name without a value is an error naming the file."""
+    env = env or environment()
+    try:
+        template = env.from_string(text)
+        template.name = origin
+        return template.render(**identifiers)
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(f"{origin}: {exc}; pass it as name=...") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{origin} line {exc.lineno}: {exc.message}") from None
 
 
 @dataclass(frozen=True)
@@ -33,11 +98,22 @@ class SqlFile:
         return self.path.read_text()
 
     @property
+    def name(self) -> str:
+        """The template name Airflow's loader knows it by (relative to ``include/sql``), else its path."""
+        try:
+            return self.path.relative_to(SQL_ROOT).as_posix()
+        except ValueError:
+            return str(self.path)
+
+    @property
     def placeholders(self) -> set[str]:
-        return set(PLACEHOLDER.findall(self.text))
+        return jinja2.meta.find_undeclared_variables(environment().parse(self.text))
+
+    def render_text(self, env: jinja2.Environment | None = None, **identifiers: str | tuple[str, ...]) -> str:
+        return render_text(self.text, identifiers, origin=self.name, env=env)
 
     def render(self, **identifiers: str | tuple[str, ...]) -> sql.Composed:
-        return render_template(self.text, identifiers, origin=str(self.path))
+        return sql.Composed([sql.SQL(self.render_text(**identifiers))])
 
 
 def sql_path(*parts: str) -> Path:
@@ -47,28 +123,12 @@ def sql_path(*parts: str) -> Path:
 def load(*parts: str) -> SqlFile:
     path = sql_path(*parts)
     if not path.suffix:
-        path = path.with_suffix(".sql")
+        path = path.with_suffix(TEMPLATE_SUFFIX)
     if not path.is_file():
         raise TemplateError(f"SQL file not found: {path.relative_to(REPO_ROOT)}")
     return SqlFile(path)
 
 
-def render_template(text: str, identifiers: dict, origin: str = "<sql>") -> sql.Composed:
-    """Compose SQL text with each ``{{ name }}`` replaced by a quoted identifier.
-
-    A tuple value becomes a qualified name (``schema.table``).
-    """
-    parts: list[sql.Composable] = []
-    used: set[str] = set()
-    position = 0
-    for match in PLACEHOLDER.finditer(text):
-        name = match.group(1)
-        if name not in identifiers:
-            raise TemplateError(f"{origin}: placeholder {{{{ {name} }}}} has no value; pass {name}=...")
-        parts.append(sql.SQL(text[position : match.start()]))
-        value = identifiers[name]
-        parts.append(sql.Identifier(*value) if isinstance(value, tuple) else sql.Identifier(value))
-        used.add(name)
-        position = match.end()
-    parts.append(sql.SQL(text[position:]))
-    return sql.Composed(parts)
+def render_template(text: str, identifiers: dict, origin: str = "<text>.sql") -> sql.Composed:
+    """Compose SQL template text that is not a file under ``include/sql`` (a drizzle statement)."""
+    return sql.Composed([sql.SQL(render_text(text, identifiers, origin=origin))])

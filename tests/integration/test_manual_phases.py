@@ -133,7 +133,7 @@ def test_cutover_refuses_while_the_pooler_is_down(soaking, estate, run):
 def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, run, tmp_path):
     smoke = tmp_path / "smoke"
     shutil.copytree(manifest.smoke_sql, smoke)
-    (smoke / "issuer" / "fail_on_purpose.sql").write_text("SELECT 1 / (SELECT count(*) - count(*) FROM {{ schema }}.tenants)\n")
+    (smoke / "issuer" / "fail_on_purpose.sql").write_text("SELECT 1 / (SELECT count(*) - count(*) FROM {{ schema | ident }}.tenants)\n")
     raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
     raw["smoke_sql"] = str(smoke)
     broken = tmp_path / "manifest.yaml"

@@ -3,5 +3,5 @@ SELECT table_name,
        sum(rows) AS rows,
        sum(bytes) AS bytes,
        extract(epoch FROM max(copied_at) - min(copied_at - make_interval(secs => seconds))) AS wall_seconds
-FROM {{ backfill_chunks }}
+FROM {{ backfill_chunks | ident }}
 GROUP BY table_name
