@@ -13,7 +13,8 @@ placeholders and callers bind them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -110,10 +111,49 @@ class SqlFile:
         return jinja2.meta.find_undeclared_variables(environment().parse(self.text))
 
     def render_text(self, env: jinja2.Environment | None = None, **identifiers: str | tuple[str, ...]) -> str:
-        return render_text(self.text, identifiers, origin=self.name, env=env)
+        """The rendered text; a file under ``include/sql`` is loaded by the environment's own loader."""
+        env = env or environment()
+        if self.name == str(self.path):
+            return render_text(self.text, identifiers, origin=self.name, env=env)
+        try:
+            return env.get_template(self.name).render(**identifiers)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"{self.name}: {exc}; pass it as name=...") from None
 
     def render(self, **identifiers: str | tuple[str, ...]) -> sql.Composed:
         return sql.Composed([sql.SQL(self.render_text(**identifiers))])
+
+
+@dataclass(frozen=True)
+class PlannedStatement:
+    """One file to run with its identifiers and bound values; ``text`` once rendered.
+
+    ``service`` says which database it runs in when that is not the target.
+    """
+
+    name: str  # under include/sql, e.g. "cutover/set_read_path.sql"
+    identifiers: dict
+    params: dict = field(default_factory=dict)
+    service: str | None = None
+    text: str | None = None
+
+    def rendered(self, env: jinja2.Environment | None = None) -> PlannedStatement:
+        """Rendered by ``env`` (Airflow's, inside a task) or the engine's own environment."""
+        return replace(self, text=load(self.name).render_text(env=env, **self.identifiers))
+
+    @property
+    def statement(self) -> sql.Composed:
+        if self.text is None:
+            raise TemplateError(f"{self.name} was not rendered before it was run")
+        return sql.Composed([sql.SQL(self.text)])
+
+    def display(self) -> str:
+        """The statement as logged and shown in the Rendered Template tab, its bound values beside it."""
+        heading = f"-- {self.name}" + (f" on the {self.service} source" if self.service else "")
+        lines = [heading, (self.text or "").rstrip() + ";"]
+        if self.params:
+            lines.append(f"-- bound values: {json.dumps(self.params, default=str, sort_keys=True)}")
+        return "\n".join(lines)
 
 
 def sql_path(*parts: str) -> Path:
