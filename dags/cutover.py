@@ -6,17 +6,30 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
 
 ## What it does, in order
 1. Refuses unless *confirm* is exactly `CUTOVER` (before any database is touched).
-2. Gates, each naming what failed: ledger phase is `soak`; the soak has lasted
-   *min_soak_hours*; the last *min_clean_reconciles* reconciliation runs were
-   clean; the source schema still matches the preflight fingerprint; the target
-   answers through its direct URL and through the pooler (a sensor).
+2. Gates, each naming what failed: ledger phase is `soak`; the source schema
+   still matches the preflight fingerprint. Two gates **wait** (sensors that
+   free their worker slot between checks) for up to *gate_wait_hours*: the soak
+   lasting *min_soak_hours*, and the last *min_clean_reconciles* hourly
+   reconciliation runs being clean. A soak that cannot be long enough within
+   the wait refuses at once. Then the target must answer through its direct URL
+   and through the pooler.
 3. A final reconciliation pass (source → target), at most *max_drift_rows*
    rows left unrepaired.
-4. Sequences in the target set at or above the source's plus *sequence_gap*.
-5. The read path flipped to the target with `include/sql/cutover/set_read_path.sql`.
-6. Smoke checks through the pooler: a rolled-back write probe and the critical
+4. **Evidence, then a human decision.** `gather_cutover_evidence` collects the
+   soak hours, the clean streak, the final drift per table, the sequence
+   positions (source, target now, target after the sync) and which services'
+   read path will flip. `approve_cutover` shows it under **Required Actions**
+   (Browse → Required Actions, or the task's page) and waits up to 4 hours for
+   *Approve* or *Reject*. Reject skips every later step; no answer in time fails
+   the task. Either way nothing below runs. A dry run asks too, so the evidence
+   can be rehearsed.
+5. Sequences in the target set at or above the source's plus *sequence_gap*.
+6. The read path flipped to the target with `include/sql/cutover/set_read_path.sql`,
+   rendered by Airflow: the task's **Rendered Template** tab shows the statements
+   that ran and their bound values.
+7. Smoke checks through the pooler: a rolled-back write probe and the critical
    queries of each service (`include/sql/smoke/`).
-7. Ledger `soak → cut_over`. If any smoke check fails, the read path goes back
+8. Ledger `soak → cut_over`. If any smoke check fails, the read path goes back
    to the source, the ledger records `rolled_back`, and the run ends failed.
 
 With *dry_run* on (the default) every statement is rendered and logged and
@@ -36,10 +49,13 @@ target, let the hourly reconcile run clean again, then retry the cutover.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
+from migration_engine.rendered_sql import RenderedSqlOperator
 
 DAG_ID = "cutover"
 CONFIRM_WORD = "CUTOVER"
@@ -69,6 +85,7 @@ def _run_id() -> str:
                 3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
                 description="Consecutive clean hourly reconciliation runs required before cutover.",
             ),
+            "gate_wait_hours": ds.gate_wait_param(),
             "sequence_gap": Param(
                 1000, type="integer", minimum=0, maximum=1_000_000_000, title="Sequence safety gap",
                 description="Target sequences are set at least this far above the source's, so inserts never collide.",
@@ -92,13 +109,12 @@ def cutover():
     def check_ledger_phase():
         return ds.require_phase(DAG_ID, {"soak"}, "cutover")
 
-    @task(pool=ds.TARGET_POOL)
-    def check_soak_elapsed(params=None):
-        return steps.time_in_phase(DAG_ID, "soak", params["min_soak_hours"])
+    @task.sensor(pool=ds.TARGET_POOL, **ds.GATE_SENSOR)
+    def wait_for_soak_elapsed(params=None):
+        return ds.poke(steps.wait_for_time_in_phase(
+            DAG_ID, "soak", params["min_soak_hours"], wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
-    @task(pool=ds.TARGET_POOL)
-    def check_recent_reconciles_clean(params=None):
-        return steps.recent_reconciles_clean(DAG_ID, params["min_clean_reconciles"])
+    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID)
 
     @task
     def check_source_schema_unchanged():
@@ -118,12 +134,30 @@ def cutover():
         )
 
     @task(pool=ds.TARGET_POOL)
+    def gather_cutover_evidence(soak: dict, streak: dict, final: dict, params=None):
+        from migration_engine import evidence
+
+        sequences = steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=True)
+        flags = steps.read_path_flags(DAG_ID)
+        summary = evidence.cutover_summary(
+            soak=soak, streak=streak, final=final, sequences=sequences, flags=flags, dry_run=params["dry_run"])
+        return {"soak": soak, "streak": streak, "final": final, "sequences": sequences, "flags": flags, "summary": summary}
+
+    approve_cutover = ApprovalOperator(
+        task_id="approve_cutover",
+        subject="{{ 'Dry run: cut over' if params.dry_run else 'Cut over' }}? The apps start reading from the target",
+        body="{{ ti.xcom_pull(task_ids='gather_cutover_evidence')['summary'] }}",
+        **ds.APPROVAL,
+    )
+
+    @task(pool=ds.TARGET_POOL)
     def sync_sequences(params=None):
         return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"])
 
-    @task(pool=ds.TARGET_POOL)
-    def flip_read_path_to_target(params=None):
-        return steps.flip_read_path(DAG_ID, _run_id(), "target", dry_run=params["dry_run"])
+    flip_read_path_to_target = RenderedSqlOperator(
+        task_id="flip_read_path_to_target", pool=ds.TARGET_POOL,
+        plan=partial(steps.plan_read_path, "target"), run=steps.apply_read_path,
+    )
 
     @task(pool=ds.TARGET_POOL)
     def run_smoke_checks():
@@ -140,14 +174,19 @@ def cutover():
             return False
         return ds.advance_phase(DAG_ID, _run_id(), "cut_over", {"smoke_checks": smoke["checks"]})
 
+    roll_back_read_path = RenderedSqlOperator(
+        task_id="roll_back_read_path", pool=ds.TARGET_POOL,
+        plan=partial(steps.plan_read_path, "source"), run=steps.apply_read_path,
+    )
+
     @task(pool=ds.TARGET_POOL)
-    def roll_back_read_path(smoke: dict, params=None):
-        flags = steps.flip_read_path(DAG_ID, _run_id(), "source", dry_run=params["dry_run"])
-        if not params["dry_run"]:
-            # Through cut_over, so the ledger keeps the order: soak -> cut_over -> rolled_back.
-            ds.advance_phase(DAG_ID, _run_id(), "cut_over", {"smoke_failed": smoke["failed"]})
-            ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]})
-        return flags
+    def record_rolled_back(smoke: dict, params=None):
+        if params["dry_run"]:
+            steps.log.info("dry run: the ledger stays in soak")
+            return False
+        # Through cut_over, so the ledger keeps the order: soak -> cut_over -> rolled_back.
+        ds.advance_phase(DAG_ID, _run_id(), "cut_over", {"smoke_failed": smoke["failed"]})
+        return ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]})
 
     @task
     def fail_after_rollback(smoke: dict):
@@ -158,24 +197,22 @@ def cutover():
     def write_status_report() -> str:
         return ds.write_status_report(DAG_ID)
 
-    gates = [check_ledger_phase(), check_soak_elapsed(), check_recent_reconciles_clean(), check_source_schema_unchanged()]
-    confirmed = check_confirmation()
+    phase = check_ledger_phase()
+    check_confirmation() >> phase
+    soak, streak = wait_for_soak_elapsed(), wait_for_clean_reconciles()
     reachable = wait_for_target_reachable()
-    confirmed >> gates[0] >> gates[1:] >> reachable
+    phase >> [soak, streak, check_source_schema_unchanged()] >> reachable
     final = run_final_reconcile()
     reachable >> final
-    sequences = sync_sequences()
-    final >> sequences
-    flipped = flip_read_path_to_target()
-    sequences >> flipped
+    gather_cutover_evidence(soak, streak, final) >> approve_cutover
+    approve_cutover >> sync_sequences() >> flip_read_path_to_target
     smoke = run_smoke_checks()
-    flipped >> smoke
+    flip_read_path_to_target >> smoke
     branch = choose_after_smoke(smoke)
     cut_over = record_cut_over(smoke)
     branch >> cut_over
-    rolled_back = roll_back_read_path(smoke)
     failed = fail_after_rollback(smoke)
-    branch >> rolled_back >> failed
+    branch >> roll_back_read_path >> record_rolled_back(smoke) >> failed
     [cut_over, failed] >> write_status_report()
 
 

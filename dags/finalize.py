@@ -5,13 +5,21 @@
 
 ## What it does, in order
 1. Refuses unless *confirm* is exactly `FINALIZE` (before any database is touched).
-2. Gates: ledger phase is `cut_over` and has been for *min_cutover_hours*;
-   the last *min_clean_reconciles* reconciliation runs were clean.
-3. Each source is made read-only for its app role (`include/sql/finalize/revoke_app_*.sql`):
-   the role keeps SELECT, loses INSERT, UPDATE, DELETE and TRUNCATE.
-4. A final verified backup of each source (pg_dump, checked with pg_restore --list).
-5. The rollback retention window (*retention_days*, at least 7) recorded in the ledger.
-6. Ledger `cut_over → finalized`. Remove the dual-write code from the apps after sign-off.
+2. Gates: ledger phase is `cut_over`. Two gates **wait** (rescheduling sensors)
+   for up to *gate_wait_hours*: the cutover lasting *min_cutover_hours* (refused at
+   once when it cannot in time), and the last *min_clean_reconciles*
+   reconciliation runs being clean.
+3. **Evidence, then a human decision.** `gather_finalize_evidence` shows the
+   hours cut over, the clean streak, the retention to record and, per service,
+   how many source tables its app role can still write; `approve_finalize`
+   waits up to 4 hours under **Required Actions** for *Approve* or *Reject*.
+   Reject skips every later step; no answer in time fails the task.
+4. Each source is made read-only for its app role (`include/sql/finalize/revoke_app_*.sql`,
+   rendered by Airflow: see the task's Rendered Template tab): the role keeps
+   SELECT, loses INSERT, UPDATE, DELETE and TRUNCATE.
+5. A final verified backup of each source (pg_dump, checked with pg_restore --list).
+6. The rollback retention window (*retention_days*, at least 7) recorded in the ledger.
+7. Ledger `cut_over → finalized`. Remove the dual-write code from the apps after sign-off.
 
 With *dry_run* on (the default) every statement is rendered and logged and
 nothing is changed.
@@ -32,9 +40,11 @@ check the backup location's free space and permissions, then clear the task.
 
 from __future__ import annotations
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
+from migration_engine.rendered_sql import RenderedSqlOperator
 
 DAG_ID = "finalize"
 CONFIRM_WORD = "FINALIZE"
@@ -56,6 +66,7 @@ CONFIRM_WORD = "FINALIZE"
                 3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
                 description="Consecutive clean reconciliation runs (target to source) required.",
             ),
+            "gate_wait_hours": ds.gate_wait_param(),
             "retention_days": Param(
                 7, type="integer", minimum=7, maximum=3650, title="Rollback retention (days)",
                 description="How long the source and its final backup are kept (runbook: 7 days minimum).",
@@ -78,19 +89,34 @@ def finalize():
     def check_ledger_phase():
         return ds.require_phase(DAG_ID, {"cut_over", "finalized"}, "finalize")
 
-    @task(pool=ds.TARGET_POOL)
-    def check_cutover_soak(phase: dict, params=None):
+    @task.sensor(pool=ds.TARGET_POOL, **ds.GATE_SENSOR)
+    def wait_for_cutover_soak(phase: dict, params=None):
         if phase["phase"] == "finalized":
-            return {"already_finalized": True}
-        return steps.time_in_phase(DAG_ID, "cut_over", params["min_cutover_hours"])
+            return ds.poke({"already_finalized": True, "hours": 0.0, "required_hours": params["min_cutover_hours"]})
+        return ds.poke(steps.wait_for_time_in_phase(
+            DAG_ID, "cut_over", params["min_cutover_hours"], wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
-    @task(pool=ds.TARGET_POOL)
-    def check_recent_reconciles_clean(params=None):
-        return steps.recent_reconciles_clean(DAG_ID, params["min_clean_reconciles"])
+    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID)
 
     @task
-    def revoke_source_app_writes(params=None):
-        return steps.source_writes(DAG_ID, allowed=False, dry_run=params["dry_run"])
+    def gather_finalize_evidence(soak: dict, streak: dict, params=None):
+        from migration_engine import evidence
+
+        writable = steps.app_writable_tables(DAG_ID)
+        summary = evidence.finalize_summary(
+            soak=soak, streak=streak, writable=writable, retention_days=params["retention_days"], dry_run=params["dry_run"])
+        return {"soak": soak, "streak": streak, "app_writable_tables": writable, "summary": summary}
+
+    approve_finalize = ApprovalOperator(
+        task_id="approve_finalize",
+        subject="{{ 'Dry run: finalize' if params.dry_run else 'Finalize' }}? The apps lose their writes on the sources",
+        body="{{ ti.xcom_pull(task_ids='gather_finalize_evidence')['summary'] }}",
+        **ds.APPROVAL,
+    )
+
+    revoke_source_app_writes = RenderedSqlOperator(
+        task_id="revoke_source_app_writes", plan=steps.plan_revoke_app_writes, run=steps.revoke_app_writes,
+    )
 
     @task
     def take_final_backup(params=None):
@@ -117,15 +143,13 @@ def finalize():
 
     phase = check_ledger_phase()
     check_confirmation() >> phase
-    gates = [check_cutover_soak(phase), check_recent_reconciles_clean()]
-    phase >> gates[1]
-    revoked = revoke_source_app_writes()
-    gates >> revoked
+    soak, streak = wait_for_cutover_soak(phase), wait_for_clean_reconciles()
+    phase >> streak
+    gather_finalize_evidence(soak, streak) >> approve_finalize >> revoke_source_app_writes
     backup = take_final_backup()
-    revoked >> backup
+    revoke_source_app_writes >> backup
     retention = record_retention()
     backup >> retention
-    record_finalized(revoked, retention) >> write_status_report()
-
+    record_finalized(revoke_source_app_writes.output, retention) >> write_status_report()
 
 finalize()

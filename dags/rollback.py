@@ -8,14 +8,20 @@ in critical tables.
 ## What it does, in order
 1. Refuses unless *confirm* is exactly `ROLLBACK` (before any database is touched).
 2. Ledger check: the migration is cut over (or already rolled back: a re-run).
-3. The read path goes back to the source; **dual-write stays on**, so the
-   target keeps receiving writes and nothing is lost.
-4. Ledger `cut_over → rolled_back`.
-5. Validation queries on each source database (the same critical queries as the
+3. **Evidence, then a human decision.** `gather_rollback_evidence` shows the
+   ledger phase, each service's read path and dual-write flag (and warns when
+   dual-write is off); `approve_rollback` waits up to 4 hours under **Required
+   Actions** for *Approve* or *Reject*. Reject skips every later step; no answer
+   in time fails the task.
+4. The read path goes back to the source (`include/sql/cutover/set_read_path.sql`,
+   rendered by Airflow: see the task's Rendered Template tab); **dual-write stays
+   on**, so the target keeps receiving writes and nothing is lost.
+5. Ledger `cut_over → rolled_back`.
+6. Validation queries on each source database (the same critical queries as the
    cutover's smoke checks, and a rolled-back write probe).
-6. A reverse reconciliation report: what the target has that the source lacks
+7. A reverse reconciliation report: what the target has that the source lacks
    since cutover (found only, nothing written).
-7. Only when *repair_source* is exactly `REPAIR_SOURCE`: the source is patched
+8. Only when *repair_source* is exactly `REPAIR_SOURCE`: the source is patched
    from the target (target → source, bounded by *repair_cap*), as runbook
    section 8 asks for writes made during the failed window.
 
@@ -30,9 +36,13 @@ is unhealthy: page the database owner; the read path is already on the source.
 
 from __future__ import annotations
 
+from functools import partial
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
+from migration_engine.rendered_sql import RenderedSqlOperator
 
 DAG_ID = "rollback"
 CONFIRM_WORD = "ROLLBACK"
@@ -75,8 +85,23 @@ def rollback():
         return ds.require_phase(DAG_ID, {"cut_over", "rolled_back"}, "rollback")
 
     @task(pool=ds.TARGET_POOL)
-    def flip_read_path_to_source():
-        return steps.flip_read_path(DAG_ID, run_id(), "source", dry_run=False)
+    def gather_rollback_evidence(phase: dict):
+        from migration_engine import evidence
+
+        flags = steps.read_path_flags(DAG_ID)
+        return {"phase": phase, "flags": flags, "summary": evidence.rollback_summary(phase=phase, flags=flags)}
+
+    approve_rollback = ApprovalOperator(
+        task_id="approve_rollback",
+        subject="Roll back? The apps go back to reading from the source",
+        body="{{ ti.xcom_pull(task_ids='gather_rollback_evidence')['summary'] }}",
+        **ds.APPROVAL,
+    )
+
+    flip_read_path_to_source = RenderedSqlOperator(
+        task_id="flip_read_path_to_source", pool=ds.TARGET_POOL,
+        plan=partial(steps.plan_read_path, "source"), run=steps.apply_read_path,
+    )
 
     @task(pool=ds.TARGET_POOL)
     def record_rolled_back(flags: dict):
@@ -118,9 +143,10 @@ def rollback():
     def write_status_report() -> str:
         return ds.write_status_report(DAG_ID)
 
-    flipped = flip_read_path_to_source()
-    check_confirmation() >> check_ledger_phase() >> flipped
-    recorded = record_rolled_back(flipped)
+    phase = check_ledger_phase()
+    check_confirmation() >> phase
+    gather_rollback_evidence(phase) >> approve_rollback >> flip_read_path_to_source
+    recorded = record_rolled_back(flip_read_path_to_source.output)
     report = report_reverse_drift()
     recorded >> validate_source() >> report
     repaired = [repair_source_from_target(), skip_repair()]

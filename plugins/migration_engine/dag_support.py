@@ -18,6 +18,15 @@ from migration_engine.resources import SQL_ROOT
 SQL_TEMPLATE_PATH = str(SQL_ROOT)
 OWNER = "platform-infra"
 TARGET_POOL = "migration_target"
+# The longest any gate sensor may wait, whatever gate_wait_hours says (its maximum).
+MAX_GATE_WAIT = timedelta(hours=72)
+# Gates that can pass later (soak time, clean streak) wait in reschedule mode: no worker
+# slot is held between checks, and a refusal inside the check still fails at once.
+GATE_SENSOR = {"mode": "reschedule", "poke_interval": 300, "timeout": MAX_GATE_WAIT.total_seconds()}
+# A dangerous step waits this long for Approve or Reject under Required Actions. No default
+# option: an unanswered request fails the task (HITLTimeoutError), so a timeout never approves;
+# no retry, which would only ask again; a Reject skips every later step except the teardown.
+APPROVAL = {"response_timeout": timedelta(hours=4), "retries": 0, "ignore_downstream_trigger_rules": True}
 
 
 @cache
@@ -163,8 +172,11 @@ def caught_up_asset_name() -> str:
 
 def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
     """What every DAG of the package shares: one active run, no catchup, owner and
-    retries, tags, its module docstring as doc_md, and the SQL template path."""
+    retries, tags, its module docstring as doc_md, and the SQL templates: their path,
+    the ``ident`` filter and the Jinja options the engine renders them with."""
     import pendulum
+
+    from migration_engine import sqlfiles
 
     return {
         "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
@@ -174,6 +186,8 @@ def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
         "tags": ["migration", *tags],
         "doc_md": doc,
         "template_searchpath": SQL_TEMPLATE_PATH,
+        "user_defined_filters": sqlfiles.FILTERS,
+        "jinja_environment_kwargs": sqlfiles.JINJA_OPTIONS,
         "params": params or {},
     }
 
@@ -196,6 +210,47 @@ def tables_param():
         [], type="array", items={"type": "string", "enum": [t.qualified for t in manifest().tables]}, title="Tables",
         description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
     )
+
+
+def gate_wait_param():
+    from airflow.sdk import Param
+
+    return Param(
+        6, type="number", minimum=0, maximum=MAX_GATE_WAIT.total_seconds() / 3600, title="Gate wait (hours)",
+        description="How long the soak and clean-reconcile gates wait for their condition, checking every 5 minutes, "
+        "before they refuse. 0 checks once. A soak that cannot be long enough in time refuses at once.",
+    )
+
+
+def gate_wait_left(gate_wait_hours: float) -> float:
+    """Hours this rescheduling sensor may still wait: ``gate_wait_hours`` less the time since its first check."""
+    from airflow.sdk import get_current_context, timezone
+
+    context = get_current_context()
+    first_check = context["ti"].get_first_reschedule_date(context)
+    waited = (timezone.utcnow() - first_check).total_seconds() / 3600 if first_check else 0.0
+    return gate_wait_hours - waited
+
+
+def clean_reconciles_sensor(dag_id: str):
+    """The gate cutover and finalize both wait on: the last ``min_clean_reconciles`` runs clean."""
+    from airflow.sdk import task
+
+    from migration_engine import phase_steps
+
+    @task.sensor(pool=TARGET_POOL, **GATE_SENSOR)
+    def wait_for_clean_reconciles(params=None):
+        return poke(phase_steps.wait_for_clean_streak(
+            dag_id, params["min_clean_reconciles"], wait_left_hours=gate_wait_left(params["gate_wait_hours"])))
+
+    return wait_for_clean_reconciles
+
+
+def poke(result: dict | None):
+    """A sensor's answer from a gate step: done with its result as XCom, or not yet."""
+    from airflow.sdk import PokeReturnValue
+
+    return PokeReturnValue(is_done=result is not None, xcom_value=result)
 
 
 def dry_run_param(default: bool = True):

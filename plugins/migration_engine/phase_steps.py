@@ -23,38 +23,6 @@ def check_confirmation(given, expected: str, dag_id: str) -> None:
         ds.refuse(str(exc))
 
 
-def gate(check, *args, **kwargs):
-    """Run a gate; a refusal fails the task without retries and names the reason."""
-    try:
-        return check(*args, **kwargs)
-    except gates.GateRefused as exc:
-        ds.refuse(f"gate refused: {exc}")
-
-
-def time_in_phase(dag_id: str, phase: str, min_hours: float) -> dict:
-    gates.check_non_negative("min_soak_hours", min_hours, maximum=24 * 365)
-    m = ds.manifest()
-    with ds.target_connection(dag_id) as conn:
-        state = ledger.current_state(conn, m.control_schema)
-    elapsed = gate(gates.check_time_in_phase, state, phase, min_hours)
-    return {"phase": phase, "hours": round(elapsed, 3), "required_hours": min_hours}
-
-
-def recent_reconciles_clean(dag_id: str, min_clean: int) -> dict:
-    gates.check_non_negative("min_clean_reconciles", min_clean, maximum=10_000)
-    m = ds.manifest()
-    with ds.target_connection(dag_id) as conn:
-        drift_ledger.ensure_ledger(conn, m.control_schema)
-        streak = drift_ledger.clean_streak(conn, m.control_schema)
-    if streak.consecutive_clean_runs < min_clean:
-        ds.refuse(
-            f"gate refused: the last {min_clean} reconciliation run(s) must be clean; only "
-            f"{streak.consecutive_clean_runs} in a row are (last unclean run at {streak.last_unclean_at or 'never'}, "
-            f"last run at {streak.last_run_at or 'never'})"
-        )
-    return {"consecutive_clean_runs": streak.consecutive_clean_runs}
-
-
 def target_reachable(dag_id: str) -> bool:
     """For the reachability sensor: True once both the direct URL and the pooler answer."""
     try:
@@ -87,6 +55,9 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
         "in_flight": sum(r["in_flight"] for r in results),
         "unrepaired": unrepaired,
         "dirty_tables": [r["table"] for r in results if r["unrepaired"]],
+        "per_table": [
+            {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
+        ],
     }
     log.info("reconcile pass (%s, dry_run=%s): %s", direction.value, dry_run, total)
     if any(r["cap_exceeded"] for r in results):
@@ -97,14 +68,25 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
     return total
 
 
-def flip_read_path(dag_id: str, run_id: str, side: str, *, dry_run: bool) -> dict:
+def plan_read_path(side: str, dag_id: str, run_id: str) -> list:
+    """The statements that set every service's read path to ``side`` (for a RenderedSqlOperator)."""
+    return read_path.read_path_statements(ds.manifest(), side, changed_by=f"{dag_id}/{run_id}")
+
+
+def apply_read_path(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
+    """Run the rendered read-path statements in one transaction (only log them on a dry run)."""
     m = ds.manifest()
-    statements = read_path.read_path_statements(m, side, changed_by=f"{dag_id}/{run_id}")
+    side = next(s.params["side"] for s in statements if "side" in s.params)
     with ds.target_connection(dag_id) as conn:
         changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info)
         flags = read_path.read_flags(conn, m)
     log.info("read path %s: %d service(s) changed; flags now %s", "rendered" if dry_run else "set", changed, flags)
     return {"side": side, "changed": changed, "flags": flags, "dry_run": dry_run}
+
+
+def read_path_flags(dag_id: str) -> dict:
+    with ds.target_connection(dag_id) as conn:
+        return read_path.read_flags(conn, ds.manifest())
 
 
 def smoke_checks(dag_id: str, *, layout: str) -> dict:
@@ -119,8 +101,13 @@ def smoke_checks(dag_id: str, *, layout: str) -> dict:
     return {"layout": layout, "checks": len(results), "failed": failed, "ok": not failed}
 
 
-def source_writes(dag_id: str, *, allowed: bool, dry_run: bool) -> dict:
-    """Revoke or restore the app roles' writes; a revoke that leaves any fails without retries."""
+def plan_revoke_app_writes(dag_id: str, run_id: str) -> list:
+    """Every service's revoke statements (for a RenderedSqlOperator); each runs on its own source."""
+    return [statement for service in ds.manifest().services for statement in source_access.statements(service, revoke=True)]
+
+
+def revoke_app_writes(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
+    """Run each service's rendered revoke on its source; a revoke that leaves any write fails without retries."""
     from migration_engine.checks import fail_without_retry
 
     m = ds.manifest()
@@ -129,8 +116,21 @@ def source_writes(dag_id: str, *, allowed: bool, dry_run: bool) -> dict:
         with fail_without_retry(), ds.source_endpoint(service.name).connect(
             application_name=ds.application_name(dag_id), autocommit=True
         ) as conn:
-            remaining[service.name] = source_access.set_app_writes(conn, service, allowed=allowed, dry_run=dry_run, log=log.info)
+            remaining[service.name] = source_access.set_app_writes(
+                conn, service, allowed=False, dry_run=dry_run, log=log.info,
+                planned=[s for s in statements if s.service == service.name],
+            )
     return {"app_writable_tables_left": remaining, "dry_run": dry_run}
+
+
+def app_writable_tables(dag_id: str) -> dict[str, int]:
+    """Per service, the source tables its app role can still write: what finalize would revoke."""
+    m = ds.manifest()
+    counts = {}
+    for service in m.services:
+        with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id)) as conn:
+            counts[service.name] = source_access.app_write_grants(conn, service)
+    return counts
 
 
 def record_retention(dag_id: str, run_id: str, retention_days: int) -> dict:
@@ -200,3 +200,42 @@ def final_backup(dag_id: str, run_id: str, *, dry_run: bool) -> dict:
             ledger.record_fact(conn, m.control_schema, f"final_backup:{service.name}", record.as_dict(), dag_id, run_id)
             records[service.name] = record.as_dict()
     return records
+
+
+def wait_for_time_in_phase(dag_id: str, phase: str, min_hours: float, *, wait_left_hours: float) -> dict | None:
+    """For a rescheduling sensor: the time in ``phase`` once it reaches ``min_hours``, None while
+    waiting; refuses at once when more time is missing than the run may still wait."""
+    gates.check_non_negative("min_soak_hours", min_hours, maximum=24 * 365)
+    with ds.target_connection(dag_id) as conn:
+        state = ledger.current_state(conn, ds.manifest().control_schema)
+    try:
+        elapsed = gates.check_time_in_phase(state, phase, min_hours)
+    except gates.GateRefused as exc:
+        if state.phase != phase:
+            ds.refuse(f"gate refused: {exc}")
+        missing = min_hours - gates.hours_in_phase(state)
+        if missing > wait_left_hours:
+            ds.refuse(f"gate refused: {exc}; {missing:.2f} h more than this run may still wait "
+                      f"({max(wait_left_hours, 0):.2f} h left of gate_wait_hours)")
+        log.info("waiting: %s; %.2f h to go", exc, missing)
+        return None
+    return {"phase": phase, "hours": round(elapsed, 3), "required_hours": min_hours}
+
+
+def wait_for_clean_streak(dag_id: str, min_clean: int, *, wait_left_hours: float) -> dict | None:
+    """For a rescheduling sensor: the clean streak once it reaches ``min_clean``, None while
+    waiting for more reconciliation runs; refuses when the run may wait no longer."""
+    gates.check_non_negative("min_clean_reconciles", min_clean, maximum=10_000)
+    m = ds.manifest()
+    with ds.target_connection(dag_id) as conn:
+        drift_ledger.ensure_ledger(conn, m.control_schema)
+        streak = drift_ledger.clean_streak(conn, m.control_schema)
+    if streak.consecutive_clean_runs >= min_clean:
+        return {"consecutive_clean_runs": streak.consecutive_clean_runs, "required": min_clean,
+                "last_run_at": streak.last_run_at.isoformat() if streak.last_run_at else None}
+    reason = (f"the last {min_clean} reconciliation run(s) must be clean; only {streak.consecutive_clean_runs} in a row "
+              f"are (last unclean run at {streak.last_unclean_at or 'never'}, last run at {streak.last_run_at or 'never'})")
+    if wait_left_hours <= 0:
+        ds.refuse(f"gate refused: {reason}; the run may wait no longer (gate_wait_hours)")
+    log.info("waiting: %s; %.2f h left to wait", reason, wait_left_hours)
+    return None

@@ -9,32 +9,18 @@ changes nothing, not even its timestamp.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import psycopg
-from psycopg import sql
 
 from migration_engine import sqlfiles
 from migration_engine.manifest import Manifest
+from migration_engine.sqlfiles import PlannedStatement
 
 SIDES = ("source", "target")
-
-
-@dataclass(frozen=True)
-class PlannedStatement:
-    """A rendered statement with its bound values, for dry runs and logs."""
-
-    label: str
-    statement: sql.Composed
-    params: dict
-
-    def as_text(self, conn: psycopg.Connection) -> str:
-        return f"-- {self.label}\n{self.statement.as_string(conn)}\n-- with {self.params}"
+FLAG_FILES = ("cutover/set_read_path.sql", "cutover/set_dual_write.sql")
 
 
 def _statement(manifest: Manifest, name: str, **params) -> PlannedStatement:
-    rendered = sqlfiles.load("cutover", name).render(control_schema=manifest.control_schema)
-    return PlannedStatement(f"cutover/{name}.sql", rendered, params)
+    return PlannedStatement(f"cutover/{name}.sql", {"control_schema": manifest.control_schema}, params)
 
 
 def _services(manifest: Manifest, services) -> list[str]:
@@ -72,16 +58,19 @@ def dual_write_statements(manifest: Manifest, enabled: bool, changed_by: str, se
 def apply(conn: psycopg.Connection, statements: list[PlannedStatement], *, dry_run: bool, log) -> int:
     """Run the statements in one transaction, or only log them when ``dry_run``.
 
-    Returns the number of flag rows changed (0 on a dry run or a repeat).
+    Statements not yet rendered are rendered here by the engine's environment; a task
+    passes them rendered by Airflow. Returns the number of flag rows changed (0 on a
+    dry run or a repeat).
     """
     changed = 0
     with conn.transaction():
         for planned in statements:
-            log(("DRY RUN, not executed:\n" if dry_run else "executing:\n") + planned.as_text(conn))
+            planned = planned if planned.text is not None else planned.rendered()
+            log(("DRY RUN, not executed:\n" if dry_run else "executing:\n") + planned.display())
             if dry_run:
                 continue
             cursor = conn.execute(planned.statement, planned.params or None)
-            if planned.label.endswith(("set_read_path.sql", "set_dual_write.sql")):
+            if planned.name in FLAG_FILES:
                 changed += cursor.rowcount
     return changed
 

@@ -2,7 +2,7 @@
 
 A step is a folder under the manifest's ``schema_sql`` root. A file directly in
 the folder is service-less (an extension); a file in a subfolder named after a
-service is rendered with ``{{ schema }}`` = that service's schema: its target
+service is rendered with ``{{ schema | ident }}`` = that service's schema: its target
 schema for the target layout, its source schema (``public``) for the source
 layout. Files run in name order within a step (subfolders sorted), and every
 file is safe to run twice, so a step can be re-applied after any failure.
@@ -153,7 +153,7 @@ def create_source_layout(manifest: Manifest, endpoints_by_service: Mapping[str, 
 def apply_drizzle_migration(conn: psycopg.Connection, path: Path, **identifiers: str | tuple[str, ...]) -> int:
     """Apply a drizzle-kit migration file (statements split by its breakpoint marker) in one transaction.
 
-    Identifiers such as ``{{ schema }}`` are rendered quoted. Returns the number of statements run.
+    Identifiers such as ``{{ schema | ident }}`` are rendered quoted. Returns the number of statements run.
     """
     text = Path(path).read_text()
     statements = [part.strip() for part in text.split(DRIZZLE_BREAKPOINT) if part.strip()]

@@ -12,30 +12,34 @@ import psycopg
 from migration_engine import sqlfiles
 from migration_engine.checks import CheckFailed
 from migration_engine.manifest import Service
+from migration_engine.sqlfiles import PlannedStatement
 
 REVOKE_FILES = ("revoke_app_writes", "revoke_app_default_writes")
 RESTORE_FILES = ("restore_app_writes", "restore_app_default_writes")
 
 
-def statements(service: Service, *, revoke: bool) -> list[tuple[str, object]]:
+def statements(service: Service, *, revoke: bool) -> list[PlannedStatement]:
     if not service.app_role:
         raise ValueError(f"service {service.name} has no app_role in the manifest; add services.{service.name}.app_role")
     names = REVOKE_FILES if revoke else RESTORE_FILES
-    return [
-        (f"finalize/{name}.sql", sqlfiles.load("finalize", name).render(schema=service.source_schema, app_role=service.app_role))
-        for name in names
-    ]
+    identifiers = {"schema": service.source_schema, "app_role": service.app_role}
+    return [PlannedStatement(f"finalize/{name}.sql", identifiers, service=service.name) for name in names]
 
 
-def set_app_writes(conn: psycopg.Connection, service: Service, *, allowed: bool, dry_run: bool, log) -> int:
+def set_app_writes(
+    conn: psycopg.Connection, service: Service, *, allowed: bool, dry_run: bool, log,
+    planned: list[PlannedStatement] | None = None,
+) -> int:
     """Revoke (``allowed=False``) or restore the app role's writes; returns the tables it can still write.
 
-    Raises CheckFailed when a revoke leaves any table writable."""
+    ``planned`` are this service's statements as a task's Airflow rendered them; without
+    it the engine renders its own. Raises CheckFailed when a revoke leaves any table writable."""
+    planned = planned or [s.rendered() for s in statements(service, revoke=not allowed)]
     with conn.transaction():
-        for label, statement in statements(service, revoke=not allowed):
-            log(("DRY RUN, not executed: " if dry_run else "executing: ") + f"{label}: {statement.as_string(conn)}")
+        for statement in planned:
+            log(("DRY RUN, not executed:\n" if dry_run else "executing:\n") + statement.display())
             if not dry_run:
-                conn.execute(statement)
+                conn.execute(statement.statement)
     remaining = app_write_grants(conn, service)
     # REVOKE silently skips grants another role made; a source still writable must not pass as read-only.
     if remaining and not allowed and not dry_run:

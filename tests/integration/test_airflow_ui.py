@@ -98,17 +98,23 @@ def page(airflow_ui):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             tab = browser.new_page(viewport={"width": 1400, "height": 1700})
-            tab.set_default_timeout(UI_TIMEOUT_MS)
-            tab.goto(f"{base}/")
-            expect(tab).to_have_url(re.compile(r"/auth/login"))
-            tab.get_by_label("Username").fill(USER)
-            tab.get_by_label("Password").fill(airflow_ui["password"])
-            shot(tab, "01_sign_in")
-            tab.get_by_role("button", name="Sign in").click()
-            tab.wait_for_url(f"{base}/")
+            sign_in(tab, base, USER, airflow_ui["password"], screenshot="01_sign_in")
             yield tab
         finally:
             browser.close()
+
+
+def sign_in(tab: Page, base: str, user: str, password: str, screenshot: str | None = None) -> None:
+    """Through the login form the UI redirects to, as a person would."""
+    tab.set_default_timeout(UI_TIMEOUT_MS)
+    tab.goto(f"{base}/")
+    expect(tab).to_have_url(re.compile(r"/auth/login"))
+    tab.get_by_label("Username").fill(user)
+    tab.get_by_label("Password").fill(password)
+    if screenshot:
+        shot(tab, screenshot)
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url(f"{base}/")
 
 
 def api(page: Page, airflow_ui, path: str) -> dict:

@@ -1,6 +1,6 @@
 -- One row per chunk copied: written in the same transaction as the chunk's rows,
 -- so a chunk is either present and recorded, or absent and unrecorded.
-CREATE TABLE IF NOT EXISTS {{ backfill_chunks }} (
+CREATE TABLE IF NOT EXISTS {{ backfill_chunks | ident }} (
     chunk_id text PRIMARY KEY,
     table_name text NOT NULL,
     lower_bound text,

@@ -1,1 +1,1 @@
-SELECT mode, rows, copies, run_id, copied_at, source_snapshot FROM {{ backfill_chunks }} WHERE chunk_id = %(chunk_id)s
+SELECT mode, rows, copies, run_id, copied_at, source_snapshot FROM {{ backfill_chunks | ident }} WHERE chunk_id = %(chunk_id)s

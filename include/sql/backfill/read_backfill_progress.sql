@@ -6,5 +6,5 @@ SELECT table_name,
        sum(bytes)::bigint AS bytes,
        extract(epoch FROM max(copied_at) - min(copied_at - make_interval(secs => seconds)))::float8 AS wall_seconds,
        max(copied_at) AS last_copied_at
-FROM {{ backfill_chunks }}
+FROM {{ backfill_chunks | ident }}
 GROUP BY table_name

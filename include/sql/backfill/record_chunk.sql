@@ -1,4 +1,4 @@
-INSERT INTO {{ backfill_chunks }} AS c (
+INSERT INTO {{ backfill_chunks | ident }} AS c (
     chunk_id, table_name, lower_bound, upper_bound, label, mode, copy_format,
     rows, bytes, inserted, updated, deleted, seconds, run_id, source_snapshot
 ) VALUES (

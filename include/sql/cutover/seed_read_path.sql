@@ -1,3 +1,3 @@
-INSERT INTO {{ control_schema }}.read_path (service, changed_by)
+INSERT INTO {{ control_schema | ident }}.read_path (service, changed_by)
 SELECT service, %(changed_by)s FROM unnest(%(services)s::text[]) AS service
 ON CONFLICT (service) DO NOTHING

@@ -1,2 +1,2 @@
 -- Finalize: the app role may still read its source (rollback window), but not write.
-REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {{ schema }} FROM {{ app_role }}
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM {{ app_role | ident }}

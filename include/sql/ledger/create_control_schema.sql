@@ -1,1 +1,1 @@
-CREATE SCHEMA IF NOT EXISTS {{ control_schema }}
+CREATE SCHEMA IF NOT EXISTS {{ control_schema | ident }}

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ facts }} (
+CREATE TABLE IF NOT EXISTS {{ facts | ident }} (
     key text PRIMARY KEY,
     value jsonb NOT NULL,
     dag_id text NOT NULL,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ phase_transitions }} (
+CREATE TABLE IF NOT EXISTS {{ phase_transitions | ident }} (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     phase text NOT NULL,
     previous_phase text,

@@ -1,7 +1,7 @@
-CREATE OR REPLACE VIEW {{ status }} AS
+CREATE OR REPLACE VIEW {{ status | ident }} AS
 WITH latest AS (
     SELECT phase, at, dag_id, run_id, actor
-    FROM {{ phase_transitions }}
+    FROM {{ phase_transitions | ident }}
     ORDER BY id DESC
     LIMIT 1
 )
@@ -12,12 +12,12 @@ SELECT
     c.run_id AS by_run,
     c.actor AS by_role,
     (SELECT coalesce(array_agg(a.to_phase ORDER BY a.to_phase), '{}')
-       FROM {{ allowed_transitions }} a
+       FROM {{ allowed_transitions | ident }} a
       WHERE a.from_phase = coalesce(c.phase, '')) AS may_advance_to,
     (SELECT coalesce(jsonb_agg(jsonb_build_object(
                 'phase', t.phase, 'previous_phase', t.previous_phase, 'at', t.at,
                 'dag_id', t.dag_id, 'run_id', t.run_id, 'actor', t.actor, 'details', t.details)
             ORDER BY t.id), '[]'::jsonb)
-       FROM {{ phase_transitions }} t) AS history
+       FROM {{ phase_transitions | ident }} t) AS history
 FROM (SELECT 1) AS one
 LEFT JOIN latest c ON true

@@ -1,1 +1,1 @@
-DELETE FROM {{ allowed_transitions }}
+DELETE FROM {{ allowed_transitions | ident }}

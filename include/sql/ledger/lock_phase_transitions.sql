@@ -1,1 +1,1 @@
-LOCK TABLE {{ phase_transitions }} IN SHARE ROW EXCLUSIVE MODE
+LOCK TABLE {{ phase_transitions | ident }} IN SHARE ROW EXCLUSIVE MODE

@@ -1,1 +1,1 @@
-SELECT value, recorded_at, dag_id, run_id FROM {{ facts }} WHERE key = %(key)s
+SELECT value, recorded_at, dag_id, run_id FROM {{ facts | ident }} WHERE key = %(key)s

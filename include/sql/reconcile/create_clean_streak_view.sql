@@ -1,9 +1,9 @@
 -- Consecutive clean runs, newest first: a run is clean when every table it checked was clean.
 -- The cutover gate reads consecutive_clean_runs (and tables_checked of the runs it counts).
-CREATE OR REPLACE VIEW {{ streak_view }} AS
+CREATE OR REPLACE VIEW {{ streak_view | ident }} AS
 WITH per_run AS (
     SELECT run_id, max(finished_at) AS finished_at, count(*) AS tables_checked, bool_and(clean) AS clean
-    FROM {{ runs }}
+    FROM {{ runs | ident }}
     GROUP BY run_id
 ),
 last_unclean AS (

@@ -1,5 +1,5 @@
 -- One row per drifted key found by a reconcile run; keys and row hashes only, never values.
-CREATE TABLE IF NOT EXISTS {{ findings }} (
+CREATE TABLE IF NOT EXISTS {{ findings | ident }} (
     run_id text NOT NULL,
     table_name text NOT NULL,
     key text NOT NULL,

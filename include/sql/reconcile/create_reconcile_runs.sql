@@ -1,5 +1,5 @@
 -- One row per reconcile run and table: the trend of drift over the soak.
-CREATE TABLE IF NOT EXISTS {{ runs }} (
+CREATE TABLE IF NOT EXISTS {{ runs | ident }} (
     run_id text NOT NULL,
     table_name text NOT NULL,
     direction text NOT NULL,

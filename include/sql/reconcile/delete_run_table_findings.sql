@@ -1,1 +1,1 @@
-DELETE FROM {{ findings }} WHERE run_id = %(run_id)s AND table_name = %(table_name)s
+DELETE FROM {{ findings | ident }} WHERE run_id = %(run_id)s AND table_name = %(table_name)s

@@ -1,4 +1,4 @@
 SELECT
-    (SELECT count(*) FROM {{ findings }}) AS found,
-    (SELECT count(*) FROM {{ findings }} WHERE repaired) AS repaired,
-    (SELECT count(DISTINCT run_id) FROM {{ runs }}) AS runs
+    (SELECT count(*) FROM {{ findings | ident }}) AS found,
+    (SELECT count(*) FROM {{ findings | ident }} WHERE repaired) AS repaired,
+    (SELECT count(DISTINCT run_id) FROM {{ runs | ident }}) AS runs

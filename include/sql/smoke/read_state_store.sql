@@ -1,1 +1,1 @@
-SELECT {{ key_column }}, {{ updated_column }} FROM {{ schema }}.{{ state_table }} ORDER BY {{ key_column }}
+SELECT {{ key_column | ident }}, {{ updated_column | ident }} FROM {{ schema | ident }}.{{ state_table | ident }} ORDER BY {{ key_column | ident }}

@@ -1,2 +1,2 @@
-UPDATE {{ source_snapshots }} SET state = 'released', released_at = clock_timestamp()
+UPDATE {{ source_snapshots | ident }} SET state = 'released', released_at = clock_timestamp()
 WHERE run_id = %(run_id)s AND state = 'holding'

@@ -11,7 +11,7 @@ FROM (
            bool_and(clean) AS clean,
            bool_or(cap_exceeded) AS cap_exceeded,
            string_agg(DISTINCT direction, ', ') AS direction
-    FROM {{ runs }}
+    FROM {{ runs | ident }}
     GROUP BY run_id
     ORDER BY max(finished_at) DESC, run_id DESC
     LIMIT %(runs)s

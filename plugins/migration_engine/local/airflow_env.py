@@ -2,7 +2,8 @@
 use (on the machine's PostgreSQL), examples off, DAGs from ``dags/``.
 
 ``run_dag`` runs one DAG through Airflow (``airflow dags test``) in a child
-process, with connections given as ``AIRFLOW_CONN_*`` variables.
+process, with connections given as ``AIRFLOW_CONN_*`` variables, and answers the
+run's approval requests as ``local.approvals`` describes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,11 +87,14 @@ class AirflowHome:
 
     def run_dag(
         self, dag_id: str, conf: dict | None = None, extra_env: dict | None = None, timeout: float = 1200, on_line=None,
-        logical_date: str | None = None,
+        logical_date: str | None = None, approval: str | None = "Approve",
     ) -> DagRunResult:
         """``airflow dags test``; ``on_line`` sees each output line as it comes (for progress).
 
-        The same ``logical_date`` again clears that run's task instances and runs it anew.
+        Each approval request the run waits on is answered ``approval`` (an option such as
+        Approve or Reject) as the harness user; with None nobody answers here and the run
+        waits for an answer from elsewhere. The same ``logical_date`` again clears that
+        run's task instances and runs it anew.
         """
         args = [str(VENV_BIN / "airflow"), "dags", "test", dag_id, *([logical_date] if logical_date else [])]
         started_at = self._now()
@@ -102,6 +107,11 @@ class AirflowHome:
         ) as proc:
             deadline = threading.Timer(timeout, proc.kill)
             deadline.start()
+            answering = None
+            if approval:
+                answering = threading.Thread(target=self._answer_approvals, args=(proc, dag_id, approval, env, lines),
+                                             daemon=True)
+                answering.start()
             try:
                 for line in proc.stdout:
                     lines.append(line)
@@ -110,7 +120,26 @@ class AirflowHome:
             finally:
                 deadline.cancel()
             returncode = proc.wait()
+            if answering:
+                answering.join()
         return DagRunResult(dag_id, returncode, "".join(lines), "", self._task_states(dag_id, started_at))
+
+    def _answer_approvals(self, proc: subprocess.Popen, dag_id: str, option: str, env: dict, lines: list[str]) -> None:
+        """While the run lasts, answer ``option`` to each of its requests as soon as one waits."""
+        while proc.poll() is None:
+            if self._awaiting_input(dag_id):
+                answer = subprocess.run(
+                    [sys.executable, "-m", "migration_engine.local.approvals", dag_id, option],
+                    env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                )
+                lines.append(f"harness: {answer.stdout.strip() or answer.stderr.strip()[-2000:]}\n")
+            time.sleep(1)
+
+    def _awaiting_input(self, dag_id: str) -> bool:
+        with self._metadata() as conn:
+            return conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM task_instance WHERE dag_id = %s AND state = 'awaiting_input')", (dag_id,)
+            ).fetchone()[0]
 
     def _metadata(self) -> psycopg.Connection:
         return psycopg.connect(self.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1))

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.activity_logs (id, tenant_id, type, title, description, metadata, "timestamp")
+INSERT INTO {{ schema | ident }}.activity_logs (id, tenant_id, type, title, description, metadata, "timestamp")
 SELECT
     pg_temp.uid('activity_logs', g.n),
     pg_temp.uid('tenants', 1 + mod(pg_temp.rnd(g.n, 1), %(n_tenants)s)),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.api_keys (id, tenant_id, key_hash, permissions, created_at, expires_at)
+INSERT INTO {{ schema | ident }}.api_keys (id, tenant_id, key_hash, permissions, created_at, expires_at)
 SELECT
     pg_temp.uid('api_keys', g.n),
     pg_temp.uid('tenants', 1 + mod(pg_temp.rnd(g.n, 1), %(n_tenants)s)),

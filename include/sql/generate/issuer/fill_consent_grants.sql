@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.consent_grants
+INSERT INTO {{ schema | ident }}.consent_grants
     (id, subject_id, verifier_id, purpose, data_elements, expiry, revocation_ts, consent_proof, created_at)
 SELECT
     pg_temp.uid('consent_grants', g.n),

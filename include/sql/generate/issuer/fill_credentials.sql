@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.credentials
+INSERT INTO {{ schema | ident }}.credentials
     (id, tenant_id, template_id, issuer_id, format, issuer_did, subject_did, status_list_id, status_list_index,
      anchor_batch_id, anchor_proof, holder_binding, issuance_flow, recipient, credential_data, vc_jwt, ipfs_hash,
      anchor_id, tx_hash, block_number, credential_hash, revoked, created_at)

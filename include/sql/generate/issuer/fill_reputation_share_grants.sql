@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.reputation_share_grants
+INSERT INTO {{ schema | ident }}.reputation_share_grants
     (id, subject_did, grantee_id, purpose, data_elements, expires_at, revoked_at, created_at)
 SELECT
     pg_temp.uid('reputation_share_grants', g.n),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.reputation_signal_snapshots (id, subject_did, signals, signals_version, computed_at)
+INSERT INTO {{ schema | ident }}.reputation_signal_snapshots (id, subject_did, signals, signals_version, computed_at)
 SELECT
     pg_temp.uid('reputation_signal_snapshots', g.n),
     'did:key:z6Mk' || md5('subject' || mod(g.n, 500)),

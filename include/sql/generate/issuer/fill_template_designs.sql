@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.template_designs
+INSERT INTO {{ schema | ident }}.template_designs
     (id, tenant_id, name, category, type, status, fields, background_color, width, height, created_at, updated_at)
 SELECT
     pg_temp.uid('template_designs', g.n),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.templates (id, tenant_id, name, schema, render, version, disclosure, created_at)
+INSERT INTO {{ schema | ident }}.templates (id, tenant_id, name, schema, render, version, disclosure, created_at)
 SELECT
     pg_temp.uid('templates', g.n),
     pg_temp.uid('tenants', 1 + mod(pg_temp.rnd(g.n, 1), %(n_tenants)s)),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.tenants (id, name, plan, created_at)
+INSERT INTO {{ schema | ident }}.tenants (id, name, plan, created_at)
 SELECT
     pg_temp.uid('tenants', g.n),
     pg_temp.or_hard(g.n, 1, 'University ' || g.n),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.trust_score_snapshots
+INSERT INTO {{ schema | ident }}.trust_score_snapshots
     (id, user_id, score, signals_version, features_hash, model_version, explanation_json, decay_applied_at, created_at)
 SELECT
     pg_temp.uid('trust_score_snapshots', g.n),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.users (id, tenant_id, username, password, role, created_at)
+INSERT INTO {{ schema | ident }}.users (id, tenant_id, username, password, role, created_at)
 SELECT
     pg_temp.uid('users', g.n),
     pg_temp.or_null(g.n, 1, pg_temp.uid('tenants', 1 + mod(pg_temp.rnd(g.n, 2), %(n_tenants)s))),

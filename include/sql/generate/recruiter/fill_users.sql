@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.users (id, username, password)
+INSERT INTO {{ schema | ident }}.users (id, username, password)
 SELECT
     pg_temp.uid('recruiter-users', g.n)::text,
     pg_temp.or_hard(g.n, 1, 'recruiter') || '_' || g.n,

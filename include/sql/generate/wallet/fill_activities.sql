@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.activities (id, user_id, type, description, "timestamp")
+INSERT INTO {{ schema | ident }}.activities (id, user_id, type, description, "timestamp")
 SELECT
     g.n,
     1 + mod(pg_temp.rnd(g.n, 1), %(n_users)s),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.api_usage (id, user_id, platform_api_key, endpoint, month, count, last_recorded_at)
+INSERT INTO {{ schema | ident }}.api_usage (id, user_id, platform_api_key, endpoint, month, count, last_recorded_at)
 SELECT
     g.n,
     pg_temp.or_null(g.n, 1, (1 + mod(pg_temp.rnd(g.n, 2), %(n_users)s))::integer),

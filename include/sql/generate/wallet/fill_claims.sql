@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.claims
+INSERT INTO {{ schema | ident }}.claims
     (id, claimant_user_id, platform_id, claim_type, claim_amount, description, timeline, evidence_ids,
      identity_score, integrity_score, authenticity_score, trust_score, recommendation, red_flags, ai_analysis,
      processing_time_ms, created_at, processed_at)

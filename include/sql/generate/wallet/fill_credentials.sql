@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.credentials (id, user_id, type, issuer, issuance_date, data, jwt, is_archived)
+INSERT INTO {{ schema | ident }}.credentials (id, user_id, type, issuer, issuance_date, data, jwt, is_archived)
 SELECT
     g.n,
     1 + mod(pg_temp.rnd(g.n, 1), %(n_users)s),

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.device_fingerprints (id, user_id, fingerprint, ip_address, user_agent, created_at, last_seen_at)
+INSERT INTO {{ schema | ident }}.device_fingerprints (id, user_id, fingerprint, ip_address, user_agent, created_at, last_seen_at)
 SELECT
     g.n,
     1 + mod(pg_temp.rnd(g.n, 1), %(n_users)s),

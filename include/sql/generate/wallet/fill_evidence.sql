@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.evidence
+INSERT INTO {{ schema | ident }}.evidence
     (id, user_id, claim_id, media_type, storage_url, authenticity_score, is_ai_generated, manipulation_detected,
      metadata, blockchain_hash, analysis_data, uploaded_at, analyzed_at)
 SELECT

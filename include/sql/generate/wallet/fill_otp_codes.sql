@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.otp_codes (id, user_id, identifier, code, purpose, expires_at, used_at, created_at)
+INSERT INTO {{ schema | ident }}.otp_codes (id, user_id, identifier, code, purpose, expires_at, used_at, created_at)
 SELECT
     g.n,
     pg_temp.or_null(g.n, 1, (1 + mod(pg_temp.rnd(g.n, 2), %(n_users)s))::integer),

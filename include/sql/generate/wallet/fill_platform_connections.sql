@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.platform_connections
+INSERT INTO {{ schema | ident }}.platform_connections
     (id, user_id, platform_id, platform_name, status, oauth_access_token, oauth_refresh_token, scopes,
      connected_at, last_synced_at, created_at)
 SELECT

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.reputation_events
+INSERT INTO {{ schema | ident }}.reputation_events
     (id, user_id, event_id, platform, category, signal_type, score, weight, decay_factor, metadata, event_date, created_at)
 SELECT
     g.n,

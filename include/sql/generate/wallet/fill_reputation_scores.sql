@@ -1,5 +1,5 @@
 -- user_id is unique: row n scores user n (the generator keeps this table no larger than users).
-INSERT INTO {{ schema }}.reputation_scores
+INSERT INTO {{ schema | ident }}.reputation_scores
     (id, user_id, raw_score, normalized_score, category_breakdown, event_count, last_calculated_at, updated_at)
 SELECT
     g.n,

@@ -1,5 +1,5 @@
 -- user_id is unique: row n scores user n (the generator keeps this table no larger than users).
-INSERT INTO {{ schema }}.safedate_scores (id, user_id, score, trust_level, inputs, calculated_at)
+INSERT INTO {{ schema | ident }}.safedate_scores (id, user_id, score, trust_level, inputs, calculated_at)
 SELECT
     g.n,
     g.n,

@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.subscriptions
+INSERT INTO {{ schema | ident }}.subscriptions
     (id, user_id, plan, status, razorpay_subscription_id, razorpay_customer_id, current_period_start,
      current_period_end, cancelled_at, created_at, updated_at)
 SELECT

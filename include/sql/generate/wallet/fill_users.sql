@@ -1,4 +1,4 @@
-INSERT INTO {{ schema }}.users
+INSERT INTO {{ schema | ident }}.users
     (id, username, password, did, name, email, bio, avatar_url, phone_number, phone_verified, email_verified)
 SELECT
     g.n,

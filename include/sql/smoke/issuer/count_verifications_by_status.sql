@@ -1,1 +1,1 @@
-SELECT status, count(*) FROM {{ schema }}.verification_logs GROUP BY status ORDER BY status
+SELECT status, count(*) FROM {{ schema | ident }}.verification_logs GROUP BY status ORDER BY status

@@ -1,3 +1,3 @@
 SELECT id, username, did, email_verified
-FROM {{ schema }}.users
-WHERE username = (SELECT username FROM {{ schema }}.users ORDER BY id LIMIT 1)
+FROM {{ schema | ident }}.users
+WHERE username = (SELECT username FROM {{ schema | ident }}.users ORDER BY id LIMIT 1)

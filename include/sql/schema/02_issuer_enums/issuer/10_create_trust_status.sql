@@ -1,7 +1,7 @@
 -- CREATE TYPE has no IF NOT EXISTS: a second run finds the type and does nothing.
 DO $create_enum$
 BEGIN
-    CREATE TYPE {{ schema }}.trust_status AS ENUM ('pending', 'trusted', 'revoked');
+    CREATE TYPE {{ schema | ident }}.trust_status AS ENUM ('pending', 'trusted', 'revoked');
 EXCEPTION
     WHEN duplicate_object THEN NULL;
 END

@@ -1,7 +1,7 @@
 -- CREATE TYPE has no IF NOT EXISTS: a second run finds the type and does nothing.
 DO $create_enum$
 BEGIN
-    CREATE TYPE {{ schema }}.student_status AS ENUM ('Active', 'Alumni', 'Suspended');
+    CREATE TYPE {{ schema | ident }}.student_status AS ENUM ('Active', 'Alumni', 'Suspended');
 EXCEPTION
     WHEN duplicate_object THEN NULL;
 END

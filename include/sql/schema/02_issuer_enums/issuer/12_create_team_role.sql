@@ -1,7 +1,7 @@
 -- CREATE TYPE has no IF NOT EXISTS: a second run finds the type and does nothing.
 DO $create_enum$
 BEGIN
-    CREATE TYPE {{ schema }}.team_role AS ENUM ('Admin', 'Issuer', 'Viewer');
+    CREATE TYPE {{ schema | ident }}.team_role AS ENUM ('Admin', 'Issuer', 'Viewer');
 EXCEPTION
     WHEN duplicate_object THEN NULL;
 END

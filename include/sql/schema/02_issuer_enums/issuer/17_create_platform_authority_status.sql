@@ -1,7 +1,7 @@
 -- CREATE TYPE has no IF NOT EXISTS: a second run finds the type and does nothing.
 DO $create_enum$
 BEGIN
-    CREATE TYPE {{ schema }}.platform_authority_status AS ENUM ('pending', 'active', 'suspended');
+    CREATE TYPE {{ schema | ident }}.platform_authority_status AS ENUM ('pending', 'active', 'suspended');
 EXCEPTION
     WHEN duplicate_object THEN NULL;
 END

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.tenants (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.tenants (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "name" text NOT NULL,
     "plan" text DEFAULT 'free',

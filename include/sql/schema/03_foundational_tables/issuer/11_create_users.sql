@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.users (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.users (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid,
     "username" text NOT NULL,

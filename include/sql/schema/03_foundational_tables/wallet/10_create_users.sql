@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.users (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.users (
     "id" serial PRIMARY KEY,
     "username" text NOT NULL,
     "password" text NOT NULL,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.api_keys (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.api_keys (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid NOT NULL,
     "key_hash" text NOT NULL,

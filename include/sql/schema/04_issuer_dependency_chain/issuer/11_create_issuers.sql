@@ -1,10 +1,10 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.issuers (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.issuers (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid NOT NULL,
     "name" text NOT NULL,
     "domain" text NOT NULL,
     "did" text,
-    "trust_status" {{ schema }}.trust_status DEFAULT 'pending'::{{ schema }}.trust_status,
+    "trust_status" {{ schema | ident }}.trust_status DEFAULT 'pending'::{{ schema | ident }}.trust_status,
     "meta" jsonb,
     "created_at" timestamp DEFAULT now()
 )

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.templates (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.templates (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid NOT NULL,
     "name" text NOT NULL,

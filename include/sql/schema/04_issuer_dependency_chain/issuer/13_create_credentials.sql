@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.credentials (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.credentials (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid NOT NULL,
     "template_id" uuid NOT NULL,

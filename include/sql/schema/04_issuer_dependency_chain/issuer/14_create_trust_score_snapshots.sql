@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.trust_score_snapshots (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.trust_score_snapshots (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "user_id" uuid NOT NULL,
     "score" integer NOT NULL,

@@ -1,9 +1,9 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.reputation_events (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.reputation_events (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "event_id" text,
     "subject_did" text NOT NULL,
     "platform_id" text NOT NULL,
-    "category" {{ schema }}.reputation_category NOT NULL,
+    "category" {{ schema | ident }}.reputation_category NOT NULL,
     "signal_type" text NOT NULL,
     "score" integer NOT NULL,
     "occurred_at" timestamp NOT NULL,

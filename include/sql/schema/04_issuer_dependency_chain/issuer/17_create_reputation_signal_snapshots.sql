@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.reputation_signal_snapshots (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.reputation_signal_snapshots (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "subject_did" text NOT NULL,
     "signals" jsonb NOT NULL,

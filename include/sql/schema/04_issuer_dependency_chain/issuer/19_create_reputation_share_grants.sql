@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.reputation_share_grants (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.reputation_share_grants (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "subject_did" text NOT NULL,
     "grantee_id" text NOT NULL,

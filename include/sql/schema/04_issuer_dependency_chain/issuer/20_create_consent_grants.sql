@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.consent_grants (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.consent_grants (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "subject_id" uuid NOT NULL,
     "verifier_id" text NOT NULL,

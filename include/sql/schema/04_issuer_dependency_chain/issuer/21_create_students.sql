@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.students (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.students (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid NOT NULL,
     "name" text NOT NULL,
@@ -6,6 +6,6 @@ CREATE TABLE IF NOT EXISTS {{ schema }}.students (
     "student_id" text NOT NULL,
     "program" text NOT NULL,
     "enrollment_year" text NOT NULL,
-    "status" {{ schema }}.student_status DEFAULT 'Active'::{{ schema }}.student_status,
+    "status" {{ schema | ident }}.student_status DEFAULT 'Active'::{{ schema | ident }}.student_status,
     "created_at" timestamp DEFAULT now()
 )

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.activity_logs (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.activity_logs (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid NOT NULL,
     "type" text NOT NULL,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.template_designs (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.template_designs (
     "id" uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     "tenant_id" uuid NOT NULL,
     "name" text NOT NULL,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.credentials (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.credentials (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "type" jsonb NOT NULL,

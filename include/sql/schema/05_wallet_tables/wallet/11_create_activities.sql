@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.activities (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.activities (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "type" text NOT NULL,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.otp_codes (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.otp_codes (
     "id" serial PRIMARY KEY,
     "user_id" integer,
     "identifier" text NOT NULL,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.device_fingerprints (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.device_fingerprints (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "fingerprint" text NOT NULL,

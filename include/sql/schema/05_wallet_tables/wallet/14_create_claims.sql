@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.claims (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.claims (
     "id" serial PRIMARY KEY,
     "claimant_user_id" integer NOT NULL,
     "platform_id" varchar(255),

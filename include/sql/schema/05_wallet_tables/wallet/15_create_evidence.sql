@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.evidence (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.evidence (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "claim_id" integer,

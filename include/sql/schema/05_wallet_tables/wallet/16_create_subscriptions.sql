@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.subscriptions (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.subscriptions (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "plan" varchar(50) NOT NULL,

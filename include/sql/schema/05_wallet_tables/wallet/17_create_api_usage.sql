@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.api_usage (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.api_usage (
     "id" serial PRIMARY KEY,
     "user_id" integer,
     "platform_api_key" text,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.platform_connections (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.platform_connections (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "platform_id" varchar(100) NOT NULL,

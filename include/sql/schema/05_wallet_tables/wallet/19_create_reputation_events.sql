@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.reputation_events (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.reputation_events (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "event_id" text NOT NULL,

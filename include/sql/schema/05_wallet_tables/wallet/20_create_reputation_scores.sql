@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.reputation_scores (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.reputation_scores (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "raw_score" integer NOT NULL DEFAULT 500,

@@ -1,4 +1,4 @@
-CREATE TABLE IF NOT EXISTS {{ schema }}.safedate_scores (
+CREATE TABLE IF NOT EXISTS {{ schema | ident }}.safedate_scores (
     "id" serial PRIMARY KEY,
     "user_id" integer NOT NULL,
     "score" integer NOT NULL DEFAULT 50,

@@ -1,2 +1,2 @@
 -- Validating an already valid constraint is a no-op, so a second run is harmless.
-ALTER TABLE {{ schema }}.templates VALIDATE CONSTRAINT templates_tenant_id_tenants_id_fk
+ALTER TABLE {{ schema | ident }}.templates VALIDATE CONSTRAINT templates_tenant_id_tenants_id_fk

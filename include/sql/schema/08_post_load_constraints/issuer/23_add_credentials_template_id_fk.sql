@@ -1,9 +1,9 @@
 -- NOT VALID: existing rows are checked by the next file, which locks writers out for less time.
 DO $add_constraint$
 BEGIN
-    ALTER TABLE {{ schema }}.credentials
+    ALTER TABLE {{ schema | ident }}.credentials
         ADD CONSTRAINT credentials_template_id_templates_id_fk
-        FOREIGN KEY ("template_id") REFERENCES {{ schema }}.templates ("id") NOT VALID;
+        FOREIGN KEY ("template_id") REFERENCES {{ schema | ident }}.templates ("id") NOT VALID;
 EXCEPTION
     WHEN duplicate_object THEN NULL;
 END

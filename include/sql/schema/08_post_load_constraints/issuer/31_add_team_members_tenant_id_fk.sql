@@ -1,9 +1,9 @@
 -- NOT VALID: existing rows are checked by the next file, which locks writers out for less time.
 DO $add_constraint$
 BEGIN
-    ALTER TABLE {{ schema }}.team_members
+    ALTER TABLE {{ schema | ident }}.team_members
         ADD CONSTRAINT team_members_tenant_id_tenants_id_fk
-        FOREIGN KEY ("tenant_id") REFERENCES {{ schema }}.tenants ("id") NOT VALID;
+        FOREIGN KEY ("tenant_id") REFERENCES {{ schema | ident }}.tenants ("id") NOT VALID;
 EXCEPTION
     WHEN duplicate_object THEN NULL;
 END

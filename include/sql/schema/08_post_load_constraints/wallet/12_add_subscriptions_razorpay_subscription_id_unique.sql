@@ -1,7 +1,7 @@
 -- ADD CONSTRAINT has no IF NOT EXISTS: a second run finds the constraint's index and does nothing.
 DO $add_constraint$
 BEGIN
-    ALTER TABLE {{ schema }}.subscriptions ADD CONSTRAINT subscriptions_razorpay_subscription_id_unique UNIQUE ("razorpay_subscription_id");
+    ALTER TABLE {{ schema | ident }}.subscriptions ADD CONSTRAINT subscriptions_razorpay_subscription_id_unique UNIQUE ("razorpay_subscription_id");
 EXCEPTION
     WHEN duplicate_table OR duplicate_object THEN NULL;
 END
