@@ -112,14 +112,12 @@ def test_dag_runs_alone_carry_a_written_estate_to_the_soak_and_verify_names_targ
         if phase(estate) == "soak":
             break
     assert phase(estate) == "soak"
-    writes = apps.report.total
-    assert writes / apps.report.seconds >= 0.8 * WRITES_PER_S, apps.report.as_dict()
-    assert apps.report.secondary["applied"] > 0, "dual-write never reached the target"
-
     apps.stop()
     written = apps.join()
+    # The apps held their rate from before preflight to the soak.
+    assert written.total / written.seconds >= 0.8 * WRITES_PER_S, written.as_dict()
+    assert written.secondary["applied"] > 0, "dual-write never reached the target"
     run("reconcile")
     sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
     final = verify(sources, estate.target_endpoint(), manifest)
     assert final["ok"], final["failures"]
-    assert written.total >= writes
