@@ -16,8 +16,9 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
 5. The read path flipped to the target with `include/sql/cutover/set_read_path.sql`.
 6. Smoke checks through the pooler: a rolled-back write probe and the critical
    queries of each service (`include/sql/smoke/`).
-7. Ledger `soak → cut_over`. If any smoke check fails, the read path goes back
-   to the source, the ledger records `rolled_back`, and the run ends failed.
+7. Ledger `soak → cut_over`. If any smoke check fails (a service the pooler
+   does not let connect fails its checks too), the read path goes back to the
+   source, the ledger records `rolled_back`, and the run ends failed.
 
 With *dry_run* on (the default) every statement is rendered and logged and
 nothing is changed in either database.
