@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 import psycopg
 
 from migration_engine import sqlfiles
-from migration_engine.endpoints import Endpoint, EndpointError, redact
+from migration_engine.endpoints import PINNED_SEARCH_PATH, Endpoint, EndpointError, redact
 from migration_engine.manifest import Manifest
 
 PROBE_FILE = "probe_write_state_store.sql"
@@ -85,7 +85,8 @@ def _run_one(conn: psycopg.Connection, service: str, file: sqlfiles.SqlFile, ide
             # Transaction-local settings: nothing leaks to the next client of the pooler's server connection.
             conn.execute(
                 "SELECT set_config('statement_timeout', %(ms)s, true), set_config('lock_timeout', %(ms)s, true), "
-                "set_config('DateStyle', 'ISO', true)", {"ms": str(SMOKE_TIMEOUT_MS)},
+                "set_config('DateStyle', 'ISO', true), set_config('search_path', %(path)s, true)",
+                {"ms": str(SMOKE_TIMEOUT_MS), "path": PINNED_SEARCH_PATH},
             )
             cursor = conn.execute(statement, {"probe_key": PROBE_KEY} if label == PROBE_FILE else None)
             rows = len(cursor.fetchall()) if cursor.description else cursor.rowcount

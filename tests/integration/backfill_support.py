@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import Manifest
 from migration_engine.schema_sql import apply_step, create_source_layout
@@ -21,12 +23,15 @@ def create_schema(estate: Estate, manifest: Manifest) -> None:
 
 
 def source_sql(estate: Estate, service: str, statement, params=None) -> list:
-    with estate.source_endpoint(service).connect(autocommit=True) as conn:
-        cur = conn.execute(statement, params)
-        return cur.fetchall() if cur.description else []
+    """As the apps and an admin would, with the server's own search_path (migration sessions pin theirs)."""
+    return _sql(estate.source_url(service), statement, params)
 
 
 def target_sql(estate: Estate, statement, params=None) -> list:
-    with estate.target_endpoint().connect(autocommit=True) as conn:
+    return _sql(estate.target_url(), statement, params)
+
+
+def _sql(url: str, statement, params) -> list:
+    with psycopg.connect(url, autocommit=True) as conn:
         cur = conn.execute(statement, params)
         return cur.fetchall() if cur.description else []
