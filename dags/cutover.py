@@ -7,8 +7,9 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
 ## What it does, in order
 1. Refuses unless *confirm* is exactly `CUTOVER` (before any database is touched).
 2. Gates, each naming what failed: ledger phase is `soak`; the soak has lasted
-   *min_soak_hours*; the last *min_clean_reconciles* reconciliation runs were
-   clean; the source schema still matches the preflight fingerprint; the target
+   *min_soak_hours*; the last *min_clean_reconciles* finished reconciliation runs
+   were clean, each over every table, source → target, with no table task
+   errored; the source schema still matches the preflight fingerprint; the target
    answers through its direct URL and through the pooler (a sensor).
 3. A final reconciliation pass (source → target), at most *max_drift_rows*
    rows left unrepaired.
@@ -68,7 +69,7 @@ def _run_id() -> str:
             ),
             "min_clean_reconciles": Param(
                 3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
-                description="Consecutive clean hourly reconciliation runs required before cutover.",
+                description="Consecutive clean reconciliation runs (source to target, every table, no table task errored) required before cutover.",
             ),
             "sequence_gap": Param(
                 1000, type="integer", minimum=0, maximum=1_000_000_000, title="Sequence safety gap",
@@ -99,7 +100,9 @@ def cutover():
 
     @task(pool=ds.TARGET_POOL)
     def check_recent_reconciles_clean(params=None):
-        return steps.recent_reconciles_clean(DAG_ID, params["min_clean_reconciles"])
+        from migration_engine.reconcile.engine import Direction
+
+        return steps.recent_reconciles_clean(DAG_ID, params["min_clean_reconciles"], Direction.SOURCE_TO_TARGET)
 
     @task
     def check_source_schema_unchanged():

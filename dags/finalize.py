@@ -6,7 +6,8 @@
 ## What it does, in order
 1. Refuses unless *confirm* is exactly `FINALIZE` (before any database is touched).
 2. Gates: ledger phase is `cut_over` and has been for *min_cutover_hours*;
-   the last *min_clean_reconciles* reconciliation runs were clean.
+   the last *min_clean_reconciles* finished reconciliation runs were clean,
+   each over every table, target → source, with no table task errored.
 3. Each source is made read-only for its app role (`include/sql/finalize/revoke_app_*.sql`):
    the role keeps SELECT, loses INSERT, UPDATE, DELETE and TRUNCATE.
 4. A final verified backup of each source (pg_dump, checked with pg_restore --list).
@@ -54,7 +55,7 @@ CONFIRM_WORD = "FINALIZE"
             ),
             "min_clean_reconciles": Param(
                 3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
-                description="Consecutive clean reconciliation runs (target to source) required.",
+                description="Consecutive clean reconciliation runs (target to source, every table, no table task errored) required.",
             ),
             "retention_days": Param(
                 7, type="integer", minimum=7, maximum=3650, title="Rollback retention (days)",
@@ -86,7 +87,9 @@ def finalize():
 
     @task(pool=ds.TARGET_POOL)
     def check_recent_reconciles_clean(params=None):
-        return steps.recent_reconciles_clean(DAG_ID, params["min_clean_reconciles"])
+        from migration_engine.reconcile.engine import Direction
+
+        return steps.recent_reconciles_clean(DAG_ID, params["min_clean_reconciles"], Direction.TARGET_TO_SOURCE)
 
     @task
     def revoke_source_app_writes(params=None):

@@ -40,19 +40,21 @@ def time_in_phase(dag_id: str, phase: str, min_hours: float) -> dict:
     return {"phase": phase, "hours": round(elapsed, 3), "required_hours": min_hours}
 
 
-def recent_reconciles_clean(dag_id: str, min_clean: int) -> dict:
+def recent_reconciles_clean(dag_id: str, min_clean: int, direction: Direction) -> dict:
+    """The last ``min_clean`` finished reconcile runs were complete, all-table, error-free and clean in ``direction``."""
     gates.check_non_negative("min_clean_reconciles", min_clean, maximum=10_000)
     m = ds.manifest()
     with ds.target_connection(dag_id) as conn:
         drift_ledger.ensure_ledger(conn, m.control_schema)
-        streak = drift_ledger.clean_streak(conn, m.control_schema)
+        streak = drift_ledger.clean_streak(conn, m.control_schema, direction.value, [t.qualified for t in m.tables])
     if streak.consecutive_clean_runs < min_clean:
         ds.refuse(
-            f"gate refused: the last {min_clean} reconciliation run(s) must be clean; only "
-            f"{streak.consecutive_clean_runs} in a row are (last unclean run at {streak.last_unclean_at or 'never'}, "
-            f"last run at {streak.last_run_at or 'never'})"
+            f"gate refused: the last {min_clean} reconciliation run(s) must be clean ({direction.value}, every table, "
+            f"no table task errored); only {streak.consecutive_clean_runs} in a row are (last run at "
+            f"{streak.last_run_at or 'never'}; the streak ends at {streak.last_unclean_at or 'no run'}"
+            f"{': ' + streak.last_unclean_reason if streak.last_unclean_reason else ''})"
         )
-    return {"consecutive_clean_runs": streak.consecutive_clean_runs}
+    return {"consecutive_clean_runs": streak.consecutive_clean_runs, "direction": direction.value}
 
 
 def target_reachable(dag_id: str) -> bool:
@@ -78,6 +80,10 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
             control_schema=m.control_schema, cap=cap, dry_run=dry_run,
         )
         results.append(result.summary())
+    if not dry_run:
+        with ds.target_connection(dag_id) as conn:
+            drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
+                                        [t.qualified for t in m.tables])
     unrepaired = sum(r["unrepaired"] - r["in_flight"] for r in results)
     total = {
         "tables": len(results),
