@@ -18,9 +18,10 @@ With *dry_run* on (the default) every statement is rendered and logged and
 nothing is changed.
 
 ## The reverse
-Run `include/sql/finalize/restore_app_writes.sql` and
-`restore_app_default_writes.sql` on each source database (identifiers: the
-service's source schema and app role), as shown in the README.
+Run `include/sql/finalize/restore_app_writes.sql` on each source database
+(identifiers: the service's source schema and app role), as shown in the README.
+Tables created after finalize are not covered: they get their owner's default
+privileges.
 
 ## Re-running
 Safe: revoking what is already revoked changes nothing; a backup of an
