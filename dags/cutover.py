@@ -9,8 +9,9 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
 2. Gates, each naming what failed: ledger phase is `soak`; the source schema
    still matches the preflight fingerprint. Two gates **wait** (sensors that
    free their worker slot between checks) for up to *gate_wait_hours*: the soak
-   lasting *min_soak_hours*, and the last *min_clean_reconciles* hourly
-   reconciliation runs being clean. A soak that cannot be long enough within
+   lasting *min_soak_hours*, and the last *min_clean_reconciles* finished
+   reconciliation runs being clean, each over every table, source → target, with
+   no table task errored. A soak that cannot be long enough within
    the wait refuses at once. Then the target must answer through its direct URL
    and through the pooler.
 3. A final reconciliation pass (source → target), at most *max_drift_rows*
@@ -29,8 +30,9 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
    that ran and their bound values.
 7. Smoke checks through the pooler: a rolled-back write probe and the critical
    queries of each service (`include/sql/smoke/`).
-8. Ledger `soak → cut_over`. If any smoke check fails, the read path goes back
-   to the source, the ledger records `rolled_back`, and the run ends failed.
+8. Ledger `soak → cut_over`. If any smoke check fails (a service the pooler
+   does not let connect fails its checks too), the read path goes back to the
+   source, the ledger records `rolled_back`, and the run ends failed.
 
 With *dry_run* on (the default) every statement is rendered and logged and
 nothing is changed in either database.
@@ -83,7 +85,7 @@ def _run_id() -> str:
             ),
             "min_clean_reconciles": Param(
                 3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
-                description="Consecutive clean hourly reconciliation runs required before cutover.",
+                description="Consecutive clean reconciliation runs (source to target, every table, no table task errored) required before cutover.",
             ),
             "gate_wait_hours": ds.gate_wait_param(),
             "sequence_gap": Param(
@@ -114,7 +116,7 @@ def cutover():
         return ds.poke(steps.wait_for_time_in_phase(
             DAG_ID, "soak", params["min_soak_hours"], wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
-    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID)
+    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID, "source_to_target")
 
     @task
     def check_source_schema_unchanged():

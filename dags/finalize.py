@@ -7,8 +7,9 @@
 1. Refuses unless *confirm* is exactly `FINALIZE` (before any database is touched).
 2. Gates: ledger phase is `cut_over`. Two gates **wait** (rescheduling sensors)
    for up to *gate_wait_hours*: the cutover lasting *min_cutover_hours* (refused at
-   once when it cannot in time), and the last *min_clean_reconciles*
-   reconciliation runs being clean.
+   once when it cannot in time), and the last *min_clean_reconciles* finished
+   reconciliation runs being clean, each over every table, target → source, with
+   no table task errored.
 3. **Evidence, then a human decision.** `gather_finalize_evidence` shows the
    hours cut over, the clean streak, the retention to record and, per service,
    how many source tables its app role can still write; `approve_finalize`
@@ -25,9 +26,10 @@ With *dry_run* on (the default) every statement is rendered and logged and
 nothing is changed.
 
 ## The reverse
-Run `include/sql/finalize/restore_app_writes.sql` and
-`restore_app_default_writes.sql` on each source database (identifiers: the
-service's source schema and app role), as shown in the README.
+Run `include/sql/finalize/restore_app_writes.sql` on each source database
+(identifiers: the service's source schema and app role), as shown in the README.
+Tables created after finalize are not covered: they get their owner's default
+privileges.
 
 ## Re-running
 Safe: revoking what is already revoked changes nothing; a backup of an
@@ -64,7 +66,7 @@ CONFIRM_WORD = "FINALIZE"
             ),
             "min_clean_reconciles": Param(
                 3, type="integer", minimum=0, maximum=10_000, title="Clean reconciles required",
-                description="Consecutive clean reconciliation runs (target to source) required.",
+                description="Consecutive clean reconciliation runs (target to source, every table, no table task errored) required.",
             ),
             "gate_wait_hours": ds.gate_wait_param(),
             "retention_days": Param(
@@ -96,7 +98,7 @@ def finalize():
         return ds.poke(steps.wait_for_time_in_phase(
             DAG_ID, "cut_over", params["min_cutover_hours"], wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
-    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID)
+    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID, "target_to_source")
 
     @task
     def gather_finalize_evidence(soak: dict, streak: dict, params=None):

@@ -25,9 +25,12 @@ Tables run side by side, so a child row may be refused by its foreign key when
 its parent was written after the parent's table was checked: the judging step
 reconciles such tables again, parents first, in the same run. The run fails, and
 alerts, when more than *max_unrepaired_rows* rows are still left unrepaired
-(rows in flight aside). The first clean run in `dual_write` starts
-the soak (`dual_write → soak`); `migration_control.reconcile_clean_streak` is
-what the cutover and finalize gates read.
+(rows in flight aside), or when a table task errored. The first clean run in
+`dual_write` over every table starts the soak (`dual_write → soak`). Each
+finished run is recorded in `migration_control.reconcile_run_outcomes` (its
+tables and the table tasks that errored); the cutover and finalize gates count
+only runs over every table, in the direction they need, with no table task
+errored and every table clean, and a run that falls short ends their streak.
 
 ## Re-running
 Safe: a cleared table task re-finds and re-repairs, and replaces its own ledger
@@ -43,7 +46,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task, teardown
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 
@@ -58,7 +61,8 @@ DAG_ID = "reconcile"
         params={
             "tables": Param(
                 [], type="array", items={"type": "string"}, title="Tables",
-                description="Only these tables (e.g. wallet.users); empty means every table of the manifest.",
+                description="Only these tables (e.g. wallet.users); empty means every table of the manifest. "
+                            "A run limited to some tables does not count toward the cutover's clean streak, and ends it.",
             ),
             "dry_run": Param(
                 False, type="boolean", title="Dry run",
@@ -95,9 +99,10 @@ def reconcile():
     def reconcile_table(table: str, phase: str, params=None) -> dict:
         return steps.reconcile_one(DAG_ID, get_current_context(), table, phase, params)
 
-    @task(pool=ds.TARGET_POOL)
-    def judge_run(summaries: list[dict], phase: str, params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context(), list(summaries), phase, params)
+    # all_done: a table task that errored must still be judged (and recorded) as an errored run.
+    @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ALL_DONE)
+    def judge_run(summaries: list[dict], phase: str, tables: list[str], params=None) -> dict:
+        return steps.judge(DAG_ID, get_current_context(), list(summaries or []), phase, tables, params)
 
     @teardown
     @task(pool=ds.TARGET_POOL)
@@ -108,7 +113,7 @@ def reconcile():
     tables = list_tables()
     phase >> tables
     summaries = reconcile_table.partial(phase=phase).expand(table=tables)
-    [summaries, judge_run(summaries, phase)] >> write_status_report()
+    [summaries, judge_run(summaries, phase, tables)] >> write_status_report()
 
 
 reconcile()

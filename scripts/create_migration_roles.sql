@@ -29,7 +29,8 @@
 --     so the app role's write grants are re-issued BY the migration role, which holds them
 --     WITH GRANT OPTION: the app's effective privileges do not change, and the migration
 --     role can take them back without owning a table. Default privileges for tables created
---     later stay the owner's (the schema is frozen by the preflight fingerprint until then).
+--     later stay the owner's, and the migration role cannot change them: finalize covers the
+--     tables that exist when it runs (the schema is frozen by the preflight fingerprint until then).
 --
 -- Target role: creates and owns the service schemas and migration_control (CONNECT and
 -- CREATE on the database), nothing cluster-wide.

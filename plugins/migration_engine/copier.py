@@ -200,7 +200,7 @@ def _pass_on(pending: bytearray, into_copy, pacer: Pacer) -> int:
 def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, pacer: Pacer) -> dict:
     """Stage the source rows, then make the target range equal to them, touching only rows that differ."""
     target_table = sql.Identifier(*table.target_ident)
-    stage = sql.Identifier(STAGE_TABLE)
+    stage = sql.Identifier("pg_temp", STAGE_TABLE)
     key = table.key
     tgt.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stage))
     tgt.execute(sql.SQL("CREATE TEMP TABLE {} ON COMMIT DROP AS SELECT {} FROM {} WITH NO DATA").format(

@@ -22,6 +22,7 @@ NON_LIBPQ_FLAGS = {"pgbouncer", "schema", "connection_limit", "pool_timeout", "s
 DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_STATEMENT_TIMEOUT_MS = 0
 DEFAULT_LOCK_TIMEOUT_MS = 10_000
+PINNED_SEARCH_PATH = "pg_catalog"
 
 
 class EndpointError(ValueError):
@@ -69,8 +70,11 @@ class Endpoint:
         # leak to whichever client gets that server connection next: pooled callers set
         # what they need per transaction (smoke.py does).
         # DateStyle ISO: psycopg parses dates and timestamps only in ISO output (servers may run SQL, DMY).
+        # search_path pg_catalog: every name the migration uses is schema-qualified, so a role that may
+        # CREATE in public cannot shadow a built-in (width_bucket, md5, ...) with a closer-typed overload.
         if not self.pooled:
-            options.append(f"-c statement_timeout={statement_timeout} -c lock_timeout={lock_timeout} -c DateStyle=ISO")
+            options.append(f"-c statement_timeout={statement_timeout} -c lock_timeout={lock_timeout} -c DateStyle=ISO "
+                           f"-c search_path={PINNED_SEARCH_PATH}")
         params.setdefault("connect_timeout", str(max(1, _env_int("DB_CONNECTION_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_S * 1000) // 1000)))
         params["application_name"] = application_name or os.environ.get("DB_APPLICATION_NAME") or params.get("application_name") or "credity-migration"
         if options:

@@ -46,6 +46,10 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
             control_schema=m.control_schema, cap=cap, dry_run=dry_run,
         )
         results.append(result.summary())
+    if not dry_run:
+        with ds.target_connection(dag_id) as conn:
+            drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
+                                        [t.qualified for t in m.tables])
     unrepaired = sum(r["unrepaired"] - r["in_flight"] for r in results)
     total = {
         "tables": len(results),
@@ -222,19 +226,24 @@ def wait_for_time_in_phase(dag_id: str, phase: str, min_hours: float, *, wait_le
     return {"phase": phase, "hours": round(elapsed, 3), "required_hours": min_hours}
 
 
-def wait_for_clean_streak(dag_id: str, min_clean: int, *, wait_left_hours: float) -> dict | None:
-    """For a rescheduling sensor: the clean streak once it reaches ``min_clean``, None while
-    waiting for more reconciliation runs; refuses when the run may wait no longer."""
+def wait_for_clean_streak(dag_id: str, min_clean: int, direction: Direction, *, wait_left_hours: float) -> dict | None:
+    """For a rescheduling sensor: the clean streak once it reaches ``min_clean`` finished runs that were
+    complete, all-table, error-free and clean in ``direction``; None while waiting for more reconciliation
+    runs; refuses when the run may wait no longer."""
     gates.check_non_negative("min_clean_reconciles", min_clean, maximum=10_000)
     m = ds.manifest()
     with ds.target_connection(dag_id) as conn:
         drift_ledger.ensure_ledger(conn, m.control_schema)
-        streak = drift_ledger.clean_streak(conn, m.control_schema)
+        streak = drift_ledger.clean_streak(conn, m.control_schema, direction.value, [t.qualified for t in m.tables])
     if streak.consecutive_clean_runs >= min_clean:
-        return {"consecutive_clean_runs": streak.consecutive_clean_runs, "required": min_clean,
-                "last_run_at": streak.last_run_at.isoformat() if streak.last_run_at else None}
-    reason = (f"the last {min_clean} reconciliation run(s) must be clean; only {streak.consecutive_clean_runs} in a row "
-              f"are (last unclean run at {streak.last_unclean_at or 'never'}, last run at {streak.last_run_at or 'never'})")
+        passed = {"consecutive_clean_runs": streak.consecutive_clean_runs, "required": min_clean,
+                  "direction": direction.value, "last_run_at": streak.last_run_at.isoformat() if streak.last_run_at else None}
+        log.info("clean streak: %s", passed)
+        return passed
+    reason = (f"the last {min_clean} reconciliation run(s) must be clean ({direction.value}, every table, no table task "
+              f"errored); only {streak.consecutive_clean_runs} in a row are (last run at {streak.last_run_at or 'never'}; "
+              f"the streak ends at {streak.last_unclean_at or 'no run'}"
+              f"{': ' + streak.last_unclean_reason if streak.last_unclean_reason else ''})")
     if wait_left_hours <= 0:
         ds.refuse(f"gate refused: {reason}; the run may wait no longer (gate_wait_hours)")
     log.info("waiting: %s; %.2f h left to wait", reason, wait_left_hours)

@@ -1,7 +1,7 @@
 """Runbook phase A: prove the estate is ready before anything is written.
 
 - every manifest table exists in its source, keyed by a primary key or unique
-  constraint (checked with the endpoint, before anything is written);
+  constraint on NOT NULL columns (checked with the endpoint, before anything is written);
 - every endpoint answers: server version, TLS as the client sees it (and as the
   server sees it on a direct connection), the role used and whether it is a
   superuser; the target role may create schemas;
@@ -115,7 +115,7 @@ class ManifestMismatch(CheckFailed):
 
 
 def manifest_table_problems(fingerprint: catalog.Fingerprint, manifest: Manifest, service: str) -> list[str]:
-    """Manifest tables the source lacks, and keys no primary key or unique constraint backs.
+    """Manifest tables the source lacks, keys no primary key or unique constraint backs, and nullable keys.
 
     A key that may repeat would make chunks overlap and reconcile repair the wrong rows.
     """
@@ -138,6 +138,11 @@ def manifest_table_problems(fingerprint: catalog.Fingerprint, manifest: Manifest
         if not any(f"{kind} ({', '.join(order)})" in unique_keys
                    for kind in ("primary key", "unique") for order in permutations(table.key)):
             problems.append(f"{where}: key {list(table.key)} is not unique (no primary key or unique constraint on it)")
+        # A unique constraint lets NULLs repeat: such rows would be copied twice, then merged away, and never chunked.
+        problems += [
+            f"{where}: key column {column} may be NULL; make it NOT NULL or key the table on a primary key"
+            for column in table.key if not found["columns"][column]["not_null"]
+        ]
     return problems
 
 

@@ -7,6 +7,7 @@ import logging
 from migration_engine import alerts, ledger
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed, fail_without_retry
+from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import direction_for_phase, reconcile_table
 
 log = logging.getLogger("migration.reconcile")
@@ -74,11 +75,25 @@ def settle(summaries: list[dict], again) -> list[dict]:
     return [redone.get(s["table"], s) for s in summaries]
 
 
-def judge(dag_id: str, context, summaries: list[dict], phase: str, params: dict) -> dict:
-    """Fail the run above the threshold; the first clean run of the dual-write window starts the soak."""
+def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict) -> dict:
+    """Record how the run ended, then fail it above the threshold or when a table task errored;
+    the first clean run of the dual-write window starts the soak.
+
+    Runs once every table task is done, failed or not: a table with no summary errored.
+    """
     run_id = context["run_id"]
+    if tables is None:
+        ds.refuse("the tables to reconcile were never listed (list_tables failed): nothing to judge")
+    reported = {s["table"] for s in summaries}
+    errored = [t for t in tables if t not in reported]
     if not params["dry_run"]:
         summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params))
+        with ds.target_connection(dag_id) as conn:
+            drift_ledger.record_outcome(conn, ds.manifest().control_schema, run_id, direction_for_phase(phase).value,
+                                        tables, errored)
+    if errored:
+        ds.refuse(f"{len(errored)} table task(s) errored: {errored}; their logs say why. This run does not count "
+                  f"toward the clean streak the cutover and finalize gates require")
     totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "drifted", "repaired", "in_flight", "unrepaired")}
     unrepaired = sum(left_unrepaired(s) for s in summaries)
     capped = [s["table"] for s in summaries if s["cap_exceeded"]]
@@ -92,7 +107,7 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, params: dict)
         dirty = [s["table"] for s in summaries if left_unrepaired(s) > 0]
         ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {dirty}")
     clean = all(s["clean"] for s in summaries)
-    if phase == "dual_write" and clean and not params["tables"]:
+    if phase == "dual_write" and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:
         ds.advance_phase(dag_id, run_id, "soak", {"first_clean_reconcile": run_id, **totals})
         log.info("first clean reconciliation with dual-write on: the soak starts now")
     return {**totals, "clean": clean, "tables": len(summaries)}

@@ -4,6 +4,8 @@ Each service gets a read/write probe (a state-store upsert inside a transaction
 that is rolled back, so nothing stays behind) and its critical queries from
 the manifest's ``smoke_sql`` folder (``<folder>/<service>/``); files directly in the
 folder run for every service. The same checks validate the source after a rollback.
+A service that cannot be reached fails its checks like a failed query does: the
+cutover rolls back either way.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from dataclasses import asdict, dataclass
 import psycopg
 
 from migration_engine import sqlfiles
-from migration_engine.endpoints import Endpoint, redact
+from migration_engine.endpoints import PINNED_SEARCH_PATH, Endpoint, EndpointError, redact
 from migration_engine.manifest import Manifest
 
 PROBE_FILE = "probe_write_state_store.sql"
 PROBE_KEY = "migration-smoke-probe"
+CONNECT_CHECK = "connect"
 SMOKE_TIMEOUT_MS = 10_000
 
 
@@ -58,7 +61,12 @@ def run_smoke_checks(
             "key_column": store.key_column,
             "updated_column": store.updated_column,
         }
-        conn = connect_for_service(service.name)
+        started = time.monotonic()
+        try:
+            conn = connect_for_service(service.name)
+        except EndpointError as exc:
+            results.append(SmokeResult(service.name, CONNECT_CHECK, False, 0, _ms_since(started), str(exc)))
+            continue
         try:
             for file in smoke_files(manifest.smoke_sql, service.name):
                 results.append(_run_one(conn, service.name, file, identifiers))
@@ -77,15 +85,20 @@ def _run_one(conn: psycopg.Connection, service: str, file: sqlfiles.SqlFile, ide
             # Transaction-local settings: nothing leaks to the next client of the pooler's server connection.
             conn.execute(
                 "SELECT set_config('statement_timeout', %(ms)s, true), set_config('lock_timeout', %(ms)s, true), "
-                "set_config('DateStyle', 'ISO', true)", {"ms": str(SMOKE_TIMEOUT_MS)},
+                "set_config('DateStyle', 'ISO', true), set_config('search_path', %(path)s, true)",
+                {"ms": str(SMOKE_TIMEOUT_MS), "path": PINNED_SEARCH_PATH},
             )
             cursor = conn.execute(statement, {"probe_key": PROBE_KEY} if label == PROBE_FILE else None)
             rows = len(cursor.fetchall()) if cursor.description else cursor.rowcount
         if label == PROBE_FILE and rows != 1:
             raise RuntimeError("write probe returned no row")
-        return SmokeResult(service, label, True, rows, round((time.monotonic() - started) * 1000, 1))
+        return SmokeResult(service, label, True, rows, _ms_since(started))
     except (psycopg.Error, RuntimeError) as exc:
-        return SmokeResult(service, label, False, 0, round((time.monotonic() - started) * 1000, 1), redact(str(exc)).strip())
+        return SmokeResult(service, label, False, 0, _ms_since(started), redact(str(exc)).strip())
+
+
+def _ms_since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
 
 
 def connector(endpoint_for_service, application_name: str):

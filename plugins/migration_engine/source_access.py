@@ -1,8 +1,10 @@
 """Finalize (runbook 5, phase F): the source becomes read-only for the apps.
 
 The app role keeps SELECT, so a rollback inside the retention window can still
-read; writes are revoked on every table of the service's source schema and on
-tables created later. ``restore_app_writes`` is the documented reverse.
+read; writes are revoked on every table the service's source schema holds when it
+runs. Tables the schema's owner creates later get the owner's default privileges,
+which a migration role that owns nothing cannot change. ``restore_app_writes`` is the
+documented reverse.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from migration_engine.checks import CheckFailed
 from migration_engine.manifest import Service
 from migration_engine.sqlfiles import PlannedStatement
 
-REVOKE_FILES = ("revoke_app_writes", "revoke_app_default_writes")
-RESTORE_FILES = ("restore_app_writes", "restore_app_default_writes")
+REVOKE_FILES = ("revoke_app_writes",)
+RESTORE_FILES = ("restore_app_writes",)
 
 
 def statements(service: Service, *, revoke: bool) -> list[PlannedStatement]:

@@ -38,6 +38,7 @@ from migration_engine.drift_chart import render_drift_chart
 from migration_engine.endpoints import Endpoint, EndpointError, from_url, redact
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
 from migration_engine.reconcile import drift_ledger
+from migration_engine.reconcile.engine import Direction, direction_for_phase
 
 APPLICATION_NAME = "credity-migration-status-report"
 REPORT_FILE = "migration-status.html"
@@ -151,13 +152,20 @@ def _fact(conn: psycopg.Connection, control: str, key: str) -> dict | None:
     return {"value": fact.value, "recorded_at": fact.recorded_at, "dag_id": fact.dag_id, "run_id": fact.run_id}
 
 
-def _drift(conn: psycopg.Connection, control: str) -> tuple[list[dict], dict | None]:
+def _drift(conn: psycopg.Connection, manifest: Manifest, phase: str | None) -> tuple[list[dict], dict | None]:
+    control = manifest.control_schema
     if not _exists(conn, control, drift_ledger.RUNS_TABLE):
         return [], None
     runs = _rows(conn, "select_drift_per_run", {"runs": CHART_RUNS}, runs=(control, drift_ledger.RUNS_TABLE))
-    streak = drift_ledger.clean_streak(conn, control)
+    if not _exists(conn, control, drift_ledger.OUTCOMES_TABLE):
+        return runs, None
+    # The streak the next gate reads: cutover's (source to target) until the cutover, finalize's after it.
+    direction = direction_for_phase(phase or "") or (
+        Direction.TARGET_TO_SOURCE if phase == "finalized" else Direction.SOURCE_TO_TARGET)
+    streak = drift_ledger.clean_streak(conn, control, direction.value, [t.qualified for t in manifest.tables])
     return runs, {"consecutive_clean_runs": streak.consecutive_clean_runs, "clean_since": streak.clean_since,
-                  "last_run_at": streak.last_run_at, "last_unclean_at": streak.last_unclean_at}
+                  "last_run_at": streak.last_run_at, "last_unclean_at": streak.last_unclean_at,
+                  "direction": direction.value}
 
 
 def list_rollbacks(history: list[Mapping], drift_runs: list[Mapping]) -> list[dict]:
@@ -180,8 +188,8 @@ def collect(target_conn: psycopg.Connection, manifest: Manifest) -> dict:
     control = manifest.control_schema
     plan = _fact(target_conn, control, PLAN_FACT)
     verification = _fact(target_conn, control, VERIFICATION_FACT)
-    drift_runs, streak = _drift(target_conn, control)
     phase = _phase(target_conn, control)
+    drift_runs, streak = _drift(target_conn, manifest, phase["current"])
     return {
         "migration": manifest.migration,
         "generated_at": datetime.now(UTC),
@@ -277,7 +285,7 @@ def _phase_section(phase: Mapping, streak: Mapping | None) -> str:
         ("may move to", ", ".join(phase["may_advance_to"]) or "–"),
     ]
     if streak:
-        cards.append(("clean reconcile runs in a row", _text(streak["consecutive_clean_runs"])))
+        cards.append((f"clean reconcile runs in a row ({streak['direction']})", _text(streak["consecutive_clean_runs"])))
     card_html = "".join(f'<div class="card"><div class="label">{escape(k)}</div><div class="big">{escape(v)}</div></div>'
                         for k, v in cards)
     history = "".join("<tr>" + "".join(_cell(h[k]) for k in ("at", "previous_phase", "phase", "dag_id", "run_id", "actor"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 from psycopg import sql
 
 from migration_engine.local.estate import Estate
@@ -23,13 +24,16 @@ def create_schema(estate: Estate, manifest: Manifest) -> None:
 
 
 def source_sql(estate: Estate, service: str, statement, params=None) -> list:
-    with estate.source_endpoint(service).connect(autocommit=True) as conn:
-        cur = conn.execute(statement, params)
-        return cur.fetchall() if cur.description else []
+    """As the apps and an admin would, with the server's own search_path (migration sessions pin theirs)."""
+    return _sql(estate.source_url(service), statement, params)
 
 
 def target_sql(estate: Estate, statement, params=None) -> list:
-    with estate.target_endpoint().connect(autocommit=True) as conn:
+    return _sql(estate.target_url(), statement, params)
+
+
+def _sql(url: str, statement, params) -> list:
+    with psycopg.connect(url, autocommit=True) as conn:
         cur = conn.execute(statement, params)
         return cur.fetchall() if cur.description else []
 

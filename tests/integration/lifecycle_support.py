@@ -11,6 +11,7 @@ from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
 from migration_engine.generator import generate
 from migration_engine.preflight import freeze_fingerprint
+from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import Direction, reconcile_table
 from migration_engine.schema_sql import apply_step, create_source_layout
 from migration_engine.sequences import sync_sequences
@@ -67,12 +68,22 @@ def _freeze_fingerprints(estate, manifest, endpoints: dict) -> None:
                 freeze_fingerprint(src, conn, manifest, service.name, "test", "setup")
 
 
-def reconcile_clean(estate, manifest, run_id: str, direction=Direction.SOURCE_TO_TARGET) -> None:
-    for table in manifest.tables:
-        result = reconcile_table(
+def reconcile_every_table(estate, manifest, run_id: str, direction=Direction.SOURCE_TO_TARGET, **kwargs) -> dict:
+    """One finished run over every table, recorded as the reconcile DAG records it; the results by table."""
+    results = {
+        table.qualified: reconcile_table(
             table, estate.source_endpoint(table.service), estate.target_endpoint(),
-            run_id=run_id, direction=direction, control_schema=CONTROL, grace_seconds=0,
+            run_id=run_id, direction=direction, control_schema=CONTROL, grace_seconds=0, **kwargs,
         )
+        for table in manifest.tables
+    }
+    with target(estate) as conn:
+        drift_ledger.record_outcome(conn, CONTROL, run_id, Direction(direction).value, results)
+    return results
+
+
+def reconcile_clean(estate, manifest, run_id: str, direction=Direction.SOURCE_TO_TARGET) -> None:
+    for result in reconcile_every_table(estate, manifest, run_id, direction).values():
         assert result.unrepaired == 0, result.summary()
 
 

@@ -164,7 +164,7 @@ def test_hostile_values_round_trip(estate_with_schema, manifest, sources):
         with conn.cursor() as cur:
             for i, text in enumerate(hostile, start=1):
                 cur.execute(
-                    "INSERT INTO claims (id, claimant_user_id, description, platform_id, claim_amount, timeline, created_at, processed_at) "
+                    "INSERT INTO public.claims (id, claimant_user_id, description, platform_id, claim_amount, timeline, created_at, processed_at) "
                     "VALUES (%s, 1, %s, %s, %s::numeric, %s::jsonb, %s::timestamp, %s::timestamp)",
                     (i, text, text, ["NaN", "1.25", None, "-0.01"][i % 4],
                      '{"k": "v\\t\\n\\\\ \\"q\\" ✓", "n": [1.5, null, true]}' if i % 2 else None,

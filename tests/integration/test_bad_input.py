@@ -73,6 +73,20 @@ def test_a_key_that_is_not_unique_is_named(sources, run):
                                         "public.otp_codes in the wallet source: key ['id'] is not unique")
 
 
+def test_a_nullable_unique_key_is_named(sources, run):
+    """A unique constraint lets NULLs repeat: such rows would be copied twice, merged away and never chunked."""
+    wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_pkey")
+    wallet(sources, "ALTER TABLE public.otp_codes ADD CONSTRAINT otp_codes_id_key UNIQUE (id)")
+    wallet(sources, "ALTER TABLE public.otp_codes ALTER COLUMN id DROP NOT NULL")
+    try:
+        result = run()
+    finally:
+        wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_id_key")
+        wallet(sources, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
+    assert_refused_with_nothing_written(result, sources, "check_wallet_source",
+                                        "public.otp_codes in the wallet source: key column id may be NULL")
+
+
 def test_a_wrong_database_name_is_named_without_the_password(sources, manifest, run):
     var = _conn_var(manifest.source_conn_id("issuer"))
     result = run(**{var: sources.source.url("issuer_typo")})

@@ -51,7 +51,7 @@ def test_blocked_statement_fails_with_lock_timeout_instead_of_hanging(server, en
         holder.execute("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
         with endpoint.connect() as conn:
             with pytest.raises(psycopg.errors.LockNotAvailable, match="canceling statement due to lock timeout"):
-                conn.execute("SELECT count(*) FROM held")
+                conn.execute("SELECT count(*) FROM public.held")
         holder.rollback()
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from migration_engine import ledger
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
-from migration_engine.reconcile.engine import Direction, reconcile_table
+from migration_engine.reconcile.engine import Direction
 from tests.integration.lifecycle_support import (
     CONTROL,
     bring_to_verified,
@@ -23,6 +23,7 @@ from tests.integration.lifecycle_support import (
     flags,
     phase,
     reconcile_clean,
+    reconcile_every_table,
     set_phase,
     snapshot,
     target,
@@ -97,10 +98,8 @@ def test_cutover_refuses_when_the_soak_is_too_short(soaking, estate, run):
 def test_cutover_refuses_after_a_dirty_reconcile(soaking, estate, manifest, run):
     with estate.source_endpoint("recruiter").connect(autocommit=True) as conn:
         conn.execute("INSERT INTO public.users (username, password) VALUES ('drifted-user', 'x')")
-    table = manifest.table("recruiter.users")
-    dirty = reconcile_table(table, estate.source_endpoint("recruiter"), estate.target_endpoint(), run_id="dirty",
-                            direction=Direction.SOURCE_TO_TARGET, control_schema=CONTROL, cap=0, grace_seconds=0)
-    assert dirty.cap_exceeded
+    dirty = reconcile_every_table(estate, manifest, "dirty", cap=0)
+    assert [name for name, r in dirty.items() if r.cap_exceeded] == ["recruiter.users"]
     result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1,
                              "gate_wait_hours": 0})
     failed(result, "wait_for_clean_reconciles", "must be clean", "may wait no longer")
@@ -184,6 +183,8 @@ def test_finalize_makes_the_source_read_only_for_the_apps(soaking, estate, manif
     import psycopg
 
     set_phase(estate, "soak")
+    # The rollback above repaired the source (target -> source): that run ends the soak's clean streak.
+    reconcile_clean(estate, manifest, "soak-after-rollback")
     cut = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
     assert cut.succeeded, cut.output[-3000:]
     reconcile_clean(estate, manifest, "after-cutover", Direction.TARGET_TO_SOURCE)

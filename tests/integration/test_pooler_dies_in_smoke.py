@@ -1,8 +1,11 @@
-"""The pooler dies after the cutover's gates passed, while its smoke checks run.
+"""The pooler dies after the cutover's gates passed: while its smoke checks run,
+or before they can even connect.
 
 A smoke query that sleeps holds the checks open; the pooler is stopped during
-that sleep. The cutover must not end on the target: the smoke checks fail, the
-read path goes back to the source and the ledger records rolled_back.
+that sleep. In the second case a lock on the flag store holds the read-path flip,
+and the pooler is stopped before it is let go, so every smoke connection is
+refused. Either way the cutover must not end on the target: the smoke checks fail,
+the read path goes back to the source and the ledger records rolled_back.
 """
 
 from __future__ import annotations
@@ -10,12 +13,22 @@ from __future__ import annotations
 import shutil
 import threading
 
+import psycopg
 import pytest
 import yaml
 
 from migration_engine.local.servers import wait_until
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
-from tests.integration.lifecycle_support import bring_to_verified, failed, flags, phase, reconcile_clean, set_phase
+from migration_engine.reconcile.engine import Direction
+from tests.integration.lifecycle_support import (
+    CONTROL,
+    bring_to_verified,
+    failed,
+    flags,
+    phase,
+    reconcile_clean,
+    set_phase,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -69,6 +82,49 @@ def test_pooler_stopped_during_smoke_checks_rolls_back_to_the_source(soaking, es
         estate.pooler.start()
     result = outcome["result"]
     assert result.state_of("wait_for_target_reachable") == "success", result.task_states
+    failed(result, "fail_after_rollback", "cutover rolled back")
+    assert result.state_of("roll_back_read_path") == "success"
+    assert result.state_of("record_cut_over") == "skipped"
+    assert phase(estate) == "rolled_back"
+    assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
+
+
+def test_pooler_down_when_the_smoke_checks_connect_rolls_back_to_the_source(soaking, estate, manifest, run):
+    if phase(estate) == "verified":
+        dual = run("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
+        assert dual.succeeded, dual.output[-3000:]
+    if phase(estate) != "soak":
+        # After the test above the ledger is at rolled_back, which may go back to soak.
+        set_phase(estate, "soak")
+    reconcile_clean(estate, manifest, "soak-1", Direction.SOURCE_TO_TARGET)
+    assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
+
+    def flip_waiting_on_the_lock() -> bool:
+        with estate.target_endpoint().connect(autocommit=True) as conn:
+            return bool(conn.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                (f"%{CONTROL}%read_path%",)).fetchall())
+
+    outcome = {}
+    holder = psycopg.connect(estate.target_endpoint().conninfo)
+    holder.execute(f"LOCK TABLE {CONTROL}.read_path IN ACCESS EXCLUSIVE MODE")
+    thread = threading.Thread(target=lambda: outcome.update(result=run(
+        "cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1},
+        DB_LOCK_TIMEOUT_MS="600000")))
+    thread.start()
+    try:
+        assert wait_until(flip_waiting_on_the_lock, timeout=600, interval=0.2), "the flip never reached the flag store"
+        estate.pooler.stop()
+        holder.rollback()
+    finally:
+        holder.close()
+        thread.join(timeout=900)
+        estate.pooler.start()
+    result = outcome["result"]
+    assert result.state_of("wait_for_target_reachable") == "success", result.task_states
+    assert result.state_of("flip_read_path_to_target") == "success", result.task_states
+    assert result.state_of("run_smoke_checks") == "success", result.task_states
+    assert "cannot connect to target (pooler)" in result.output
     failed(result, "fail_after_rollback", "cutover rolled back")
     assert result.state_of("roll_back_read_path") == "success"
     assert result.state_of("record_cut_over") == "skipped"

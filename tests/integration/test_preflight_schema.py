@@ -99,7 +99,7 @@ def restore_backup(estate, backups: list[dict], service: str) -> int:
         subprocess.run([client_binary("pg_restore"), "--jobs=2", f"--dbname={scratch}", record["path"]], env=env, check=True,
                        capture_output=True)
     with endpoint.connect() as conn:
-        return conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM public.users").fetchone()[0]
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +163,7 @@ def test_preflight_then_schema_baseline_pass_and_the_ledger_shows_both(sources, 
 
     restored_rows = restore_backup(sources, summary["backups"], "wallet")
     with sources.source_endpoint("wallet").connect() as conn:
-        assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == restored_rows > 0
+        assert conn.execute("SELECT count(*) FROM public.users").fetchone()[0] == restored_rows > 0
 
     result = run("schema_baseline")
     assert result.succeeded, result.output[-6000:]
@@ -233,7 +233,7 @@ def test_wrong_password_fails_and_the_password_is_nowhere(sources, manifest, run
 def test_stale_state_store_key_fails_naming_key_and_service(sources, manifest, run):
     reset_target(sources, manifest)
     with sources.source_endpoint("issuer").connect(autocommit=True) as conn:
-        conn.execute("UPDATE credverse_state_store SET updated_at = now() - interval '30 hours' WHERE service_key = 'issuer-compliance'")
+        conn.execute("UPDATE public.credverse_state_store SET updated_at = now() - interval '30 hours' WHERE service_key = 'issuer-compliance'")
     try:
         result = run("preflight")
         failed_with(result, "check_issuer_state_store", "key 'issuer-compliance' of service issuer was last updated 30.0 h ago")
@@ -250,7 +250,7 @@ def test_stale_state_store_key_fails_naming_key_and_service(sources, manifest, r
 def test_missing_state_store_key_fails(sources, manifest, run):
     reset_target(sources, manifest)
     with sources.source_endpoint("recruiter").connect(autocommit=True) as conn:
-        conn.execute("DELETE FROM credverse_state_store WHERE service_key = 'recruiter-oid4vp-requests'")
+        conn.execute("DELETE FROM public.credverse_state_store WHERE service_key = 'recruiter-oid4vp-requests'")
     try:
         result = run("preflight")
         failed_with(result, "check_recruiter_state_store", "key 'recruiter-oid4vp-requests' of service recruiter is missing")
@@ -265,7 +265,7 @@ def test_missing_state_store_key_fails(sources, manifest, run):
 def test_source_column_added_after_preflight_is_refused_before_any_ddl(sources, manifest, run):
     ledger_at_preflight_passed(sources, manifest)
     with sources.source_endpoint("wallet").connect(autocommit=True) as conn:
-        conn.execute("ALTER TABLE users ADD COLUMN nickname text")
+        conn.execute("ALTER TABLE public.users ADD COLUMN nickname text")
     try:
         result = run("schema_baseline")
         failed_with(
@@ -278,7 +278,7 @@ def test_source_column_added_after_preflight_is_refused_before_any_ddl(sources, 
         assert ledger_status(sources)["current_phase"] == "preflight_passed"
     finally:
         with sources.source_endpoint("wallet").connect(autocommit=True) as conn:
-            conn.execute("ALTER TABLE users DROP COLUMN nickname")
+            conn.execute("ALTER TABLE public.users DROP COLUMN nickname")
 
 
 def test_target_column_with_another_type_fails_the_gate(sources, manifest, run):
@@ -362,13 +362,13 @@ def test_later_phases_check_every_source_against_its_frozen_fingerprint(sources,
     with sources.target_endpoint().connect() as ledger_conn:
         assert set(preflight.check_sources_unchanged(ledger_conn, manifest, connect)) == {"wallet", "issuer", "recruiter"}
         with sources.source_endpoint("issuer").connect(autocommit=True) as conn:
-            conn.execute("CREATE TABLE audit_trail (id bigint PRIMARY KEY)")
+            conn.execute("CREATE TABLE public.audit_trail (id bigint PRIMARY KEY)")
         try:
             with pytest.raises(preflight.SchemaChanged) as changed:
                 preflight.check_sources_unchanged(ledger_conn, manifest, connect)
         finally:
             with sources.source_endpoint("issuer").connect(autocommit=True) as conn:
-                conn.execute("DROP TABLE audit_trail")
+                conn.execute("DROP TABLE public.audit_trail")
     assert "the issuer source schema changed since preflight" in str(changed.value)
     assert "issuer.audit_trail: table exists in the live source, missing in the preflight fingerprint" in str(changed.value)
     assert "wallet" not in str(changed.value)

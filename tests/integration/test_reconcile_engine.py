@@ -10,7 +10,7 @@ import pytest
 from psycopg import sql
 
 from migration_engine.manifest import Table
-from migration_engine.reconcile import Direction, clean_streak, reconcile_table
+from migration_engine.reconcile import Direction, clean_streak, reconcile_table, record_outcome
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +56,17 @@ def run(sides, run_id, **kwargs):
     source, target = sides
     kwargs.setdefault("direction", Direction.SOURCE_TO_TARGET)
     kwargs.setdefault("grace_seconds", 0)
-    return {f"wallet.{name}": reconcile_table(table(name), source, target, run_id=run_id, control_schema=CONTROL, **kwargs)
-            for name in TABLES}
+    results = {f"wallet.{name}": reconcile_table(table(name), source, target, run_id=run_id, control_schema=CONTROL, **kwargs)
+               for name in TABLES}
+    if not kwargs.get("dry_run"):
+        with target.connect(autocommit=True) as conn:
+            record_outcome(conn, CONTROL, run_id, Direction(kwargs["direction"]).value, results)
+    return results
+
+
+def streak(conn) -> int:
+    """Clean runs in a row over this module's tables, as the cutover gate counts them."""
+    return clean_streak(conn, CONTROL, Direction.SOURCE_TO_TARGET.value, [f"wallet.{name}" for name in TABLES]).consecutive_clean_runs
 
 
 def database_fingerprint(conn: psycopg.Connection) -> dict:
@@ -109,7 +118,7 @@ def test_clean_tables_are_clean_and_ledger_counts_clean_runs(sides):
     assert all(r.clean and r.checked_rows == r.target_rows for r in results.values())
     assert results["wallet.r_int"].checked_rows == 3000
     with sides[1].connect(autocommit=True) as tgt:
-        assert clean_streak(tgt, CONTROL).consecutive_clean_runs == 1
+        assert streak(tgt) == 1
 
 
 def test_dry_run_finds_every_drift_and_writes_nothing(sides):
@@ -140,14 +149,14 @@ def test_repair_fixes_every_drift_and_a_second_run_finds_nothing(sides):
         assert len(rows) == sum(r.drifted for r in results.values()) and all(r[2] and r[3] for r in rows)
         # A run that repaired everything it found leaves the stores level: it counts as clean,
         # after the clean run of the first test.
-        assert clean_streak(tgt, CONTROL).consecutive_clean_runs == 2
+        assert streak(tgt) == 2
         # Findings hold keys and hashes only: no value of a sensitive column anywhere in the ledger.
         ledger = tgt.execute("SELECT string_agg(f::text, '|') FROM migration_control.reconcile_findings f").fetchone()[0]
         assert "leaked?" not in ledger and "renamed" not in ledger and "users" not in ledger
     second = run(sides, "repair-2")
     assert all(r.clean and r.drifted == 0 for r in second.values())
     with target.connect(autocommit=True) as tgt:
-        assert clean_streak(tgt, CONTROL).consecutive_clean_runs == 3
+        assert streak(tgt) == 3
 
 
 def test_a_rerun_of_the_same_run_replaces_its_ledger_rows(sides):

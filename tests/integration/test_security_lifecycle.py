@@ -27,6 +27,7 @@ from migration_engine.endpoints import from_url
 from migration_engine.generator import generate
 from migration_engine.local.estate import TARGET_DB, TARGET_OWNER, Estate, _conn_var
 from migration_engine.local.servers import PostgresServer
+from migration_engine.reconcile import record_outcome
 from migration_engine.reconcile.engine import Direction, reconcile_table
 from migration_engine.schema_sql import create_source_layout
 
@@ -126,6 +127,7 @@ def lifecycle(estate, manifest, roles, airflow_home, tmp_path_factory, caplog_mo
         assert result.succeeded, f"{dag_id}: {result.task_states}\n{result.output[-4000:]}"
         return result
 
+    every_table = [t.qualified for t in manifest.tables]
     watch = ProcessWatch()
     with watch:
         run("preflight", {"fresh_backup": True})
@@ -141,6 +143,8 @@ def lifecycle(estate, manifest, roles, airflow_home, tmp_path_factory, caplog_mo
                                          run_id=f"soak-{attempt}", direction=Direction.SOURCE_TO_TARGET,
                                          control_schema=CONTROL, grace_seconds=0)
                 assert result.unrepaired == 0, result.summary()
+            with target.connect(autocommit=True) as conn:
+                record_outcome(conn, CONTROL, f"soak-{attempt}", Direction.SOURCE_TO_TARGET.value, every_table)
         with target.connect(autocommit=True) as conn:
             ledger.advance(conn, CONTROL, "soak", "test", "soak")
         # Writes the target missed, in the OAuth token columns: the cutover's reconcile repairs them.
@@ -158,6 +162,8 @@ def lifecycle(estate, manifest, roles, airflow_home, tmp_path_factory, caplog_mo
                                      run_id="after-cutover", direction=Direction.TARGET_TO_SOURCE,
                                      control_schema=CONTROL, grace_seconds=0)
             assert result.unrepaired == 0, result.summary()
+        with target.connect(autocommit=True) as conn:
+            record_outcome(conn, CONTROL, "after-cutover", Direction.TARGET_TO_SOURCE.value, every_table)
         run("finalize", {"confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": 1})
     return {"runs": runs, "watch": watch, "work": work, "cutover": cutover, "env": env}
 

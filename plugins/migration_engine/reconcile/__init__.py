@@ -2,7 +2,7 @@
 keys, a second read confirms them, and a bounded compare-and-set repair copies
 them from the primary side; a drift ledger keeps every finding and run."""
 
-from migration_engine.reconcile.drift_ledger import CleanStreak, clean_streak, ensure_ledger
+from migration_engine.reconcile.drift_ledger import clean_streak, ensure_ledger, record_outcome
 from migration_engine.reconcile.engine import (
     DEFAULT_CAP,
     DEFAULT_GRACE_SECONDS,
@@ -13,8 +13,9 @@ from migration_engine.reconcile.engine import (
     reconcile_table,
 )
 from migration_engine.reconcile.keyspace import ReconcileError
+from migration_engine.reconcile.streak import CleanStreak
 
 __all__ = [
     "DEFAULT_CAP", "DEFAULT_GRACE_SECONDS", "CleanStreak", "Direction", "Finding", "ReconcileError",
-    "ReconcileResult", "clean_streak", "direction_for_phase", "ensure_ledger", "reconcile_table",
+    "ReconcileResult", "clean_streak", "direction_for_phase", "ensure_ledger", "reconcile_table", "record_outcome",
 ]

@@ -1,19 +1,23 @@
 """The drift ledger in the target's control schema: every finding and every
-run's per-table summary, written idempotently per (run_id, table)."""
+run's per-table summary, written idempotently per (run_id, table), and each
+finished run's outcome (its scope and the table tasks that errored)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable
 
 import psycopg
 
 from migration_engine import sqlfiles
+from migration_engine.reconcile.streak import CleanStreak, RunOutcome
+from migration_engine.reconcile.streak import clean_streak as judge_streak
 
 FINDINGS_TABLE = "reconcile_findings"
 RUNS_TABLE = "reconcile_runs"
+OUTCOMES_TABLE = "reconcile_run_outcomes"
 STREAK_VIEW = "reconcile_clean_streak"
-SETUP_FILES = ("create_control_schema", "create_drift_findings", "create_reconcile_runs", "create_clean_streak_view")
+SETUP_FILES = ("create_control_schema", "create_drift_findings", "create_reconcile_runs", "create_run_outcomes",
+               "drop_clean_streak_view")
 
 
 def _identifiers(control_schema: str) -> dict:
@@ -21,6 +25,7 @@ def _identifiers(control_schema: str) -> dict:
         "control_schema": control_schema,
         "findings": (control_schema, FINDINGS_TABLE),
         "runs": (control_schema, RUNS_TABLE),
+        "outcomes": (control_schema, OUTCOMES_TABLE),
         "streak_view": (control_schema, STREAK_VIEW),
     }
 
@@ -31,7 +36,7 @@ def _statement(name: str, control_schema: str):
 
 
 def ensure_ledger(conn: psycopg.Connection, control_schema: str) -> None:
-    """Create the ledger tables and view if missing (safe to run every time)."""
+    """Create the ledger tables if missing and drop the retired streak view (safe to run every time)."""
     with conn.transaction():
         for name in SETUP_FILES:
             conn.execute(_statement(name, control_schema))
@@ -60,19 +65,26 @@ def record_run(conn: psycopg.Connection, control_schema: str, result) -> None:
         })
 
 
-@dataclass(frozen=True)
-class CleanStreak:
-    consecutive_clean_runs: int
-    clean_since: datetime | None
-    last_run_at: datetime | None
-    last_unclean_at: datetime | None
-
-
-def clean_streak(conn: psycopg.Connection, control_schema: str) -> CleanStreak:
-    """How many reconcile runs in a row, up to the latest, found every table clean."""
+def record_outcome(conn: psycopg.Connection, control_schema: str, run_id: str, direction: str,
+                   tables_in_scope: Iterable[str], tables_errored: Iterable[str] = ()) -> None:
+    """Mark a run finished: the tables it set out to check and those whose task errored (a re-run replaces it)."""
     with conn.transaction():
-        row = conn.execute(_statement("select_clean_streak", control_schema)).fetchone()
-    return CleanStreak(*row) if row else CleanStreak(0, None, None, None)
+        conn.execute(_statement("upsert_run_outcome", control_schema), {
+            "run_id": run_id, "direction": direction,
+            "tables_in_scope": sorted(tables_in_scope), "tables_errored": sorted(tables_errored),
+        })
+
+
+def clean_streak(conn: psycopg.Connection, control_schema: str, direction: str, tables: Iterable[str]) -> CleanStreak:
+    """How many finished runs in a row, up to the latest, were complete, all-table, error-free and clean
+    in ``direction`` over ``tables`` (the manifest's); see ``streak``."""
+    with conn.transaction():
+        rows = conn.execute(_statement("select_run_outcomes", control_schema)).fetchall()
+    runs = [
+        RunOutcome(run_id, run_direction, finished_at, frozenset(in_scope), frozenset(errored), frozenset(clean))
+        for run_id, run_direction, finished_at, in_scope, errored, clean in rows
+    ]
+    return judge_streak(runs, direction, tables)
 
 
 def totals(conn: psycopg.Connection, control_schema: str) -> dict:
