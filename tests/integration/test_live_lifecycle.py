@@ -119,5 +119,6 @@ def test_dag_runs_alone_carry_a_written_estate_to_the_soak_and_verify_names_targ
     assert written.secondary["applied"] > 0, "dual-write never reached the target"
     run("reconcile")
     sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
-    final = verify(sources, estate.target_endpoint(), manifest)
+    # Rows and state-store payloads; the target's sequences are moved up by the cutover, which this test stops short of.
+    final = verify(sources, estate.target_endpoint(), manifest, sequences=False)
     assert final["ok"], final["failures"]
