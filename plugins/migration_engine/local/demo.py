@@ -55,7 +55,8 @@ class Demo:
         if expect_success and not result.succeeded:
             tail = "\n".join(result.output.splitlines()[-40:])
             raise DemoFailed(f"{dag_id} did not succeed (exit {result.returncode}; {states})\n{tail}")
-        self.say(f"✔ {dag_id}: {len(result.task_states)} task instances" + (f" ({states})" if states else ""))
+        mark = "✔" if result.succeeded else "✘"
+        self.say(f"{mark} {dag_id}: {len(result.task_states)} task instances" + (f" ({states})" if states else ""))
         return result
 
 
