@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from migration_engine import dag_support as ds
-from migration_engine import gates, ledger, read_path, smoke, source_access
+from migration_engine import gates, ledger, read_path, reconcile_steps, smoke, source_access
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import Direction, reconcile_table
 
@@ -35,22 +35,25 @@ def target_reachable(dag_id: str) -> bool:
 
 
 def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int) -> dict:
-    """One reconciliation pass over every table; refuses when drift above ``max_unrepaired`` remains."""
+    """One reconciliation pass over every table, parents first, then the tables left with rows refused
+    by a foreign key settled again; refuses when drift above ``max_unrepaired`` remains."""
     m = ds.manifest()
     target = ds.target_endpoint()
-    results = []
-    for table in m.tables:
-        source = ds.source_endpoint(table.service)
-        result = reconcile_table(
-            table, source, target, run_id=f"{dag_id}/{run_id}", direction=direction,
+
+    def reconcile_one(table_name: str) -> dict:
+        table = m.table(table_name)
+        return reconcile_table(
+            table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}", direction=direction,
             control_schema=m.control_schema, cap=cap, dry_run=dry_run,
-        )
-        results.append(result.summary())
+        ).summary()
+
+    results = [reconcile_one(table.qualified) for table in m.tables]
     if not dry_run:
+        results = reconcile_steps.settle(results, reconcile_one)
         with ds.target_connection(dag_id) as conn:
             drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
                                         [t.qualified for t in m.tables])
-    unrepaired = sum(r["unrepaired"] - r["in_flight"] for r in results)
+    unrepaired = sum(reconcile_steps.left_unrepaired(r) for r in results)
     total = {
         "tables": len(results),
         "checked_rows": sum(r["checked_rows"] for r in results),
@@ -58,7 +61,7 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
         "repaired": sum(r["repaired"] for r in results),
         "in_flight": sum(r["in_flight"] for r in results),
         "unrepaired": unrepaired,
-        "dirty_tables": [r["table"] for r in results if r["unrepaired"]],
+        "dirty_tables": [r["table"] for r in results if reconcile_steps.left_unrepaired(r)],
         "per_table": [
             {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
         ],

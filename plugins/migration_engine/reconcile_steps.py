@@ -54,25 +54,31 @@ def left_unrepaired(summary: dict) -> int:
     return summary["unrepaired"] - summary["in_flight"] - summary["held_back"]
 
 
+SETTLE_PASSES = 3
+
+
 def settle(summaries: list[dict], again) -> list[dict]:
     """Run ``again`` (table name -> summary) on the tables left with unrepaired rows, parents first, their
-    parents included.
+    parents included, up to ``SETTLE_PASSES`` times while any is left.
 
-    Tables run side by side, so a child row can be refused by its foreign key when
-    its parent was written after the parent's table was checked; once the parent
-    is level, the child repairs.
+    Tables run side by side (or one after the other, parents first), so a child row
+    can be refused by its foreign key when its parent was written after the parent's
+    table was checked; once the parent is level, the child repairs. The apps keep
+    writing meanwhile, so one pass can leave a new such pair behind.
     """
     m = ds.manifest()
-    dirty = {s["table"] for s in summaries if left_unrepaired(s) > 0 and not s["cap_exceeded"]}
-    if not dirty:
-        return summaries
-    wanted = set(dirty)
-    for table in reversed(m.tables):
-        if table.qualified in wanted:
-            wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
-    log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
-    redone = {t.qualified: again(t.qualified) for t in m.tables if t.qualified in wanted}
-    return [redone.get(s["table"], s) for s in summaries]
+    for _ in range(SETTLE_PASSES):
+        dirty = {s["table"] for s in summaries if left_unrepaired(s) > 0 and not s["cap_exceeded"]}
+        if not dirty:
+            break
+        wanted = set(dirty)
+        for table in reversed(m.tables):
+            if table.qualified in wanted:
+                wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
+        log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
+        redone = {t.qualified: again(t.qualified) for t in m.tables if t.qualified in wanted}
+        summaries = [redone.get(s["table"], s) for s in summaries]
+    return summaries
 
 
 def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict) -> dict:
