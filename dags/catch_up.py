@@ -86,18 +86,22 @@ def catch_up():
         return ds.require_phase(DAG_ID, {"backfilled", "verified"}, "catch-up")
 
     @task
-    def list_tables(params=None) -> list[str]:
-        from migration_engine.reconcile_steps import tables_to_check
+    def list_tables(params=None) -> list[dict]:
+        from migration_engine.reconcile_steps import table_groups
 
-        return tables_to_check(params["tables"])
+        return table_groups(DAG_ID, params["tables"])
 
-    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2), map_index_template="{{ task.op_kwargs['table'] }}")
-    def catch_up_table(table: str, params=None) -> dict:
-        return steps.catch_up_table(DAG_ID, get_current_context()["run_id"], table, params)
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2),
+          map_index_template="{{ task.op_kwargs['group']['label'] }}")
+    def catch_up_tables(group: dict, params=None) -> list[dict]:
+        run_id = get_current_context()["run_id"]
+        return [steps.catch_up_table(DAG_ID, run_id, table, params) for table in group["tables"]]
 
     @task(pool=ds.TARGET_POOL)
-    def judge_catch_up(summaries: list[dict], params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context()["run_id"], list(summaries), params)
+    def judge_catch_up(summaries: list[list[dict]], params=None) -> dict:
+        from migration_engine.reconcile_steps import flatten
+
+        return steps.judge(DAG_ID, get_current_context()["run_id"], flatten(summaries), params)
 
     @task(pool=ds.TARGET_POOL, outlets=[Asset(ds.caught_up_asset_name())])
     def sync_sequences() -> list[dict]:
@@ -112,7 +116,7 @@ def catch_up():
 
     tables = list_tables()
     check_ledger_phase() >> tables
-    summaries = catch_up_table.expand(table=tables)
+    summaries = catch_up_tables.expand(group=tables)
     judged = judge_catch_up(summaries)
     [summaries, judged >> sync_sequences()] >> write_status_report()
 

@@ -92,17 +92,19 @@ def reconcile():
         return steps.phase_to_reconcile(DAG_ID)
 
     @task
-    def list_tables(params=None) -> list[str]:
-        return steps.tables_to_check(params["tables"])
+    def list_tables(params=None) -> list[dict]:
+        return steps.table_groups(DAG_ID, params["tables"])
 
-    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1), map_index_template="{{ task.op_kwargs['table'] }}")
-    def reconcile_table(table: str, phase: str, params=None) -> dict:
-        return steps.reconcile_one(DAG_ID, get_current_context(), table, phase, params)
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1),
+          map_index_template="{{ task.op_kwargs['group']['label'] }}")
+    def reconcile_tables(group: dict, phase: str, params=None) -> list[dict]:
+        return steps.reconcile_group(DAG_ID, get_current_context(), group, phase, params)
 
     # all_done: a table task that errored must still be judged (and recorded) as an errored run.
     @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ALL_DONE)
-    def judge_run(summaries: list[dict], phase: str, tables: list[str], params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context(), list(summaries or []), phase, tables, params)
+    def judge_run(summaries: list[list[dict]], phase: str, groups: list[dict], params=None) -> dict:
+        return steps.judge(DAG_ID, get_current_context(), steps.flatten(summaries), phase,
+                           steps.flatten(g["tables"] for g in groups) if groups is not None else None, params)
 
     @teardown
     @task(pool=ds.TARGET_POOL)
@@ -112,7 +114,7 @@ def reconcile():
     phase = check_ledger_phase()
     tables = list_tables()
     phase >> tables
-    summaries = reconcile_table.partial(phase=phase).expand(table=tables)
+    summaries = reconcile_tables.partial(phase=phase).expand(group=tables)
     [summaries, judge_run(summaries, phase, tables)] >> write_status_report()
 
 
