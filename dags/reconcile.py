@@ -8,7 +8,9 @@
 Only while the ledger is in `dual_write`, `soak`, `cut_over` or `finalized`
 (the retention window, when the sources are kept level for a rollback); in any
 other phase the run is *skipped*, not failed. Before dual-write, `catch_up`
-brings the apps' writes to the target instead. One mapped task per table:
+brings the apps' writes to the target instead. One mapped task per large
+table, small tables packed together up to 64 MB of source (a task per tiny
+table costs more in scheduling than in work), each table in turn:
 1. one scan per side computes a count and a hash sum per key-range bucket;
    only mismatched buckets are read key by key, down to the exact drifted keys;
 2. each drifted key is classified (missing in target, extra in target, values
@@ -25,7 +27,8 @@ Tables run side by side, so a child row may be refused by its foreign key when
 its parent was written after the parent's table was checked: the judging step
 reconciles such tables again, parents first, in the same run. The run fails, and
 alerts, when more than *max_unrepaired_rows* rows are still left unrepaired
-(rows in flight aside), or when a table task errored. The first clean run in
+(rows in flight aside), or when a table task errored (a task's other tables
+are still reconciled; all of its tables count as errored). The first clean run in
 `dual_write` over every table starts the soak (`dual_write → soak`). Each
 finished run is recorded in `migration_control.reconcile_run_outcomes` (its
 tables and the table tasks that errored); the cutover and finalize gates count
