@@ -12,8 +12,9 @@ wanted, while the ledger is at `backfilled` or `verified` (run it right before
 ## What it changes
 Target rows only, source → target, with the reconciliation engine (bucketed
 hashes, exact keys, a second read, compare-and-set repair): one mapped task per
-large table, small tables packed together (as `reconcile` does), each table passed over until a pass finds at most *converged_rows*
-drifted rows (or *max_passes* is reached). A pass that leaves nothing behind
+large table, small tables packed together (as `reconcile` does), each table
+passed over until a pass finds at most *converged_rows* drifted rows (or
+*max_passes* is reached). A pass that leaves nothing behind
 records, in `migration_control.sync_points`, the source's xmin horizon from its
 start: what `verify` and the next catch-up judge drift against. Then the target
 sequences are moved up to the sources' (the apps kept drawing ids there). It
