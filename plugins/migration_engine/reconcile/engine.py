@@ -10,6 +10,10 @@ wrote at or after the horizon, or deleted, is a write still on its way; a row
 whose source version is older than the horizon cannot be, so that drift is
 *unexplained* (the target was changed by something else, or lost the row). It is
 reported by key and repaired only when ``repair_unexplained`` says so.
+
+Given a ``target_horizon`` too (the cutover's drain, source → target just after
+the read path flipped), a key whose target version was written at or after it
+is the apps' own newer write on their new primary: it is left alone, in flight.
 """
 
 from __future__ import annotations
@@ -184,6 +188,7 @@ def reconcile_table(
     find_only: bool = False,
     horizon: int | None = None,
     repair_unexplained: bool = True,
+    target_horizon: int | None = None,
     record: bool = True,
 ) -> ReconcileResult:
     """Find, confirm and repair the drift of one table; record it unless ``dry_run``.
@@ -222,6 +227,8 @@ def reconcile_table(
             unexplained = _unexplained(shape, src, table.source_ident, confirmed, horizon)
             if not repair_unexplained:
                 confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
+            newer_on_target = _newer_on_target(shape, tgt, table.target_ident, confirmed, target_horizon)
+            confirmed = [(d, Outcome.IN_FLIGHT if d.key in newer_on_target else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
             findings = repair(shape, primary, secondary, confirmed, primary_is_source, result)
@@ -330,6 +337,21 @@ def _unexplained(shape: TableShape, src: psycopg.Connection, ident: tuple[str, s
     """Keys confirmed for repair whose source version is older than ``horizon``."""
     written = _written_since(shape, src, ident, [d.key for d, o in decided if o is Outcome.REPAIR], horizon)
     return {key for key, since in written.items() if not since}
+
+
+def _newer_on_target(shape: TableShape, tgt: psycopg.Connection, ident: tuple[str, str],
+                     decided: list[tuple[Drift, Outcome]], horizon: int | None) -> set:
+    """Keys confirmed for repair whose target version was written at or after ``horizon``. A key the
+    target lacks counts as not written: after a flip that is most often an insert the old primary
+    made whose copy was lost, not a delete the apps made since."""
+    keys = [d.key for d, o in decided if o is Outcome.REPAIR]
+    if horizon is None or not keys:
+        return set()
+    newer = set()
+    for start in range(0, len(keys), READ_BATCH_KEYS):
+        written = scan.read_written_since(tgt, shape, ident, keys[start:start + READ_BATCH_KEYS], horizon)
+        newer |= {key for key, since in written.items() if since}
+    return newer
 
 
 def _log_result(result: ReconcileResult) -> None:
