@@ -41,7 +41,10 @@ def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
 
 
 def flatten(lists) -> list:
-    return [item for items in lists or [] for item in items]
+    """The items of mapped tasks' results. Read by index up to the count: iterating Airflow's lazy
+    sequence asks for one result past the end and logs a 404 as an error."""
+    lists = lists or []
+    return [item for index in range(len(lists)) for item in lists[index]]
 
 
 def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict) -> list[dict]:
