@@ -202,7 +202,7 @@ def progress(dag_id: str, tasks: list[dict], copied) -> dict:
 
     planned = Counter(c["table"] for t in tasks for c in t["chunks"])
     per_table = backfill_progress(ds.target_endpoint(), ds.manifest(), planned)
-    modes = Counter(r["mode"] for t in copied for r in t["chunks"])
+    modes = Counter(r["mode"] for t in ds.mapped_results(copied) for r in t["chunks"])
     for table, entry in per_table.items():
         log.info("%-40s chunks %d/%d rows %d rate %s rows/s eta %s s", table, entry["chunks_done"], entry["chunks_total"],
                  entry["rows"], entry["rows_per_s"], entry["eta_s"])

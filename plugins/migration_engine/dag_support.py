@@ -255,3 +255,15 @@ def dry_run_param(default: bool = True):
         default, type="boolean", title="Dry run",
         description="Render and log every SQL statement; change nothing in either database.",
     )
+
+
+def mapped_results(results) -> list:
+    """Mapped tasks' results as a list. Read by index up to their count: iterating Airflow's lazy
+    sequence asks for one result past the end and logs the 404 as an error."""
+    results = results or []
+    return [results[index] for index in range(len(results))]
+
+
+def flatten(results) -> list:
+    """The items of mapped tasks that each return a list."""
+    return [item for items in mapped_results(results) for item in items]

@@ -40,13 +40,6 @@ def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
     return task_packing.table_groups(dag_id, tables_to_check(tables))
 
 
-def flatten(lists) -> list:
-    """The items of mapped tasks' results. Read by index up to the count: iterating Airflow's lazy
-    sequence asks for one result past the end and logs a 404 as an error."""
-    lists = lists or []
-    return [item for index in range(len(lists)) for item in lists[index]]
-
-
 def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict) -> list[dict]:
     """Each table of the group in turn; one that errors does not keep the others from their repairs,
     and the task then fails naming it (the judge counts the whole group as errored)."""
