@@ -264,8 +264,8 @@ class LoadRun:
 
 
 def fail(result: DagRunResult) -> None:
-    errors = [line for line in result.output.splitlines() if "[error" in line]
-    raise SystemExit(f"{result.dag_id} failed: {result.task_states}\n" + "\n".join(errors[-10:]))
+    errors = [line for line in result.output.splitlines() if "[error" in line or "[warning" in line]
+    raise SystemExit(f"{result.dag_id} failed: {result.task_states}\n" + "\n".join(errors[-30:]))
 
 
 def print_table(result: dict) -> None:

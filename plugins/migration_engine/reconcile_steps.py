@@ -131,8 +131,9 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     if capped:
         ds.refuse(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
     if unrepaired > params["max_unrepaired_rows"]:
-        dirty = [s["table"] for s in summaries if left_unrepaired(s) > 0]
-        ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {dirty}")
+        dirty = {s["table"]: s.get("refused_by") or {} for s in summaries if left_unrepaired(s) > 0}
+        ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
+                  f"refused by: {dirty}")
     clean = all(s["clean"] for s in summaries)
     if phase == "dual_write" and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:
         ds.advance_phase(dag_id, run_id, "soak", {"first_clean_reconcile": run_id, **totals})
