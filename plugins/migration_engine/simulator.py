@@ -131,6 +131,8 @@ class SimulatorReport:
     # What became of the dual-writes to the secondary side (the target before cutover).
     secondary: dict = field(default_factory=lambda: defaultdict(int))
     primary_errors: int = 0
+    # Times the target connection was opened again after it broke.
+    reconnects: int = 0
     latencies_ms: list = field(default_factory=list, repr=False)
     # Wall-clock start (time.time()) of each of those writes: a window can be cut by what else ran then.
     started_at: list = field(default_factory=list, repr=False)
@@ -153,7 +155,7 @@ class SimulatorReport:
             "seconds": round(self.seconds, 2), "writes": self.total,
             "writes_per_s": round(self.total / self.seconds, 1) if self.seconds else 0.0,
             "by_kind": {kind: dict(tables) for kind, tables in self.writes.items()},
-            "secondary": dict(self.secondary), "primary_errors": self.primary_errors,
+            "secondary": dict(self.secondary), "primary_errors": self.primary_errors, "reconnects": self.reconnects,
             "primary_p50_ms": round(self.percentile_ms(0.5), 2), "primary_p95_ms": round(self.percentile_ms(0.95), 2),
         }
 
@@ -220,6 +222,7 @@ class DualWriteSimulator:
         if config.follow_read_path:
             self.flags = {svc.name: ("source", False) for svc in manifest.services}
         self.flags_read_at = 0.0
+        self.reconnect_tried_at = 0.0
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> DualWriteSimulator:
@@ -246,7 +249,7 @@ class DualWriteSimulator:
             self.sim_tables = [describe_table(conns[t.service], t) for t in self.tables]
             for sim in self.sim_tables:
                 self._load_keys(conns[sim.table.service], sim)
-            self._loop(conns, target)
+            target = self._loop(conns, target)
             if target is not None:
                 self._flush(force=True)
                 target.close()
@@ -256,7 +259,8 @@ class DualWriteSimulator:
         log.info("simulator wrote %s", self.report.as_dict())
         return self.report
 
-    def _loop(self, conns: dict[str, psycopg.Connection], target: psycopg.Connection | None) -> None:
+    def _loop(self, conns: dict[str, psycopg.Connection], target: psycopg.Connection | None) -> psycopg.Connection | None:
+        """Write until stopped; returns the target connection in use at the end."""
         cfg = self.config
         started = time.monotonic()
         deadline = started + cfg.duration_s if cfg.duration_s is not None else float("inf")
@@ -265,12 +269,30 @@ class DualWriteSimulator:
             pause = started + done / cfg.rate_per_s - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
+            target = self._reconnected(target)
             if self.config.follow_read_path:
                 self._refresh_flags(target)
             self._one_write(conns, target)
             done += 1
             self._flush()
         self.report.seconds = time.monotonic() - started
+        return target
+
+    def _reconnected(self, target: psycopg.Connection | None) -> psycopg.Connection | None:
+        """The target connection, opened again once it broke (a restart, a terminated backend), as an
+        app's pool would; while the target cannot be reached the broken one stays and its writes fail."""
+        if target is None or not (target.closed or target.broken):
+            return target
+        if time.monotonic() - self.reconnect_tried_at < READ_PATH_POLL_S:
+            return target
+        self.reconnect_tried_at = time.monotonic()
+        try:
+            fresh = self.target.connect(application_name=APPLICATION_NAME, autocommit=True)
+        except psycopg.Error as exc:
+            log.debug("target unreachable (SQLSTATE %s): retrying in %ss", exc.sqlstate, READ_PATH_POLL_S)
+            return target
+        self.report.reconnects += 1
+        return fresh
 
     def _refresh_flags(self, target: psycopg.Connection) -> None:
         """Re-read the flag store at most once a second; keep the last values when it cannot be read."""

@@ -125,3 +125,31 @@ def test_reconcile_beside_a_lossy_dual_write_never_goes_back_in_time_and_converg
             with sources[table.service].connect(autocommit=True) as src:
                 columns = [c.name for c in describe_table(src, table).columns]
                 assert table_digest(src, table.source_ident, columns) == table_digest(tgt, table.target_ident, columns), table.qualified
+
+
+def test_the_writer_reconnects_to_the_target_after_its_session_is_terminated(manifest, credity):
+    """As an app's pool would: a terminated target session (a restart, a failover) must not leave the
+    writer on stale flags for the rest of a run."""
+    from migration_engine.simulator import APPLICATION_NAME as WRITER
+
+    sources, target = credity
+    simulator = DualWriteSimulator(manifest, sources, target, SimulatorConfig(
+        rate_per_s=100, duration_s=None, max_writes=10**9, seed=3)).start()
+    time.sleep(1.0)
+    with target.connect(autocommit=True) as conn:
+        killed = conn.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+                              (WRITER,)).fetchone()[0]
+    assert killed == 1
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with target.connect(autocommit=True) as conn:
+            back = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (WRITER,)).fetchone()[0]
+        if back:
+            break
+        time.sleep(0.2)
+    applied_before = simulator.report.secondary["applied"]
+    time.sleep(1.0)
+    simulator.stop()
+    report = simulator.join()
+    assert back == 1 and report.reconnects == 1, report.as_dict()
+    assert report.secondary["applied"] > applied_before, "dual-writes reach the target again"
