@@ -186,9 +186,9 @@ def cutover():
         if params["dry_run"]:
             steps.log.info("dry run: the ledger stays in soak")
             return False
-        # Through cut_over, so the ledger keeps the order: soak -> cut_over -> rolled_back.
-        ds.advance_phase(DAG_ID, _run_id(), "cut_over", {"smoke_failed": smoke["failed"]})
-        return ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]})
+        # Through cut_over, so the ledger keeps the order: soak -> cut_over -> rolled_back, in one move.
+        return ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]},
+                                through=("cut_over",))
 
     @task
     def fail_after_rollback(smoke: dict):

@@ -95,25 +95,27 @@ def reconcile():
     def list_tables(params=None) -> list[str]:
         return steps.tables_to_check(params["tables"])
 
+    # Every table task and the judge write fenced by the ledger epoch the run started under.
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1), map_index_template="{{ task.op_kwargs['table'] }}")
-    def reconcile_table(table: str, phase: str, params=None) -> dict:
-        return steps.reconcile_one(DAG_ID, get_current_context(), table, phase, params)
+    def reconcile_table(table: str, started: dict, params=None) -> dict:
+        return steps.reconcile_one(DAG_ID, get_current_context(), table, started["phase"], params, epoch=started["epoch"])
 
     # all_done: a table task that errored must still be judged (and recorded) as an errored run.
     @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ALL_DONE)
-    def judge_run(summaries: list[dict], phase: str, tables: list[str], params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context(), list(summaries or []), phase, tables, params)
+    def judge_run(summaries: list[dict], started: dict, tables: list[str], params=None) -> dict:
+        return steps.judge(DAG_ID, get_current_context(), list(summaries or []), started["phase"], tables, params,
+                           epoch=started["epoch"])
 
     @teardown
     @task(pool=ds.TARGET_POOL)
     def write_status_report() -> str:
         return ds.write_status_report(DAG_ID)
 
-    phase = check_ledger_phase()
+    started = check_ledger_phase()
     tables = list_tables()
-    phase >> tables
-    summaries = reconcile_table.partial(phase=phase).expand(table=tables)
-    [summaries, judge_run(summaries, phase, tables)] >> write_status_report()
+    started >> tables
+    summaries = reconcile_table.partial(started=started).expand(table=tables)
+    [summaries, judge_run(summaries, started, tables)] >> write_status_report()
 
 
 reconcile()

@@ -19,10 +19,22 @@ One query tells a human where the migration stands::
 
     SELECT current_phase, since, by_dag, by_run, may_advance_to, history
     FROM migration_control.status;
+
+**The fence.** ``fence`` holds one row: the epoch, which every phase transition
+moves on by one, and the phase it moved to. A run reads the epoch when it starts;
+each write it makes toward the apps' data or control state (a repair batch, a
+flag change, a grant change) goes through ``fenced``, which reads the row
+``FOR SHARE`` in a transaction that stays open until the write has committed,
+and refuses when the epoch has moved. ``advance`` takes the row ``FOR UPDATE``,
+so a phase move waits for the writes in flight and every later write sees it.
+A stale run, a cleared task of an old run or a concurrent DAG therefore refuses,
+naming the current phase, and writes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,6 +93,18 @@ class PhaseError(CheckFailed):
     """Work asked for out of the runbook's order; the message says what to run instead."""
 
 
+class StaleEpoch(PhaseError):
+    """A write by a run that started before the ledger's last move; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """How many times the ledger has moved, and the phase it is in: what a run started under."""
+
+    number: int
+    phase: str | None
+
+
 @dataclass(frozen=True)
 class PhaseState:
     phase: str | None
@@ -110,6 +134,7 @@ def _objects(control_schema: str) -> dict[str, str | tuple[str, str]]:
         "phase_transitions": (control_schema, "phase_transitions"),
         "allowed_transitions": (control_schema, "allowed_transitions"),
         "facts": (control_schema, "facts"),
+        "fence": (control_schema, "fence"),
         "status": (control_schema, "status"),
     }
 
@@ -168,6 +193,8 @@ def ensure_ledger(conn: psycopg.Connection, control_schema: str) -> None:
             "create_allowed_transitions",
             "create_facts",
             "create_status_view",
+            "create_fence",
+            "seed_fence",
         ):
             _run(conn, control_schema, name)
         pairs = sorted(ALLOWED_TRANSITIONS, key=lambda p: (p[0] or "", p[1]))
@@ -213,22 +240,90 @@ def advance(
     dag_id: str,
     run_id: str,
     details: dict | None = None,
+    *,
+    epoch: int | None = None,
+    through: tuple[str, ...] = (),
 ) -> bool:
-    """Move the ledger to ``to_phase``. Returns False (and writes nothing) when it is
-    already there. The table lock makes two concurrent advances queue, so the second
-    one validates against the first one's result."""
+    """Move the ledger to ``to_phase`` (recording the phases ``through`` first, in the same
+    transaction). Returns False (and writes nothing) when it is already there.
+
+    The fence row is taken FOR UPDATE: two concurrent advances queue, the second one
+    validating against the first one's result, and a move waits for fenced writes in
+    flight. With ``epoch`` (what the calling run acts under, ``run_epoch``) the move
+    refuses when the ledger has moved since.
+    """
+    current_epoch(conn, control_schema)  # a ledger older than the fence gets it here
     with conn.transaction():
-        _run(conn, control_schema, "lock_phase_transitions")
-        current = current_state(conn, control_schema).phase
-        if not check_transition(current, to_phase):
+        moved = Epoch(*_run(conn, control_schema, "select_fence_for_update").fetchone())
+        current = current_state(conn, control_schema)
+        if epoch is not None and moved.number != epoch:
+            raise StaleEpoch(_stale_message(f"moving the ledger to {to_phase}", epoch, moved, current))
+        previous = current.phase
+        if previous == to_phase:
             return False
-        _run(
-            conn,
-            control_schema,
-            "insert_phase_transition",
-            {"phase": to_phase, "previous_phase": current, "dag_id": dag_id, "run_id": run_id, "details": Jsonb(details or {})},
-        )
+        for phase in (*through, to_phase):
+            if not check_transition(previous, phase):  # raises on a move the order forbids
+                continue
+            _run(
+                conn,
+                control_schema,
+                "insert_phase_transition",
+                {"phase": phase, "previous_phase": previous, "dag_id": dag_id, "run_id": run_id, "details": Jsonb(details or {})},
+            )
+            _run(conn, control_schema, "update_fence", {"phase": phase})
+            previous = phase
     return True
+
+
+def current_epoch(conn: psycopg.Connection, control_schema: str) -> Epoch:
+    """The epoch a run starts under (creates the ledger when it is missing: a fresh ledger is epoch 0)."""
+    if not ledger_exists(conn, control_schema) or not _fence_exists(conn, control_schema):
+        ensure_ledger(conn, control_schema)
+    return Epoch(*_run(conn, control_schema, "select_fence").fetchone())
+
+
+def run_epoch(conn: psycopg.Connection, control_schema: str, started: int, dag_id: str, run_id: str) -> int:
+    """The epoch a run acts under: the one it started under, moved on by the ledger moves the run made
+    itself (a rollback repairs after recording rolled_back). Any move by another run leaves it at
+    ``started``, so its writes refuse."""
+    moves = _run(conn, control_schema, "select_moves_since", {"epoch": started}).fetchall()
+    return started + len(moves) if all(tuple(move) == (dag_id, run_id) for move in moves) else started
+
+
+@contextmanager
+def fenced(fence_conn: psycopg.Connection, control_schema: str, epoch: int, action: str,
+           write_conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
+    """The one write path: a transaction on ``write_conn`` that commits only under ``epoch``.
+
+    ``fence_conn`` is a connection to the target, where the ledger lives. When the write
+    goes to the target too (``write_conn`` None or the same connection), the fence row is
+    read FOR SHARE inside the write's own transaction. When it goes to another server (a
+    source), the fence transaction on the target is held open around the write's
+    transaction, which commits first: a ledger move, waiting FOR UPDATE, cannot slip in
+    between the check and that commit. Raises StaleEpoch, with nothing written, when the
+    ledger has moved since ``epoch``.
+    """
+    write_conn = write_conn or fence_conn
+    with fence_conn.transaction():
+        now = Epoch(*_run(fence_conn, control_schema, "select_fence_for_share").fetchone())
+        if now.number != epoch:
+            raise StaleEpoch(_stale_message(action, epoch, now, current_state(fence_conn, control_schema)))
+        if write_conn is fence_conn:
+            yield write_conn
+        else:
+            with write_conn.transaction():
+                yield write_conn
+
+
+def _stale_message(action: str, epoch: int, now: Epoch, state: PhaseState) -> str:
+    return (f"{action} refused: this run started at ledger epoch {epoch}, and the ledger has moved since "
+            f"(epoch {now.number}): {state.describe()}. Nothing was written; a run started now acts on "
+            f"phase {now.phase or NOT_STARTED}.")
+
+
+def _fence_exists(conn: psycopg.Connection, control_schema: str) -> bool:
+    row = _run(conn, control_schema, "select_ledger_exists", {"schema": control_schema, "table": "fence"}).fetchone()
+    return bool(row[0])
 
 
 def record_fact(conn: psycopg.Connection, control_schema: str, key: str, value, dag_id: str, run_id: str) -> None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from migration_engine import dag_support as ds
 from migration_engine import gates, ledger, read_path, smoke, source_access
+from migration_engine.checks import fail_without_retry
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import Direction, reconcile_table
 
@@ -35,16 +36,19 @@ def target_reachable(dag_id: str) -> bool:
 
 
 def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int) -> dict:
-    """One reconciliation pass over every table; refuses when drift above ``max_unrepaired`` remains."""
+    """One reconciliation pass over every table, fenced by the run's ledger epoch; refuses when drift above
+    ``max_unrepaired`` remains."""
     m = ds.manifest()
     target = ds.target_endpoint()
+    epoch = ds.run_epoch(dag_id)
     results = []
     for table in m.tables:
         source = ds.source_endpoint(table.service)
-        result = reconcile_table(
-            table, source, target, run_id=f"{dag_id}/{run_id}", direction=direction,
-            control_schema=m.control_schema, cap=cap, dry_run=dry_run,
-        )
+        with fail_without_retry():
+            result = reconcile_table(
+                table, source, target, run_id=f"{dag_id}/{run_id}", direction=direction,
+                control_schema=m.control_schema, cap=cap, dry_run=dry_run, epoch=epoch,
+            )
         results.append(result.summary())
     if not dry_run:
         with ds.target_connection(dag_id) as conn:
@@ -81,8 +85,10 @@ def apply_read_path(dag_id: str, run_id: str, statements: list, dry_run: bool) -
     """Run the rendered read-path statements in one transaction (only log them on a dry run)."""
     m = ds.manifest()
     side = next(s.params["side"] for s in statements if "side" in s.params)
-    with ds.target_connection(dag_id) as conn:
-        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info)
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info, control_schema=m.control_schema,
+                                  epoch=epoch)
         flags = read_path.read_flags(conn, m)
     log.info("read path %s: %d service(s) changed; flags now %s", "rendered" if dry_run else "set", changed, flags)
     return {"side": side, "changed": changed, "flags": flags, "dry_run": dry_run}
@@ -111,15 +117,15 @@ def plan_revoke_app_writes(dag_id: str, run_id: str) -> list:
 
 
 def revoke_app_writes(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
-    """Run each service's rendered revoke on its source; a revoke that leaves any write fails without retries."""
-    from migration_engine.checks import fail_without_retry
-
+    """Run each service's rendered revoke on its source, fenced by the run's ledger epoch; a revoke that leaves
+    any write fails without retries."""
     m = ds.manifest()
+    epoch = ds.run_epoch(dag_id)
     remaining = {}
     for service in m.services:
-        with fail_without_retry(), ds.source_endpoint(service.name).connect(
+        with fail_without_retry(), ds.target_connection(dag_id) as fence_conn, ds.source_endpoint(service.name).connect(
             application_name=ds.application_name(dag_id), autocommit=True
-        ) as conn:
+        ) as conn, ledger.fenced(fence_conn, m.control_schema, epoch, f"revoking the {service.name} app's writes", conn):
             remaining[service.name] = source_access.set_app_writes(
                 conn, service, allowed=False, dry_run=dry_run, log=log.info,
                 planned=[s for s in statements if s.service == service.name],
@@ -151,15 +157,16 @@ def record_retention(dag_id: str, run_id: str, retention_days: int) -> dict:
 def set_dual_write(dag_id: str, run_id: str, enabled: bool, *, dry_run: bool) -> dict:
     m = ds.manifest()
     statements = read_path.dual_write_statements(m, enabled, changed_by=f"{dag_id}/{run_id}")
-    with ds.target_connection(dag_id) as conn:
-        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info)
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info, control_schema=m.control_schema,
+                                  epoch=epoch)
         flags = read_path.read_flags(conn, m)
     return {"dual_write": enabled, "changed": changed, "flags": flags, "dry_run": dry_run}
 
 
 def check_source_schema_unchanged(dag_id: str) -> dict:
     """Every source schema still matches the fingerprint frozen at preflight."""
-    from migration_engine.checks import fail_without_retry
     from migration_engine.preflight import check_sources_unchanged
 
     def connect(service: str):
@@ -185,7 +192,6 @@ def sync_sequences(dag_id: str, *, gap: int, dry_run: bool) -> list[dict]:
 def final_backup(dag_id: str, run_id: str, *, dry_run: bool) -> dict:
     """A fresh verified pg_dump of every source, recorded in the ledger as ``final_backup:<service>``."""
     from migration_engine import backup
-    from migration_engine.checks import fail_without_retry
     from migration_engine.preflight import frozen_fingerprint
 
     m = ds.manifest()

@@ -13,16 +13,19 @@ from migration_engine.reconcile.engine import direction_for_phase, reconcile_tab
 log = logging.getLogger("migration.reconcile")
 
 
-def phase_to_reconcile(dag_id: str) -> str | None:
-    """The ledger phase when it is one to reconcile in; None (the run is skipped) otherwise."""
+def phase_to_reconcile(dag_id: str) -> dict | None:
+    """The ledger phase and epoch the run starts under, when the phase is one to reconcile in; None (the run
+    is skipped) otherwise. Every table task and the settling pass write fenced by that epoch."""
+    schema = ds.manifest().control_schema
     with ds.target_connection(dag_id) as conn:
-        phase = ledger.current_phase(conn, ds.manifest().control_schema)
+        started = ledger.current_epoch(conn, schema) if ledger.ledger_exists(conn, schema) else ledger.Epoch(0, None)
+    phase = started.phase
     if direction_for_phase(phase or "") is None:
         log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over and finalized; skipped%s",
                  phase, " (before dual-write, the catch_up DAG brings the apps' writes over)"
                  if phase in ("backfilled", "verified") else "")
         return None
-    return phase
+    return {"phase": phase, "epoch": started.number}
 
 
 def tables_to_check(tables: list[str]) -> list[str]:
@@ -35,14 +38,15 @@ def tables_to_check(tables: list[str]) -> list[str]:
     return [t for t in known if not tables or t in tables]
 
 
-def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dict) -> dict:
+def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dict, *, epoch: int) -> dict:
     m = ds.manifest()
     table = m.table(table_name)
-    result = reconcile_table(
-        table, ds.source_endpoint(table.service), ds.target_endpoint(),
-        run_id=context["run_id"], direction=direction_for_phase(phase), control_schema=m.control_schema,
-        cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"],
-    )
+    with fail_without_retry():
+        result = reconcile_table(
+            table, ds.source_endpoint(table.service), ds.target_endpoint(),
+            run_id=context["run_id"], direction=direction_for_phase(phase), control_schema=m.control_schema,
+            cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"], epoch=epoch,
+        )
     summary = result.summary()
     if result.cap_exceeded:
         alerts.notify_drift(context, table.qualified, summary["drifted"], "repair cap exceeded, nothing repaired")
@@ -75,7 +79,8 @@ def settle(summaries: list[dict], again) -> list[dict]:
     return [redone.get(s["table"], s) for s in summaries]
 
 
-def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict) -> dict:
+def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict, *,
+          epoch: int) -> dict:
     """Record how the run ended, then fail it above the threshold or when a table task errored;
     the first clean run of the dual-write window starts the soak.
 
@@ -87,8 +92,9 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     reported = {s["table"] for s in summaries}
     errored = [t for t in tables if t not in reported]
     if not params["dry_run"]:
-        summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params))
-        with ds.target_connection(dag_id) as conn:
+        summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
+        with fail_without_retry(), ds.target_connection(dag_id) as conn, \
+             ledger.fenced(conn, ds.manifest().control_schema, epoch, "recording the reconcile run"):
             drift_ledger.record_outcome(conn, ds.manifest().control_schema, run_id, direction_for_phase(phase).value,
                                         tables, errored)
     if errored:

@@ -20,9 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 
 import psycopg
 
+from migration_engine import ledger
 from migration_engine.canonical import pin_output_settings
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Table
@@ -37,7 +39,7 @@ from migration_engine.reconcile.diff import (
     over_cap,
 )
 from migration_engine.reconcile.keyspace import ReconcileError, TableShape
-from migration_engine.reconcile.repair import Side, repair_batch
+from migration_engine.reconcile.repair import Side, WriteTransaction, repair_batch
 
 log = logging.getLogger("migration.reconcile")
 
@@ -185,6 +187,7 @@ def reconcile_table(
     horizon: int | None = None,
     repair_unexplained: bool = True,
     record: bool = True,
+    epoch: int | None = None,
 ) -> ReconcileResult:
     """Find, confirm and repair the drift of one table; record it unless ``dry_run``.
 
@@ -193,6 +196,10 @@ def reconcile_table(
     marked in flight or unexplained. ``find_only`` stops after finding (used by
     benchmarks) and implies ``dry_run``. ``record`` False keeps the run out of
     the drift ledger (the catch-up, which is not part of the soak's record).
+
+    Every write (repair batches, the drift ledger) is fenced by the ledger ``epoch``
+    the calling run started under (None: the epoch as this call starts): once the
+    ledger has moved, the next write raises ``ledger.StaleEpoch`` and writes nothing.
     """
     direction = Direction(direction)
     if cap < 0:
@@ -204,6 +211,9 @@ def reconcile_table(
     result = ReconcileResult(table.qualified, run_id, direction, dry_run, cap=cap)
     with source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
          target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+        if not dry_run:
+            epoch = ledger.current_epoch(tgt, control_schema).number if epoch is None else epoch
+            write = partial(ledger.fenced, tgt, control_schema, epoch, f"reconcile of {table.qualified} ({direction.value})")
         shape = scan.describe(src, tgt, table.qualified, table.source_ident, table.target_ident, table.key)
         found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result)
         result.found_at = datetime.now(UTC)
@@ -224,7 +234,7 @@ def reconcile_table(
                 confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
-            findings = repair(shape, primary, secondary, confirmed, primary_is_source, result)
+            findings = repair(shape, primary, secondary, confirmed, primary_is_source, result, write)
             late = _written_since(shape, src, table.source_ident, [f.key for f in findings if f.refused], horizon)
             result.findings = [replace(f, unexplained=f.key in unexplained, refused_late=late.get(f.key, False))
                                for f in findings]
@@ -232,7 +242,8 @@ def reconcile_table(
         if not dry_run and record:
             ledger_conn = tgt
             drift_ledger.ensure_ledger(ledger_conn, control_schema)
-            drift_ledger.record_run(ledger_conn, control_schema, result)
+            with write():
+                drift_ledger.record_run(ledger_conn, control_schema, result)
     _log_result(result)
     return result
 
@@ -288,8 +299,9 @@ def confirm_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[s
 
 
 def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tuple[Drift, Outcome]],
-           primary_is_source: bool, result: ReconcileResult) -> list[Finding]:
-    """Repair the confirmed keys in small transactions; return every finding with its fate."""
+           primary_is_source: bool, result: ReconcileResult, write: WriteTransaction) -> list[Finding]:
+    """Repair the confirmed keys in small transactions, each opened by ``write`` (fenced); return every
+    finding with its fate."""
     to_repair = [d for d, outcome in decided if outcome is Outcome.REPAIR]
     repaired: set = set()
     raced: set = set()
@@ -298,7 +310,7 @@ def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tupl
         batch = to_repair[start:start + REPAIR_BATCH_KEYS]
         items = [(d.key, *((d.source_hash, d.target_hash) if primary_is_source else (d.target_hash, d.source_hash)))
                  for d in batch]
-        outcome = repair_batch(shape, primary, secondary, items)
+        outcome = repair_batch(shape, primary, secondary, items, write)
         repaired |= outcome.repaired
         raced |= outcome.raced
         refused |= outcome.failed

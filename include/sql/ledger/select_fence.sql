@@ -1,0 +1,1 @@
+SELECT epoch, phase FROM {{ fence | ident }}

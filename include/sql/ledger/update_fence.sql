@@ -1,0 +1,1 @@
+UPDATE {{ fence | ident }} SET epoch = epoch + 1, phase = %(phase)s RETURNING epoch
