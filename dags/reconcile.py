@@ -5,9 +5,9 @@
 (the soak after cutover) and **section 8** (the reconciliation diff).
 
 ## What it does
-Only while the ledger is in `dual_write`, `soak`, `cut_over` or `finalized`
-(the retention window, when the sources are kept level for a rollback); in any
-other phase the run is *skipped*, not failed. Before dual-write, `catch_up`
+Only while the ledger is in `dual_write`, `soak`, `rolled_back`, `cut_over` or
+`finalized` (the retention window, when the sources are kept level for a
+rollback); in any other phase the run is *skipped*, not failed. Before dual-write, `catch_up`
 brings the apps' writes to the target instead. One mapped task per table:
 1. one scan per side computes a count and a hash sum per key-range bucket;
    only mismatched buckets are read key by key, down to the exact drifted keys;
@@ -26,7 +26,8 @@ its parent was written after the parent's table was checked: the judging step
 reconciles such tables again, parents first, in the same run. The run fails, and
 alerts, when more than *max_unrepaired_rows* rows are still left unrepaired
 (rows in flight aside), or when a table task errored. The first clean run in
-`dual_write` over every table starts the soak (`dual_write → soak`). Each
+`dual_write` or `rolled_back` over every table starts the soak (`dual_write → soak`,
+`rolled_back → soak`: the way to a second cutover). Each
 finished run is recorded in `migration_control.reconcile_run_outcomes` (its
 tables and the table tasks that errored); the cutover and finalize gates count
 only runs over every table, in the direction they need, with no table task

@@ -146,13 +146,21 @@ def run_epoch(dag_id: str) -> int:
 
     from migration_engine import ledger
 
-    context = get_current_context()
-    started = context["ti"].xcom_pull(task_ids="check_ledger_phase")
+    started = run_start()
+    with target_connection(dag_id) as conn:
+        return ledger.run_epoch(conn, manifest().control_schema, started["epoch"], dag_id,
+                                get_current_context()["run_id"])
+
+
+def run_start() -> dict:
+    """What this run's ``check_ledger_phase`` task read: the phase and the epoch the run started in."""
+    from airflow.sdk import get_current_context
+
+    started = get_current_context()["ti"].xcom_pull(task_ids="check_ledger_phase")
     if not isinstance(started, dict) or "epoch" not in started:
         refuse("this run recorded no ledger epoch at its start (its check_ledger_phase task did not return one); "
                "nothing was written. Trigger a new run")
-    with target_connection(dag_id) as conn:
-        return ledger.run_epoch(conn, manifest().control_schema, started["epoch"], dag_id, context["run_id"])
+    return started
 
 
 def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None = None, *,

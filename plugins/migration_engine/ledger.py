@@ -6,7 +6,7 @@ runbook's order is enforced by the software. Phases, in order::
 
     preflight_passed -> schema_applied -> backfilled -> verified
         -> dual_write -> soak -> cut_over -> finalized
-    cut_over -> rolled_back -> dual_write | soak
+    cut_over | finalized -> rolled_back -> dual_write | soak
 
 After a rollback the read path is back on the source with dual-write still on,
 so the migration resumes the dual-write window (``dual_write``: reconcile until
@@ -28,7 +28,10 @@ flag change, a grant change) goes through ``fenced``, which reads the row
 and refuses when the epoch has moved. ``advance`` takes the row ``FOR UPDATE``,
 so a phase move waits for the writes in flight and every later write sees it.
 A stale run, a cleared task of an old run or a concurrent DAG therefore refuses,
-naming the current phase, and writes nothing.
+naming the current phase, and writes nothing. Two DAGs that may both start in the
+same phase (rollback and finalize in ``cut_over``) each ``claim`` the fence before
+their first dangerous write: the epoch moves on with the phase unchanged, so the
+other run's next write refuses, whichever started first.
 """
 
 from __future__ import annotations
@@ -70,6 +73,8 @@ ALLOWED_TRANSITIONS: frozenset[tuple[str | None, str]] = frozenset(
         ("cut_over", "rolled_back"),
         ("rolled_back", "dual_write"),
         ("rolled_back", "soak"),
+        # Within the retention window: the apps' writes restored on the sources, the read path back there.
+        ("finalized", "rolled_back"),
     }
 )
 
@@ -280,6 +285,25 @@ def current_epoch(conn: psycopg.Connection, control_schema: str) -> Epoch:
     if not ledger_exists(conn, control_schema) or not _fence_exists(conn, control_schema):
         ensure_ledger(conn, control_schema)
     return Epoch(*_run(conn, control_schema, "select_fence").fetchone())
+
+
+def claim(conn: psycopg.Connection, control_schema: str, epoch: int, dag_id: str, run_id: str, reason: str) -> int:
+    """Take the fence for the run that acts under ``epoch``: the epoch moves on, the phase stays, and every
+    other run started before refuses its next write. Recorded in the history as a move to the same phase
+    (which ``current_state`` and the time-in-phase gates skip). Returns the new epoch."""
+    with conn.transaction():
+        now = Epoch(*_run(conn, control_schema, "select_fence_for_update").fetchone())
+        state = current_state(conn, control_schema)
+        if now.number != epoch:
+            raise StaleEpoch(_stale_message(f"{dag_id} taking the fence", epoch, now, state))
+        _run(
+            conn,
+            control_schema,
+            "insert_phase_transition",
+            {"phase": state.phase, "previous_phase": state.phase, "dag_id": dag_id, "run_id": run_id,
+             "details": Jsonb({"claimed_fence": reason})},
+        )
+        return _run(conn, control_schema, "update_fence", {"phase": state.phase}).fetchone()[0]
 
 
 def run_epoch(conn: psycopg.Connection, control_schema: str, started: int, dag_id: str, run_id: str) -> int:

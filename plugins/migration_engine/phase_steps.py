@@ -76,6 +76,40 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
     return total
 
 
+def check_rollback_window(dag_id: str, started: dict) -> dict:
+    """A rollback from ``finalized`` only within the retention window finalize recorded: after it, the sources
+    are no longer kept level, nor their backups."""
+    if started["phase"] != "finalized":
+        return started
+    with ds.target_connection(dag_id) as conn:
+        fact = ledger.read_fact(conn, ds.manifest().control_schema, "rollback_retention")
+    until = datetime.fromisoformat(fact.value["keep_source_until"]) if fact else None
+    if until is None or until <= datetime.now(UTC):
+        ds.refuse(f"rollback after finalize is possible only within the retention window; it "
+                  f"{'ended at ' + until.isoformat() if until else 'was never recorded'}. Nothing was changed")
+    log.info("finalized, within the retention window (sources kept until %s): the rollback may run", until.isoformat())
+    return {**started, "keep_source_until": until.isoformat()}
+
+
+def restore_app_writes(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
+    """Rollback: the apps' writes back on the sources, when the run started after finalize revoked them."""
+    started_in = ds.run_start()["phase"]
+    if started_in != "finalized":
+        log.info("the rollback started in %s: finalize revoked nothing, nothing to restore", started_in)
+        return {"restored": False}
+    return {"restored": True, **set_app_writes(True, dag_id, run_id, statements, dry_run)}
+
+
+def catch_source_up(dag_id: str, run_id: str, *, dry_run: bool, cap: int) -> dict | None:
+    """Rollback from ``finalized``: the target's writes since the last hourly reconcile onto the sources
+    (target → source) while the target is still the apps' primary, before the read path flips back."""
+    started_in = ds.run_start()["phase"]
+    if started_in != "finalized":
+        log.info("the rollback started in %s: dual-write kept the sources level, no catch-up before the flip", started_in)
+        return None
+    return reconcile_all(dag_id, run_id, Direction.TARGET_TO_SOURCE, dry_run=dry_run, cap=cap, max_unrepaired=0)
+
+
 def plan_read_path(side: str, dag_id: str, run_id: str) -> list:
     """The statements that set every service's read path to ``side`` (for a RenderedSqlOperator)."""
     return read_path.read_path_statements(ds.manifest(), side, changed_by=f"{dag_id}/{run_id}")
@@ -111,23 +145,38 @@ def smoke_checks(dag_id: str, *, layout: str) -> dict:
     return {"layout": layout, "checks": len(results), "failed": failed, "ok": not failed}
 
 
-def plan_revoke_app_writes(dag_id: str, run_id: str) -> list:
-    """Every service's revoke statements (for a RenderedSqlOperator); each runs on its own source."""
-    return [statement for service in ds.manifest().services for statement in source_access.statements(service, revoke=True)]
+def claim_fence(dag_id: str, run_id: str, reason: str, *, dry_run: bool) -> int | None:
+    """Take the ledger's fence before this run's dangerous writes: a rollback or finalize run started
+    alongside refuses its next write (a dry run takes nothing)."""
+    if dry_run:
+        log.info("dry run: the fence is not taken")
+        return None
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        claimed = ledger.claim(conn, ds.manifest().control_schema, epoch, dag_id, run_id, reason)
+    log.info("fence taken: ledger epoch %d -> %d (%s)", epoch, claimed, reason)
+    return claimed
 
 
-def revoke_app_writes(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
-    """Run each service's rendered revoke on its source, fenced by the run's ledger epoch; a revoke that leaves
-    any write fails without retries."""
+def plan_app_writes(allowed: bool, dag_id: str, run_id: str) -> list:
+    """Every service's revoke (or restore) statements (for a RenderedSqlOperator); each runs on its own source."""
+    return [statement for service in ds.manifest().services
+            for statement in source_access.statements(service, revoke=not allowed)]
+
+
+def set_app_writes(allowed: bool, dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
+    """Run each service's rendered revoke (or restore) on its source, fenced by the run's ledger epoch; a revoke
+    that leaves any write fails without retries."""
     m = ds.manifest()
     epoch = ds.run_epoch(dag_id)
+    action = "restoring" if allowed else "revoking"
     remaining = {}
     for service in m.services:
         with fail_without_retry(), ds.target_connection(dag_id) as fence_conn, ds.source_endpoint(service.name).connect(
             application_name=ds.application_name(dag_id), autocommit=True
-        ) as conn, ledger.fenced(fence_conn, m.control_schema, epoch, f"revoking the {service.name} app's writes", conn):
+        ) as conn, ledger.fenced(fence_conn, m.control_schema, epoch, f"{action} the {service.name} app's writes", conn):
             remaining[service.name] = source_access.set_app_writes(
-                conn, service, allowed=False, dry_run=dry_run, log=log.info,
+                conn, service, allowed=allowed, dry_run=dry_run, log=log.info,
                 planned=[s for s in statements if s.service == service.name],
             )
     return {"app_writable_tables_left": remaining, "dry_run": dry_run}

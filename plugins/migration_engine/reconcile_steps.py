@@ -21,7 +21,7 @@ def phase_to_reconcile(dag_id: str) -> dict | None:
         started = ledger.current_epoch(conn, schema) if ledger.ledger_exists(conn, schema) else ledger.Epoch(0, None)
     phase = started.phase
     if direction_for_phase(phase or "") is None:
-        log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over and finalized; skipped%s",
+        log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over, finalized and rolled_back; skipped%s",
                  phase, " (before dual-write, the catch_up DAG brings the apps' writes over)"
                  if phase in ("backfilled", "verified") else "")
         return None
@@ -113,7 +113,8 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
         dirty = [s["table"] for s in summaries if left_unrepaired(s) > 0]
         ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {dirty}")
     clean = all(s["clean"] for s in summaries)
-    if phase == "dual_write" and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:
+    # The first clean all-table run with dual-write on (after a rollback too) starts the soak.
+    if phase in ("dual_write", "rolled_back") and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:
         ds.advance_phase(dag_id, run_id, "soak", {"first_clean_reconcile": run_id, **totals})
         log.info("first clean reconciliation with dual-write on: the soak starts now")
     return {**totals, "clean": clean, "tables": len(summaries)}

@@ -24,6 +24,7 @@ from tests.integration.lifecycle_support import (
     CONTROL,
     bring_to_verified,
     flags,
+    move_flags,
     phase,
     reconcile_clean,
     set_phase,
@@ -51,13 +52,6 @@ def run(airflow_home, estate):
         return airflow_home.run_dag(dag_id, conf, extra_env={**estate.airflow_env(), **env})
 
     return run_dag
-
-
-def move_flags(estate, manifest, statements) -> None:
-    """A flag change as a DAG makes it: fenced by the epoch it reads first."""
-    with target(estate) as conn:
-        epoch = ledger.current_epoch(conn, CONTROL).number
-        read_path.apply(conn, statements, dry_run=False, log=lambda _line: None, control_schema=CONTROL, epoch=epoch)
 
 
 def cut_over_by_hand(estate, manifest, run_id: str) -> None:

@@ -61,6 +61,8 @@ class Direction(Enum):
 DIRECTION_BY_PHASE = {
     "dual_write": Direction.SOURCE_TO_TARGET,
     "soak": Direction.SOURCE_TO_TARGET,
+    # After a rollback the apps are back on the source, dual-write on: the way back to a soak.
+    "rolled_back": Direction.SOURCE_TO_TARGET,
     "cut_over": Direction.TARGET_TO_SOURCE,
     # The retention window: the sources kept level with the apps' primary, so a rollback can still return.
     "finalized": Direction.TARGET_TO_SOURCE,
