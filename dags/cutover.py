@@ -24,7 +24,9 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
    *Approve* or *Reject*. Reject skips every later step; no answer in time fails
    the task. Either way nothing below runs. A dry run asks too, so the evidence
    can be rehearsed.
-5. Sequences in the target set at or above the source's plus *sequence_gap*.
+5. Sequences in the target set at or above the source's plus *sequence_gap*;
+   the xmin horizon of every source and the target recorded (`cutover_window`),
+   so a rollback repairs only what the failed window explains.
 6. The read path flipped to the target with `include/sql/cutover/set_read_path.sql`,
    rendered by Airflow: the task's **Rendered Template** tab shows the statements
    that ran and their bound values.
@@ -156,6 +158,10 @@ def cutover():
     def sync_sequences(params=None):
         return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"])
 
+    @task(pool=ds.TARGET_POOL)
+    def record_cutover_window(params=None):
+        return steps.record_cutover_window(DAG_ID, _run_id(), dry_run=params["dry_run"])
+
     flip_read_path_to_target = RenderedSqlOperator(
         task_id="flip_read_path_to_target", pool=ds.TARGET_POOL,
         plan=partial(steps.plan_read_path, "target"), run=steps.apply_read_path,
@@ -207,7 +213,7 @@ def cutover():
     final = run_final_reconcile()
     reachable >> final
     gather_cutover_evidence(soak, streak, final) >> approve_cutover
-    approve_cutover >> sync_sequences() >> flip_read_path_to_target
+    approve_cutover >> sync_sequences() >> record_cutover_window() >> flip_read_path_to_target
     smoke = run_smoke_checks()
     flip_read_path_to_target >> smoke
     branch = choose_after_smoke(smoke)

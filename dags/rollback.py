@@ -22,16 +22,22 @@ in critical tables.
    the target keeps receiving writes and nothing is lost.
 7. From `finalized` only: the sources caught up from the target (target → source)
    while the target is still the apps' primary.
-8. The read path goes back to the source (`include/sql/cutover/set_read_path.sql`,
+8. Sequences carried back: each source sequence set at or above the target's
+   plus *sequence_gap* (the apps drew ids on the target).
+9. The read path goes back to the source (`include/sql/cutover/set_read_path.sql`,
    rendered by Airflow: see the task's Rendered Template tab).
-9. Ledger `cut_over | finalized → rolled_back`.
-6. Validation queries on each source database (the same critical queries as the
+10. Ledger `cut_over | finalized → rolled_back`.
+11. Validation queries on each source database (the same critical queries as the
    cutover's smoke checks, and a rolled-back write probe).
-7. A reverse reconciliation report: what the target has that the source lacks
+12. A reverse reconciliation report: what the target has that the source lacks
    since cutover (found only, nothing written).
-8. Only when *repair_source* is exactly `REPAIR_SOURCE`: the source is patched
+13. Only when *repair_source* is exactly `REPAIR_SOURCE`: the source is patched
    from the target (target → source, bounded by *repair_cap*), as runbook
-   section 8 asks for writes made during the failed window.
+   section 8 asks for writes made during the failed window, and only within it:
+   a source row is changed only when its version is older than the cutover's
+   recorded horizon (the source still holds what it held then), a row the source
+   lacks is inserted only when the target wrote it since the cutover. The rest,
+   the apps' writes on the source since, is kept and listed as held back.
 
 ## Re-running
 Safe: the flag and the ledger only change when they differ; the report is read
@@ -77,6 +83,10 @@ REPAIR_WORD = "REPAIR_SOURCE"
             "repair_source": Param(
                 None, type=["null", "string"], title="Repair the source",
                 description=f"Type {REPAIR_WORD} to also patch the source from the target after the report. Leave empty for the report only.",
+            ),
+            "sequence_gap": Param(
+                1000, type="integer", minimum=0, maximum=1_000_000_000, title="Sequence safety gap",
+                description="Source sequences are set at least this far above the target's, so the apps' inserts never collide.",
             ),
             "repair_cap": Param(
                 10_000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
@@ -169,8 +179,12 @@ def rollback():
 
         return steps.reconcile_all(
             DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=params["dry_run"], cap=params["repair_cap"],
-            max_unrepaired=0,
+            max_unrepaired=0, cutover_window=steps.read_cutover_window(DAG_ID),
         )
+
+    @task(pool=ds.TARGET_POOL)
+    def carry_sequences_back(params=None):
+        return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"], to_source=True)
 
     @task
     def skip_repair():
@@ -184,7 +198,8 @@ def rollback():
     phase = check_ledger_phase()
     check_confirmation() >> phase
     gather_rollback_evidence(phase) >> approve_rollback >> claim_fence() >> restore_source_app_writes
-    restore_source_app_writes >> turn_dual_write_on() >> catch_source_up() >> flip_read_path_to_source
+    restore_source_app_writes >> turn_dual_write_on() >> catch_source_up() >> carry_sequences_back() \
+        >> flip_read_path_to_source
     recorded = record_rolled_back(flip_read_path_to_source.output)
     report = report_reverse_drift()
     recorded >> validate_source() >> report

@@ -12,7 +12,7 @@ from migration_engine import dag_support as ds
 from migration_engine import gates, ledger, read_path, smoke, source_access
 from migration_engine.checks import fail_without_retry
 from migration_engine.reconcile import drift_ledger
-from migration_engine.reconcile.engine import Direction, reconcile_table
+from migration_engine.reconcile.engine import CutoverWindow, Direction, reconcile_table
 
 log = logging.getLogger("migration.phases")
 
@@ -35,9 +35,11 @@ def target_reachable(dag_id: str) -> bool:
     return True
 
 
-def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int) -> dict:
+def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int,
+                  cutover_window: dict | None = None) -> dict:
     """One reconciliation pass over every table, fenced by the run's ledger epoch; refuses when drift above
-    ``max_unrepaired`` remains."""
+    ``max_unrepaired`` remains. With a ``cutover_window`` (``read_cutover_window``) a target → source pass
+    repairs only what the failed window explains, and reports the rest as held back."""
     m = ds.manifest()
     target = ds.target_endpoint()
     epoch = ds.run_epoch(dag_id)
@@ -45,16 +47,18 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
     for table in m.tables:
         source = ds.source_endpoint(table.service)
         with fail_without_retry():
+            window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
+                      if cutover_window else None)
             result = reconcile_table(
                 table, source, target, run_id=f"{dag_id}/{run_id}", direction=direction,
-                control_schema=m.control_schema, cap=cap, dry_run=dry_run, epoch=epoch,
+                control_schema=m.control_schema, cap=cap, dry_run=dry_run, epoch=epoch, window=window,
             )
         results.append(result.summary())
     if not dry_run:
         with ds.target_connection(dag_id) as conn:
             drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
                                         [t.qualified for t in m.tables])
-    unrepaired = sum(r["unrepaired"] - r["in_flight"] for r in results)
+    unrepaired = sum(r["unrepaired"] - r["in_flight"] - r["held_back"] for r in results)
     total = {
         "tables": len(results),
         "checked_rows": sum(r["checked_rows"] for r in results),
@@ -62,6 +66,8 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
         "repaired": sum(r["repaired"] for r in results),
         "in_flight": sum(r["in_flight"] for r in results),
         "unrepaired": unrepaired,
+        "held_back": sum(r["held_back"] for r in results),
+        "held_back_keys": {r["table"]: r["unexplained_keys"] for r in results if r["held_back"]},
         "dirty_tables": [r["table"] for r in results if r["unrepaired"]],
         "per_table": [
             {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
@@ -108,6 +114,40 @@ def catch_source_up(dag_id: str, run_id: str, *, dry_run: bool, cap: int) -> dic
         log.info("the rollback started in %s: dual-write kept the sources level, no catch-up before the flip", started_in)
         return None
     return reconcile_all(dag_id, run_id, Direction.TARGET_TO_SOURCE, dry_run=dry_run, cap=cap, max_unrepaired=0)
+
+
+def record_cutover_window(dag_id: str, run_id: str, *, dry_run: bool) -> dict | None:
+    """Just before the flip, the xmin horizon of each source and of the target: a rollback's repair changes
+    only source rows older than it (fenced by the run's ledger epoch)."""
+    from migration_engine.reconcile.scan import current_horizon
+
+    m = ds.manifest()
+    sources = {}
+    for service in m.services:
+        with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id), autocommit=True) as src:
+            sources[service.name] = current_horizon(src)
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        window = {"sources": sources, "target": current_horizon(conn)}
+        if dry_run:
+            log.info("dry run: the cutover window %s is not recorded", window)
+            return window
+        with ledger.fenced(conn, m.control_schema, epoch, "recording the cutover window"):
+            ledger.record_fact(conn, m.control_schema, "cutover_window", window, dag_id, run_id)
+    log.info("cutover window recorded: %s", window)
+    return window
+
+
+def read_cutover_window(dag_id: str) -> dict:
+    """The window the last cutover recorded; a rollback repair without one would take the target as the
+    truth for every row, so it refuses."""
+    with ds.target_connection(dag_id) as conn:
+        fact = ledger.read_fact(conn, ds.manifest().control_schema, "cutover_window")
+    if fact is None:
+        ds.refuse("no cutover window is recorded (the cutover ran before it was recorded): the source repair "
+                  "cannot tell the failed window's writes from the apps' later ones, so it writes nothing. Reconcile "
+                  "the rows named in the reverse drift report by hand")
+    return fact.value
 
 
 def plan_read_path(side: str, dag_id: str, run_id: str) -> list:
@@ -225,16 +265,26 @@ def check_source_schema_unchanged(dag_id: str) -> dict:
         return check_sources_unchanged(ledger_conn, ds.manifest(), connect)
 
 
-def sync_sequences(dag_id: str, *, gap: int, dry_run: bool) -> list[dict]:
+def sync_sequences(dag_id: str, *, gap: int, dry_run: bool, to_source: bool = False) -> list[dict]:
+    """Target sequences moved up to the sources' (or, ``to_source``, carried back), each move fenced by the
+    run's ledger epoch."""
+    from functools import partial
+
     from migration_engine.sequences import sync_sequences as sync
 
     gates.check_non_negative("sequence_gap", gap, maximum=10**12)
     m = ds.manifest()
     endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
-    moved = sync(endpoints, ds.target_endpoint(), m, gap=gap, dry_run=dry_run)
+    moved_side = "source" if to_source else "target"
+    epoch = None if dry_run else ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as fence_conn:
+        fence = None if dry_run else partial(ledger.fenced, fence_conn, m.control_schema, epoch,
+                                              f"moving the {moved_side} sequences")
+        moved = sync(endpoints, ds.target_endpoint(), m, gap=gap, dry_run=dry_run, to_source=to_source,
+                     write_transaction=fence)
     for entry in moved:
-        log.info("%s sequence %s.%s: %s -> %s", "would set" if dry_run else "set", entry["table"], entry["column"],
-                 entry["target_before"], entry["target_after"])
+        log.info("%s %s sequence %s.%s: %s -> %s", "would set" if dry_run else "set", moved_side, entry["table"],
+                 entry["column"], entry[f"{moved_side}_before"], entry[f"{moved_side}_after"])
     return moved
 
 

@@ -10,6 +10,12 @@ wrote at or after the horizon, or deleted, is a write still on its way; a row
 whose source version is older than the horizon cannot be, so that drift is
 *unexplained* (the target was changed by something else, or lost the row). It is
 reported by key and repaired only when ``repair_unexplained`` says so.
+
+Given the ``window`` of a failed cutover (the xmin horizons of the source and
+the target when the read path flipped), a rollback's repair (target → source)
+is confined to it: a row the source wrote since the cutover is the apps' write,
+kept and reported; a row the source lacks is inserted only when the target wrote
+it since the cutover (otherwise the source deleted it since, and it stays gone).
 """
 
 from __future__ import annotations
@@ -71,6 +77,14 @@ DIRECTION_BY_PHASE = {
 
 def direction_for_phase(phase: str) -> Direction | None:
     return DIRECTION_BY_PHASE.get(phase)
+
+
+@dataclass(frozen=True)
+class CutoverWindow:
+    """The xmin horizons of a source and the target when the cutover flipped the read path."""
+
+    source_horizon: int
+    target_horizon: int
 
 
 @dataclass(frozen=True)
@@ -190,6 +204,7 @@ def reconcile_table(
     repair_unexplained: bool = True,
     record: bool = True,
     epoch: int | None = None,
+    window: CutoverWindow | None = None,
 ) -> ReconcileResult:
     """Find, confirm and repair the drift of one table; record it unless ``dry_run``.
 
@@ -232,7 +247,9 @@ def reconcile_table(
             confirmed = confirm_drift(shape, src, table.source_ident, tgt, table.target_ident, found,
                                       primary_is_source, grace_seconds, result)
             unexplained = _unexplained(shape, src, table.source_ident, confirmed, horizon)
-            if not repair_unexplained:
+            if window is not None:
+                unexplained |= _outside_window(shape, src, table.source_ident, tgt, table.target_ident, confirmed, window)
+            if not repair_unexplained or window is not None:
                 confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
@@ -344,6 +361,22 @@ def _unexplained(shape: TableShape, src: psycopg.Connection, ident: tuple[str, s
     """Keys confirmed for repair whose source version is older than ``horizon``."""
     written = _written_since(shape, src, ident, [d.key for d, o in decided if o is Outcome.REPAIR], horizon)
     return {key for key, since in written.items() if not since}
+
+
+def _outside_window(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,
+                    tgt_ident: tuple[str, str], decided: list[tuple[Drift, Outcome]], window: CutoverWindow) -> set:
+    """Keys confirmed for repair that the failed window does not explain: the source wrote them since the
+    cutover, or the source lacks them and the target has not written them since."""
+    keys = [d.key for d, o in decided if o is Outcome.REPAIR]
+    held = set()
+    for start in range(0, len(keys), READ_BATCH_KEYS):
+        batch = keys[start:start + READ_BATCH_KEYS]
+        on_source = scan.read_written_since(src, shape, src_ident, batch, window.source_horizon)
+        held |= {key for key, since in on_source.items() if since}
+        lacking = [key for key in batch if key not in on_source]
+        on_target = scan.read_written_since(tgt, shape, tgt_ident, lacking, window.target_horizon) if lacking else {}
+        held |= {key for key in lacking if not on_target.get(key, False)}
+    return held
 
 
 def _log_result(result: ReconcileResult) -> None:
