@@ -24,7 +24,11 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
    *Approve* or *Reject*. Reject skips every later step; no answer in time fails
    the task. Either way nothing below runs. A dry run asks too, so the evidence
    can be rehearsed.
-5. Sequences in the target set at or above the source's plus *sequence_gap*;
+5. The run takes the ledger's fence (`claim_fence`): a reconcile run started
+   before refuses its next write, and none may start until this run moves the
+   ledger (to `cut_over`, or to `rolled_back` after a failed smoke check), so no
+   repair writes the side the apps are moving to. Sequences in the target set at
+   or above the source's plus *sequence_gap*;
    the xmin horizon of every source and the target recorded (`cutover_window`),
    so a rollback repairs only what the failed window explains.
 6. The read path flipped to the target with `include/sql/cutover/set_read_path.sql`,
@@ -155,6 +159,11 @@ def cutover():
     )
 
     @task(pool=ds.TARGET_POOL)
+    def claim_fence(params=None):
+        return steps.claim_fence(DAG_ID, _run_id(), "cutover: sequences, the read path to the target, smoke checks",
+                                 dry_run=params["dry_run"])
+
+    @task(pool=ds.TARGET_POOL)
     def sync_sequences(params=None):
         return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"])
 
@@ -213,7 +222,7 @@ def cutover():
     final = run_final_reconcile()
     reachable >> final
     gather_cutover_evidence(soak, streak, final) >> approve_cutover
-    approve_cutover >> sync_sequences() >> record_cutover_window() >> flip_read_path_to_target
+    approve_cutover >> claim_fence() >> sync_sequences() >> record_cutover_window() >> flip_read_path_to_target
     smoke = run_smoke_checks()
     flip_read_path_to_target >> smoke
     branch = choose_after_smoke(smoke)

@@ -29,9 +29,11 @@ and refuses when the epoch has moved. ``advance`` takes the row ``FOR UPDATE``,
 so a phase move waits for the writes in flight and every later write sees it.
 A stale run, a cleared task of an old run or a concurrent DAG therefore refuses,
 naming the current phase, and writes nothing. Two DAGs that may both start in the
-same phase (rollback and finalize in ``cut_over``) each ``claim`` the fence before
-their first dangerous write: the epoch moves on with the phase unchanged, so the
-other run's next write refuses, whichever started first.
+same phase (rollback and finalize in ``cut_over``), and the cutover, whose flip
+changes the apps' primary before its ledger move, each ``claim`` the fence before
+their first dangerous write: the epoch moves on with the phase unchanged, so every
+other run's next write refuses, whichever started first, and until the claiming
+run moves the ledger no reconcile run may start (``claimed_by``).
 """
 
 from __future__ import annotations
@@ -108,6 +110,8 @@ class Epoch:
 
     number: int
     phase: str | None
+    # The dag/run that claimed the fence and has not moved the ledger yet: a transition under way.
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -275,7 +279,7 @@ def advance(
                 "insert_phase_transition",
                 {"phase": phase, "previous_phase": previous, "dag_id": dag_id, "run_id": run_id, "details": Jsonb(details or {})},
             )
-            _run(conn, control_schema, "update_fence", {"phase": phase})
+            _run(conn, control_schema, "update_fence", {"phase": phase, "claimed_by": None})
             previous = phase
     return True
 
@@ -303,7 +307,8 @@ def claim(conn: psycopg.Connection, control_schema: str, epoch: int, dag_id: str
             {"phase": state.phase, "previous_phase": state.phase, "dag_id": dag_id, "run_id": run_id,
              "details": Jsonb({"claimed_fence": reason})},
         )
-        return _run(conn, control_schema, "update_fence", {"phase": state.phase}).fetchone()[0]
+        return _run(conn, control_schema, "update_fence",
+                    {"phase": state.phase, "claimed_by": f"{dag_id}/{run_id}"}).fetchone()[0]
 
 
 def run_epoch(conn: psycopg.Connection, control_schema: str, started: int, dag_id: str, run_id: str) -> int:

@@ -20,6 +20,10 @@ def phase_to_reconcile(dag_id: str) -> dict | None:
     with ds.target_connection(dag_id) as conn:
         started = ledger.current_epoch(conn, schema) if ledger.ledger_exists(conn, schema) else ledger.Epoch(0, None)
     phase = started.phase
+    if started.claimed_by:
+        ds.refuse(f"{started.claimed_by} holds the ledger's fence (ledger epoch {started.number}, phase {phase}): a "
+                  f"transition is under way and may change which side the apps write, so this run writes nothing. "
+                  f"It ends when that run moves the ledger; if that run failed, re-run it or roll back")
     if direction_for_phase(phase or "") is None:
         log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over, finalized and rolled_back; skipped%s",
                  phase, " (before dual-write, the catch_up DAG brings the apps' writes over)"

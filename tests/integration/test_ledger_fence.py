@@ -9,6 +9,8 @@ in one phase and resumes after another run moved the ledger writes nothing.
   source's older value back).
 - A cleared `flip_read_path_to_target` of an old cutover run, re-run after a
   rollback, refuses naming the current phase and flips nothing.
+- While a transition holds the fence (claimed, the ledger not moved yet) no
+  reconcile run starts.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from migration_engine.local.servers import wait_until
 from tests.integration.lifecycle_support import (
     CONTROL,
     bring_to_verified,
+    failed,
     flags,
     move_flags,
     phase,
@@ -143,3 +146,16 @@ def test_a_cleared_flip_of_an_old_cutover_refuses_after_a_rollback(soaking, esta
     assert "the ledger says rolled_back" in output
     assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
     assert phase(estate) == "rolled_back"
+
+
+def test_no_reconcile_starts_while_a_transition_holds_the_fence(soaking, estate, manifest, run):
+    with target(estate) as conn:
+        epoch = ledger.current_epoch(conn, CONTROL).number
+        ledger.claim(conn, CONTROL, epoch, "cutover", "transition-under-way", "a cutover between its claim and its move")
+    held = run("reconcile", {"grace_seconds": 0})
+    failed(held, "check_ledger_phase", "cutover/transition-under-way holds the ledger's fence")
+    assert held.state_of("reconcile_table[0]") in (None, "upstream_failed"), held.task_states
+    # The claiming run's ledger move ends the transition: reconciliation runs again.
+    set_phase(estate, "soak")
+    freed = run("reconcile", {"grace_seconds": 0})
+    assert freed.succeeded, freed.output[-3000:]

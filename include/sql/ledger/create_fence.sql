@@ -4,5 +4,8 @@
 CREATE TABLE IF NOT EXISTS {{ fence | ident }} (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     epoch bigint NOT NULL,
-    phase text
+    phase text,
+    -- dag/run of a cutover, rollback or finalize between its claim and its ledger move: a
+    -- transition is under way, so no reconcile run may start.
+    claimed_by text
 )

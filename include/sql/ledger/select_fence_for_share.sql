@@ -1,1 +1,1 @@
-SELECT epoch, phase FROM {{ fence | ident }} FOR SHARE
+SELECT epoch, phase, claimed_by FROM {{ fence | ident }} FOR SHARE

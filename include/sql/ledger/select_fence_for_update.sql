@@ -1,1 +1,1 @@
-SELECT epoch, phase FROM {{ fence | ident }} FOR UPDATE
+SELECT epoch, phase, claimed_by FROM {{ fence | ident }} FOR UPDATE
