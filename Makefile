@@ -23,7 +23,7 @@ system-packages:
 # Modules run side by side (each keeps its own servers); most of a module's time is
 # spent waiting on servers, sensors and retries, so three share two cores well.
 test: venv system-packages
-	$(PY) -m pytest -n 3 --dist loadfile
+	$(PY) -m pytest -n 3 --dist loadfile --durations=30
 
 test-fast: venv
 	$(PY) -m pytest tests/unit tests/dags

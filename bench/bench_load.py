@@ -212,7 +212,7 @@ class LoadRun:
         soak_runs = {}
         self.window("dual-write soak (reconcile until clean)", during=lambda: soak_runs.update(runs=self.soak()))
         self.window("cutover", during=lambda: self.dag("cutover", {
-            "confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1,
+            "confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 3, "min_soak_hours": 0, "min_clean_reconciles": 1,
             "repair_cap": REPAIR_CAP}))
         self.window("after cutover (target first), reconcile", during=lambda: self.dag("reconcile", {"repair_cap": REPAIR_CAP}))
         self.window("after cutover (target first), quiet", seconds=idle_s)

@@ -12,8 +12,9 @@ wanted, while the ledger is at `backfilled` or `verified` (run it right before
 ## What it changes
 Target rows only, source → target, with the reconciliation engine (bucketed
 hashes, exact keys, a second read, compare-and-set repair): one mapped task per
-table, each passing over its table until a pass finds at most *converged_rows*
-drifted rows (or *max_passes* is reached). A pass that leaves nothing behind
+large table, small tables packed together (as `reconcile` does), each table
+passed over until a pass finds at most *converged_rows* drifted rows (or
+*max_passes* is reached). A pass that leaves nothing behind
 records, in `migration_control.sync_points`, the source's xmin horizon from its
 start: what `verify` and the next catch-up judge drift against. Then the target
 sequences are moved up to the sources' (the apps kept drawing ids there). It
@@ -86,18 +87,22 @@ def catch_up():
         return ds.require_phase(DAG_ID, {"backfilled", "verified"}, "catch-up")
 
     @task
-    def list_tables(params=None) -> list[str]:
-        from migration_engine.reconcile_steps import tables_to_check
+    def list_tables(params=None) -> list[dict]:
+        from migration_engine.reconcile_steps import table_groups
 
-        return tables_to_check(params["tables"])
+        return table_groups(DAG_ID, params["tables"])
 
-    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2), map_index_template="{{ task.op_kwargs['table'] }}")
-    def catch_up_table(table: str, params=None) -> dict:
-        return steps.catch_up_table(DAG_ID, get_current_context()["run_id"], table, params)
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2),
+          map_index_template="{{ task.op_kwargs['group']['label'] }}")
+    def catch_up_tables(group: dict, params=None) -> list[dict]:
+        run_id = get_current_context()["run_id"]
+        return [steps.catch_up_table(DAG_ID, run_id, table, params) for table in group["tables"]]
 
     @task(pool=ds.TARGET_POOL)
-    def judge_catch_up(summaries: list[dict], params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context()["run_id"], list(summaries), params)
+    def judge_catch_up(summaries: list[list[dict]], params=None) -> dict:
+        from migration_engine.reconcile_steps import flatten
+
+        return steps.judge(DAG_ID, get_current_context()["run_id"], flatten(summaries), params)
 
     @task(pool=ds.TARGET_POOL, outlets=[Asset(ds.caught_up_asset_name())])
     def sync_sequences() -> list[dict]:
@@ -112,7 +117,7 @@ def catch_up():
 
     tables = list_tables()
     check_ledger_phase() >> tables
-    summaries = catch_up_table.expand(table=tables)
+    summaries = catch_up_tables.expand(group=tables)
     judged = judge_catch_up(summaries)
     [summaries, judged >> sync_sequences()] >> write_status_report()
 

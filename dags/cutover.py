@@ -36,7 +36,13 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
    that ran and their bound values.
 7. Smoke checks through the pooler: a rolled-back write probe and the critical
    queries of each service (`include/sql/smoke/`).
-8. Ledger `soak → cut_over`. If any smoke check fails (a service the pooler
+8. The drain: after *app_switch_seconds*, when every app writes the target first,
+   one more pass source → target carries over the rows the source wrote since the
+   final reconciliation began and the target has not written since the flip (a
+   second write lost in those last minutes would otherwise be overwritten by the
+   target → source reconciliation). Rows the apps wrote on the target since the
+   flip are left alone; other differences are reported and left to the target's way.
+9. Ledger `soak → cut_over`. If any smoke check fails (a service the pooler
    does not let connect fails its checks too), the read path goes back to the
    source, the ledger records `rolled_back`, and the run ends failed.
 
@@ -102,7 +108,11 @@ def _run_id() -> str:
                 1000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
                 description="The final reconciliation repairs at most this many rows per table; above it, nothing is repaired and the cutover stops.",
             ),
-
+            "app_switch_seconds": Param(
+                30, type="number", minimum=0, maximum=3600, title="Apps' switch time (s)",
+                description="How long the apps take to see the flipped read path (their flag refresh). The drain "
+                            "waits this long before carrying the source's last writes to the target.",
+            ),
         },
     ),
 )
@@ -134,12 +144,16 @@ def cutover():
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
     def run_final_reconcile(params=None):
+        from migration_engine.drain import source_horizons
         from migration_engine.reconcile.engine import Direction
 
-        return steps.reconcile_all(
+        # Taken before the pass: what the sources write from here on, the drain after the flip carries over.
+        horizons = source_horizons(DAG_ID)
+        final = steps.reconcile_all(
             DAG_ID, _run_id(), Direction.SOURCE_TO_TARGET, dry_run=params["dry_run"],
             cap=params["repair_cap"], max_unrepaired=params["max_drift_rows"],
         )
+        return {**final, "source_horizons": horizons}
 
     @task(pool=ds.TARGET_POOL)
     def gather_cutover_evidence(soak: dict, streak: dict, final: dict, params=None):
@@ -171,6 +185,12 @@ def cutover():
     def record_cutover_window(params=None):
         return steps.record_cutover_window(DAG_ID, _run_id(), dry_run=params["dry_run"])
 
+    @task(pool=ds.TARGET_POOL)
+    def take_flip_horizon() -> int:
+        from migration_engine.drain import target_horizon
+
+        return target_horizon(DAG_ID)
+
     flip_read_path_to_target = RenderedSqlOperator(
         task_id="flip_read_path_to_target", pool=ds.TARGET_POOL,
         plan=partial(steps.plan_read_path, "target"), run=steps.apply_read_path,
@@ -182,7 +202,15 @@ def cutover():
 
     @task.branch
     def choose_after_smoke(smoke: dict):
-        return "record_cut_over" if smoke["ok"] else "roll_back_read_path"
+        return "drain_old_primary" if smoke["ok"] else "roll_back_read_path"
+
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
+    def drain_old_primary(final: dict, flip_horizon: int, params=None) -> dict:
+        from migration_engine.drain import drain_old_primary
+
+        return drain_old_primary(
+            DAG_ID, _run_id(), source_horizons=final["source_horizons"], flip_horizon=flip_horizon,
+            wait_seconds=params["app_switch_seconds"], cap=params["repair_cap"], dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def record_cut_over(smoke: dict, params=None):
@@ -222,12 +250,15 @@ def cutover():
     final = run_final_reconcile()
     reachable >> final
     gather_cutover_evidence(soak, streak, final) >> approve_cutover
-    approve_cutover >> claim_fence() >> sync_sequences() >> record_cutover_window() >> flip_read_path_to_target
+    flip_horizon = take_flip_horizon()
+    approve_cutover >> claim_fence() >> sync_sequences() >> record_cutover_window() >> flip_horizon \
+        >> flip_read_path_to_target
     smoke = run_smoke_checks()
     flip_read_path_to_target >> smoke
     branch = choose_after_smoke(smoke)
+    drained = drain_old_primary(final, flip_horizon)
     cut_over = record_cut_over(smoke)
-    branch >> cut_over
+    branch >> drained >> cut_over
     failed = fail_after_rollback(smoke)
     branch >> roll_back_read_path >> record_rolled_back(smoke) >> failed
     [cut_over, failed] >> write_status_report()

@@ -8,7 +8,9 @@
 Only while the ledger is in `dual_write`, `soak`, `rolled_back`, `cut_over` or
 `finalized` (the retention window, when the sources are kept level for a
 rollback); in any other phase the run is *skipped*, not failed. Before dual-write, `catch_up`
-brings the apps' writes to the target instead. One mapped task per table:
+brings the apps' writes to the target instead. One mapped task per large
+table, small tables packed together up to 64 MB of source (a task per tiny
+table costs more in scheduling than in work), each table in turn:
 1. one scan per side computes a count and a hash sum per key-range bucket;
    only mismatched buckets are read key by key, down to the exact drifted keys;
 2. each drifted key is classified (missing in target, extra in target, values
@@ -25,7 +27,8 @@ Tables run side by side, so a child row may be refused by its foreign key when
 its parent was written after the parent's table was checked: the judging step
 reconciles such tables again, parents first, in the same run. The run fails, and
 alerts, when more than *max_unrepaired_rows* rows are still left unrepaired
-(rows in flight aside), or when a table task errored. The first clean run in
+(rows in flight aside), or when a table task errored (a task's other tables
+are still reconciled; all of its tables count as errored). The first clean run in
 `dual_write` or `rolled_back` over every table starts the soak (`dual_write → soak`,
 `rolled_back → soak`: the way to a second cutover). Each
 finished run is recorded in `migration_control.reconcile_run_outcomes` (its
@@ -93,18 +96,21 @@ def reconcile():
         return steps.phase_to_reconcile(DAG_ID)
 
     @task
-    def list_tables(params=None) -> list[str]:
-        return steps.tables_to_check(params["tables"])
+    def list_tables(params=None) -> list[dict]:
+        return steps.table_groups(DAG_ID, params["tables"])
 
     # Every table task and the judge write fenced by the ledger epoch the run started under.
-    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1), map_index_template="{{ task.op_kwargs['table'] }}")
-    def reconcile_table(table: str, started: dict, params=None) -> dict:
-        return steps.reconcile_one(DAG_ID, get_current_context(), table, started["phase"], params, epoch=started["epoch"])
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1),
+          map_index_template="{{ task.op_kwargs['group']['label'] }}")
+    def reconcile_tables(group: dict, started: dict, params=None) -> list[dict]:
+        return steps.reconcile_group(DAG_ID, get_current_context(), group, started["phase"], params,
+                                     epoch=started["epoch"])
 
     # all_done: a table task that errored must still be judged (and recorded) as an errored run.
     @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ALL_DONE)
-    def judge_run(summaries: list[dict], started: dict, tables: list[str], params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context(), list(summaries or []), started["phase"], tables, params,
+    def judge_run(summaries: list[list[dict]], started: dict, groups: list[dict], params=None) -> dict:
+        return steps.judge(DAG_ID, get_current_context(), steps.flatten(summaries), started["phase"],
+                           steps.flatten(g["tables"] for g in groups) if groups is not None else None, params,
                            epoch=started["epoch"])
 
     @teardown
@@ -115,7 +121,7 @@ def reconcile():
     started = check_ledger_phase()
     tables = list_tables()
     started >> tables
-    summaries = reconcile_table.partial(started=started).expand(table=tables)
+    summaries = reconcile_tables.partial(started=started).expand(group=tables)
     [summaries, judge_run(summaries, started, tables)] >> write_status_report()
 
 

@@ -7,11 +7,9 @@ from collections import Counter
 
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed, fail_without_retry
+from migration_engine.task_packing import SMALL_TABLES_TASK_BYTES, group_label, pack, source_table_bytes
 
 log = logging.getLogger("migration.backfill")
-
-# Whole small tables share one mapped task up to this many source bytes.
-SMALL_TABLES_TASK_BYTES = 64 * 1024 * 1024
 
 
 def _chosen_tables(tables: list[str]) -> set[str] | None:
@@ -38,7 +36,7 @@ def plan(dag_id: str, run_id: str, tables: list[str], target_rows: int | None, m
     chunks = plan_all(m, endpoints, target_rows=target_rows, max_chunks_total=max_tasks, application_name=app)
     planned = [c for c in chunks if chosen is None or c.table in chosen]
     whole = [c for c in planned if c.lower is None and c.upper is None]
-    units = pack_tasks(planned, _source_bytes(m, endpoints, [c.table for c in whole], app))
+    units = pack_tasks(planned, source_table_bytes([c.table for c in whole], app))
     per_table = Counter(c.table for c in planned)
     log.info("planned %d chunks over %d tables in %d tasks: %s", len(planned), len(per_table), len(units), dict(per_table))
     # Recorded now, so the status report shows chunk totals while the copies run.
@@ -47,49 +45,22 @@ def plan(dag_id: str, run_id: str, tables: list[str], target_rows: int | None, m
     return units
 
 
-def _source_bytes(m, endpoints, tables: list[str], application_name: str) -> dict[str, int]:
-    from migration_engine.chunks import table_size
-
-    sizes = {}
-    for service in m.services:
-        mine = [m.table(t) for t in tables if m.table(t).service == service.name]
-        if mine:
-            with endpoints[service.name].connect(application_name=application_name, autocommit=True) as conn:
-                sizes.update({t.qualified: table_size(conn, t)[1] for t in mine})
-    return sizes
-
-
 def pack_tasks(chunks, whole_table_bytes: dict[str, int], task_bytes: int = SMALL_TABLES_TASK_BYTES) -> list[dict]:
     """Tasks of the mapped copy, in plan order (parents first).
 
-    A chunk of a split table is a task of its own. Tables planned as one whole
-    chunk are packed, in order, into tasks of up to ``task_bytes``: a task per
-    tiny table would cost more in scheduling than in copying. Each chunk still
-    commits with its own ledger row, so a packed task killed half-way resumes
-    at its first unrecorded chunk.
+    A chunk of a split table is a task of its own; tables planned as one whole
+    chunk are packed together. Each chunk still commits with its own ledger row,
+    so a packed task killed half-way resumes at its first unrecorded chunk.
     """
-    tasks: list[list] = []
-    packing: list = []
-    packed_bytes = 0
-    for chunk in chunks:
-        size = whole_table_bytes.get(chunk.table) if chunk.lower is None and chunk.upper is None else None
-        if size is None:
-            tasks.append([chunk])
-            packing, packed_bytes = [], 0
-            continue
-        if packing and packed_bytes + size > task_bytes:
-            packing, packed_bytes = [], 0
-        if not packing:
-            tasks.append(packing)
-        packing.append(chunk)
-        packed_bytes += size
-    return [{"label": _task_label(group), "chunks": [c.to_dict() for c in group]} for group in tasks]
+    def size_of(chunk):
+        return whole_table_bytes.get(chunk.table) if chunk.lower is None and chunk.upper is None else None
+
+    return [{"label": _task_label(group), "chunks": [c.to_dict() for c in group]}
+            for group in pack(chunks, size_of, task_bytes)]
 
 
 def _task_label(group) -> str:
-    if len(group) == 1:
-        return group[0].label
-    return f"{group[0].table} .. {group[-1].table} ({len(group)} whole tables)"
+    return group[0].label if len(group) == 1 else group_label([c.table for c in group])
 
 
 def _services(tables: list[str]) -> list[str]:

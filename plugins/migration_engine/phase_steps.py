@@ -9,7 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from migration_engine import dag_support as ds
-from migration_engine import gates, ledger, read_path, smoke, source_access
+from migration_engine import gates, ledger, read_path, reconcile_steps, smoke, source_access
 from migration_engine.checks import fail_without_retry
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import CutoverWindow, Direction, reconcile_table
@@ -37,28 +37,32 @@ def target_reachable(dag_id: str) -> bool:
 
 def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int,
                   cutover_window: dict | None = None) -> dict:
-    """One reconciliation pass over every table, fenced by the run's ledger epoch; refuses when drift above
+    """One reconciliation pass over every table, parents first, then the tables left with rows refused
+    by a foreign key settled again, fenced by the run's ledger epoch; refuses when drift above
     ``max_unrepaired`` remains. With a ``cutover_window`` (``read_cutover_window``) a target → source pass
     repairs only what the failed window explains, and reports the rest as held back."""
     m = ds.manifest()
     target = ds.target_endpoint()
     epoch = ds.run_epoch(dag_id)
-    results = []
-    for table in m.tables:
-        source = ds.source_endpoint(table.service)
-        with fail_without_retry():
-            window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
-                      if cutover_window else None)
-            result = reconcile_table(
-                table, source, target, run_id=f"{dag_id}/{run_id}", direction=direction,
+
+    def reconcile_one(table_name: str) -> dict:
+        table = m.table(table_name)
+        window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
+                  if cutover_window else None)
+        with fail_without_retry():  # a stale run refuses at its first write, no retry
+            return reconcile_table(
+                table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}", direction=direction,
                 control_schema=m.control_schema, cap=cap, dry_run=dry_run, epoch=epoch, window=window,
-            )
-        results.append(result.summary())
+            ).summary()
+
+    results = [reconcile_one(table.qualified) for table in m.tables]
     if not dry_run:
-        with ds.target_connection(dag_id) as conn:
+        results = reconcile_steps.settle(results, reconcile_one)
+        with fail_without_retry(), ds.target_connection(dag_id) as conn, \
+             ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile pass"):
             drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
                                         [t.qualified for t in m.tables])
-    unrepaired = sum(r["unrepaired"] - r["in_flight"] - r["held_back"] for r in results)
+    unrepaired = sum(reconcile_steps.left_unrepaired(r) for r in results)
     total = {
         "tables": len(results),
         "checked_rows": sum(r["checked_rows"] for r in results),
@@ -68,7 +72,7 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
         "unrepaired": unrepaired,
         "held_back": sum(r["held_back"] for r in results),
         "held_back_keys": {r["table"]: r["unexplained_keys"] for r in results if r["held_back"]},
-        "dirty_tables": [r["table"] for r in results if r["unrepaired"]],
+        "dirty_tables": [r["table"] for r in results if reconcile_steps.left_unrepaired(r)],
         "per_table": [
             {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
         ],

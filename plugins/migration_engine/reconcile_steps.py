@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from migration_engine import alerts, ledger
+from migration_engine import alerts, ledger, task_packing
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed, fail_without_retry
 from migration_engine.reconcile import drift_ledger
@@ -42,15 +42,42 @@ def tables_to_check(tables: list[str]) -> list[str]:
     return [t for t in known if not tables or t in tables]
 
 
+def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
+    """The mapped tasks: small tables packed together, parents first."""
+    return task_packing.table_groups(dag_id, tables_to_check(tables))
+
+
+def flatten(lists) -> list:
+    return [item for items in lists or [] for item in items]
+
+
+def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict, *, epoch: int) -> list[dict]:
+    """Each table of the group in turn; one that errors does not keep the others from their repairs,
+    and the task then fails naming it (the judge counts the whole group as errored). Once the ledger has
+    moved since the run started, no table of it may write: the task refuses at once."""
+    summaries, errored = [], []
+    for table in group["tables"]:
+        try:
+            summaries.append(reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
+        except ledger.StaleEpoch as exc:
+            ds.refuse(str(exc))
+        except Exception:
+            log.exception("%s: reconciliation errored", table)
+            errored.append(table)
+    if errored:
+        raise CheckFailed(f"reconciliation errored on {errored} (their logs above say why); the other tables of "
+                          f"this task were reconciled")
+    return summaries
+
+
 def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dict, *, epoch: int) -> dict:
     m = ds.manifest()
     table = m.table(table_name)
-    with fail_without_retry():
-        result = reconcile_table(
-            table, ds.source_endpoint(table.service), ds.target_endpoint(),
-            run_id=context["run_id"], direction=direction_for_phase(phase), control_schema=m.control_schema,
-            cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"], epoch=epoch,
-        )
+    result = reconcile_table(
+        table, ds.source_endpoint(table.service), ds.target_endpoint(),
+        run_id=context["run_id"], direction=direction_for_phase(phase), control_schema=m.control_schema,
+        cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"], epoch=epoch,
+    )
     summary = result.summary()
     if result.cap_exceeded:
         alerts.notify_drift(context, table.qualified, summary["drifted"], "repair cap exceeded, nothing repaired")
@@ -62,25 +89,31 @@ def left_unrepaired(summary: dict) -> int:
     return summary["unrepaired"] - summary["in_flight"] - summary["held_back"]
 
 
+SETTLE_PASSES = 3
+
+
 def settle(summaries: list[dict], again) -> list[dict]:
     """Run ``again`` (table name -> summary) on the tables left with unrepaired rows, parents first, their
-    parents included.
+    parents included, up to ``SETTLE_PASSES`` times while any is left.
 
-    Tables run side by side, so a child row can be refused by its foreign key when
-    its parent was written after the parent's table was checked; once the parent
-    is level, the child repairs.
+    Tables run side by side (or one after the other, parents first), so a child row
+    can be refused by its foreign key when its parent was written after the parent's
+    table was checked; once the parent is level, the child repairs. The apps keep
+    writing meanwhile, so one pass can leave a new such pair behind.
     """
     m = ds.manifest()
-    dirty = {s["table"] for s in summaries if left_unrepaired(s) > 0 and not s["cap_exceeded"]}
-    if not dirty:
-        return summaries
-    wanted = set(dirty)
-    for table in reversed(m.tables):
-        if table.qualified in wanted:
-            wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
-    log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
-    redone = {t.qualified: again(t.qualified) for t in m.tables if t.qualified in wanted}
-    return [redone.get(s["table"], s) for s in summaries]
+    for _ in range(SETTLE_PASSES):
+        dirty = {s["table"] for s in summaries if left_unrepaired(s) > 0 and not s["cap_exceeded"]}
+        if not dirty:
+            break
+        wanted = set(dirty)
+        for table in reversed(m.tables):
+            if table.qualified in wanted:
+                wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
+        log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
+        redone = {t.qualified: again(t.qualified) for t in m.tables if t.qualified in wanted}
+        summaries = [redone.get(s["table"], s) for s in summaries]
+    return summaries
 
 
 def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict, *,
@@ -96,7 +129,8 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     reported = {s["table"] for s in summaries}
     errored = [t for t in tables if t not in reported]
     if not params["dry_run"]:
-        summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
+        with fail_without_retry():  # a stale run refuses at its first write, no retry
+            summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
         with fail_without_retry(), ds.target_connection(dag_id) as conn, \
              ledger.fenced(conn, ds.manifest().control_schema, epoch, "recording the reconcile run"):
             drift_ledger.record_outcome(conn, ds.manifest().control_schema, run_id, direction_for_phase(phase).value,

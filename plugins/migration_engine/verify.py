@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from migration_engine.canonical import hash_sum, pin_output_settings
+from migration_engine.canonical import hash_sum, pin_output_settings, row_md5
 from migration_engine.columns import ColumnMismatch, matching_columns, table_columns
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest, Table
@@ -46,7 +46,7 @@ def _count_and_checksum(conn: psycopg.Connection, ident: tuple[str, str], column
     with conn.transaction():
         pin_output_settings(conn)
         count, checksum = conn.execute(
-            sql.SQL("SELECT count(*), {} FROM {} AS t").format(hash_sum(columns), sql.Identifier(*ident))
+            sql.SQL("SELECT count(*), {} FROM {} AS t").format(hash_sum(columns, hash=row_md5), sql.Identifier(*ident))
         ).fetchone()
     return count, str(checksum)
 

@@ -36,7 +36,7 @@ from tests.integration.test_airflow_ui import CHROMIUM, CHROMIUM_ARGS, DAGS, SCR
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 USER = "approver"
-CUTOVER_CONF = {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1}
+CUTOVER_CONF = {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1}
 
 
 @pytest.fixture(scope="module")

@@ -100,7 +100,7 @@ def test_a_reconcile_started_in_soak_refuses_after_the_cutover_and_writes_nothin
     result = outcome["result"]
 
     assert result.returncode != 0, result.output[-3000:]
-    assert result.state_of("reconcile_table[0]") == "failed", result.task_states
+    assert result.state_of("reconcile_tables[0]") == "failed", result.task_states
     assert "refused: this run started at ledger epoch" in result.output
     assert "the ledger says cut_over" in result.output
     with target(estate) as conn:
@@ -154,7 +154,7 @@ def test_no_reconcile_starts_while_a_transition_holds_the_fence(soaking, estate,
         ledger.claim(conn, CONTROL, epoch, "cutover", "transition-under-way", "a cutover between its claim and its move")
     held = run("reconcile", {"grace_seconds": 0})
     failed(held, "check_ledger_phase", "cutover/transition-under-way holds the ledger's fence")
-    assert held.state_of("reconcile_table[0]") in (None, "upstream_failed"), held.task_states
+    assert held.state_of("reconcile_tables[0]") in (None, "upstream_failed"), held.task_states
     # The claiming run's ledger move ends the transition: reconciliation runs again.
     set_phase(estate, "soak")
     freed = run("reconcile", {"grace_seconds": 0})

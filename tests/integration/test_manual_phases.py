@@ -90,7 +90,7 @@ def test_cutover_dry_run_changes_nothing_in_either_database(soaking, estate, man
 
 
 def test_cutover_refuses_when_the_soak_is_too_short(soaking, estate, run):
-    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 48})
+    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 48})
     failed(result, "wait_for_soak_elapsed", "at least 48 h are required", "more than this run may still wait")
     assert phase(estate) == "soak"
 
@@ -100,7 +100,7 @@ def test_cutover_refuses_after_a_dirty_reconcile(soaking, estate, manifest, run)
         conn.execute("INSERT INTO public.users (username, password) VALUES ('drifted-user', 'x')")
     dirty = reconcile_every_table(estate, manifest, "dirty", cap=0)
     assert [name for name, r in dirty.items() if r.cap_exceeded] == ["recruiter.users"]
-    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1,
+    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1,
                              "gate_wait_hours": 0})
     failed(result, "wait_for_clean_reconciles", "must be clean", "may wait no longer")
     reconcile_clean(estate, manifest, "clean-again")
@@ -110,7 +110,7 @@ def test_cutover_refuses_a_changed_source_schema(soaking, estate, run):
     with estate.source_endpoint("wallet").connect(autocommit=True) as conn:
         conn.execute("ALTER TABLE public.users ADD COLUMN nickname text")
     try:
-        result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
+        result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1})
         failed(result, "check_source_schema_unchanged", "wallet source schema changed since preflight", "nickname")
     finally:
         with estate.source_endpoint("wallet").connect(autocommit=True) as conn:
@@ -121,7 +121,7 @@ def test_cutover_refuses_a_changed_source_schema(soaking, estate, run):
 def test_cutover_refuses_while_the_pooler_is_down(soaking, estate, run):
     estate.pooler.stop()
     try:
-        result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
+        result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1})
     finally:
         estate.pooler.start()
     assert result.returncode != 0
@@ -140,7 +140,7 @@ def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, 
     broken.write_text(yaml.safe_dump(raw, sort_keys=False))
     assert load_manifest(broken).smoke_sql == smoke
 
-    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1},
+    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1},
                  MIGRATION_MANIFEST=str(broken))
     failed(result, "fail_after_rollback", "cutover rolled back", "fail_on_purpose.sql")
     assert result.state_of("roll_back_read_path") == "success"
@@ -151,7 +151,7 @@ def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, 
 
 
 def test_cutover_flips_the_read_path_then_rollback_brings_it_back(soaking, estate, manifest, run):
-    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
+    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1})
     assert result.succeeded, result.output[-3000:]
     # Approved through Airflow's own response path, by a named user, after the evidence was gathered.
     assert "answered 'Approve' to cutover/" in result.output and "approve_cutover as migration-harness" in result.output
@@ -185,7 +185,7 @@ def test_finalize_makes_the_source_read_only_for_the_apps(soaking, estate, manif
     set_phase(estate, "soak")
     # The rollback above repaired the source (target -> source): that run ends the soak's clean streak.
     reconcile_clean(estate, manifest, "soak-after-rollback")
-    cut = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
+    cut = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1})
     assert cut.succeeded, cut.output[-3000:]
     reconcile_clean(estate, manifest, "after-cutover", Direction.TARGET_TO_SOURCE)
     refused = run("finalize", {"confirm": "FINALIZE", "dry_run": False, "min_clean_reconciles": 1})

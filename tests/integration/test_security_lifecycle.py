@@ -153,7 +153,7 @@ def lifecycle(estate, manifest, roles, airflow_home, tmp_path_factory, caplog_mo
             assert len(ids) == len(SECRET_TOKENS)
             for row_id, token in zip(ids, SECRET_TOKENS, strict=True):
                 conn.execute("UPDATE public.platform_connections SET oauth_access_token = %s WHERE id = %s", (token, row_id))
-        cutover = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
+        cutover = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1})
         # A write the apps made on the target after cutover: the migration role must be able to carry it back.
         with target.connect(autocommit=True) as conn:
             conn.execute("INSERT INTO recruiter.users (username, password) VALUES ('after-cutover', 'x')")

@@ -28,10 +28,10 @@ def test_split_table_chunks_stay_one_task_each_and_whole_tables_pack_up_to_the_b
         ["issuer.tenants", "issuer.users", "recruiter.users"],
     ]
     assert [t["label"] for t in tasks] == [
-        "wallet.users .. wallet.claims (2 whole tables)",
+        "wallet.users .. wallet.claims (2 tables)",
         "wallet.activities (-inf, 100)",
         "wallet.activities [100, +inf)",
-        "issuer.tenants .. recruiter.users (3 whole tables)",
+        "issuer.tenants .. recruiter.users (3 tables)",
     ]
     assert sum(len(t["chunks"]) for t in tasks) == len(chunks)
 

@@ -46,7 +46,7 @@ def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
         demo.run_dag(home, env, "dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
         soak(demo, home, env)
         demo.run_dag(home, env, "cutover", {
-            "confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": demo.soak_runs,
+            "confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 3, "min_soak_hours": 0, "min_clean_reconciles": demo.soak_runs,
         })
         demo.say("the apps now read from the target and write it first")
         soak(demo, home, env)

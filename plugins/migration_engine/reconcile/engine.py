@@ -11,6 +11,10 @@ whose source version is older than the horizon cannot be, so that drift is
 *unexplained* (the target was changed by something else, or lost the row). It is
 reported by key and repaired only when ``repair_unexplained`` says so.
 
+Given a ``target_horizon`` too (the cutover's drain, source → target just after
+the read path flipped), a key whose target version was written at or after it
+is the apps' own newer write on their new primary: it is left alone, in flight.
+
 Given the ``window`` of a failed cutover (the xmin horizons of the source and
 the target when the read path flipped), a rollback's repair (target → source)
 is confined to it: a row the source wrote since the cutover is the apps' write,
@@ -202,6 +206,7 @@ def reconcile_table(
     find_only: bool = False,
     horizon: int | None = None,
     repair_unexplained: bool = True,
+    target_horizon: int | None = None,
     record: bool = True,
     epoch: int | None = None,
     window: CutoverWindow | None = None,
@@ -251,6 +256,8 @@ def reconcile_table(
                 unexplained |= _outside_window(shape, src, table.source_ident, tgt, table.target_ident, confirmed, window)
             if not repair_unexplained or window is not None:
                 confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
+            newer_on_target = _newer_on_target(shape, tgt, table.target_ident, confirmed, target_horizon)
+            confirmed = [(d, Outcome.IN_FLIGHT if d.key in newer_on_target else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
             findings = repair(shape, primary, secondary, confirmed, primary_is_source, result, write)
@@ -377,6 +384,21 @@ def _outside_window(shape: TableShape, src: psycopg.Connection, src_ident: tuple
         on_target = scan.read_written_since(tgt, shape, tgt_ident, lacking, window.target_horizon) if lacking else {}
         held |= {key for key in lacking if not on_target.get(key, False)}
     return held
+
+
+def _newer_on_target(shape: TableShape, tgt: psycopg.Connection, ident: tuple[str, str],
+                     decided: list[tuple[Drift, Outcome]], horizon: int | None) -> set:
+    """Keys confirmed for repair whose target version was written at or after ``horizon``. A key the
+    target lacks counts as not written: after a flip that is most often an insert the old primary
+    made whose copy was lost, not a delete the apps made since."""
+    keys = [d.key for d, o in decided if o is Outcome.REPAIR]
+    if horizon is None or not keys:
+        return set()
+    newer = set()
+    for start in range(0, len(keys), READ_BATCH_KEYS):
+        written = scan.read_written_since(tgt, shape, ident, keys[start:start + READ_BATCH_KEYS], horizon)
+        newer |= {key for key, since in written.items() if since}
+    return newer
 
 
 def _log_result(result: ReconcileResult) -> None:
