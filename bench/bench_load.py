@@ -11,17 +11,18 @@ or edits the ledger. Windows are cuts of that one stream of writes by time:
    and after them. Their writes pooled give the p95 baseline; the spread of their
    own p95s is the noise floor (a regression smaller than it cannot be told from
    noise on this machine);
-2. the backfill unthrottled, into a copy of the baselined target database made
-   for it (a probe, dropped after its window);
-3. the backfill held to BENCH_LOAD_THROTTLE_MB_S into the real target; then the
-   catch-up of the writes since its snapshots, and verify;
+2. the backfill unpaced (load-aware pacing off, no MB/s), into a copy of the
+   baselined target database made for it (dropped after its window);
+3. the backfill with its default settings (load-aware pacing at +30 %, no MB/s)
+   into the real target; then the catch-up of the writes since its snapshots,
+   and verify;
 4. dual_write, the hourly reconcile until its first clean run starts the soak,
    cutover, the apps on the target first with reconcile target → source,
    finalize, and a final reconcile once the apps stop.
 
 Recorded per window: writes/s asked and held, p50/p95 of the apps' writes on
 their primary. For each backfill also the p95 of the writes made while its
-chunks stream (each chunk's copy, from the chunk ledger), what the throttle
+chunks stream (each chunk's copy, from the chunk ledger), what the pacer
 governs (on this machine Airflow's own processes share the two cores with the
 source server, where a deployment runs them on workers), and how long each
 source snapshot was held open. Each p95 is set against the idle baseline and the
@@ -29,9 +30,10 @@ runbook's rollback trigger (over +30 %). Lost writes = tables that differ after
 the final reconcile (must be 0).
 
 Knobs: BENCH_LOAD_RATE (writes/s, 40), BENCH_LOAD_SCALE (generator scale, 150:
-about 1.8 M rows, 0.75 GB, so the unthrottled backfill lasts about a minute),
-BENCH_LOAD_IDLE_S (each idle window, 60), BENCH_LOAD_THROTTLE_MB_S (2; docs/reliability.md
-has the last run's figures). Writes bench/results/load.json and prints a table.
+about 1.8 M rows, 0.75 GB, so the unpaced backfill lasts about a minute),
+BENCH_LOAD_IDLE_S (each idle window, 60); docs/reliability.md has the last run's
+figures. The paced backfill also reports the pacer's decisions (cuts, pauses,
+slowest rate, highest probe latency), summed from its chunk tasks' results. Writes bench/results/load.json and prints a table.
 """
 
 from __future__ import annotations
@@ -70,11 +72,27 @@ SOAK_RECONCILES = 3
 MB = 1024 * 1024
 CHUNK_SPANS = "SELECT extract(epoch FROM copied_at) - seconds, extract(epoch FROM copied_at) FROM {}"
 SNAPSHOT_HOLDS = "SELECT service, extract(epoch FROM released_at - taken_at) FROM {} ORDER BY taken_at DESC LIMIT %s"
+COPY_RESULTS = """
+SELECT value FROM xcom WHERE dag_id = 'backfill' AND task_id = 'copy_chunk' AND key = 'return_value'
+  AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'backfill' ORDER BY id DESC LIMIT 1)
+"""
 COPY_SPAN = """
 SELECT extract(epoch FROM min(start_date)), extract(epoch FROM max(end_date)) FROM task_instance
 WHERE dag_id = 'backfill' AND task_id = 'copy_chunk'
   AND run_id = (SELECT run_id FROM dag_run WHERE dag_id = 'backfill' ORDER BY id DESC LIMIT 1)
 """
+
+
+def pacing_totals(task_results: list) -> dict:
+    """The load-aware pacer's decisions over every chunk of a run (task results as XCom stores them)."""
+    reports = [c["pacing"] for r in task_results for c in (json.loads(r) if isinstance(r, str) else r)["chunks"]
+               if c.get("pacing")]
+    slowest = [r["slowest_mb_per_s"] for r in reports if r["slowest_mb_per_s"] is not None]
+    return {"chunks_paced": len(reports), "cuts": sum(r["cuts"] for r in reports),
+            "pauses": sum(r["pauses"] for r in reports), "paused_s": round(sum(r["paused_s"] for r in reports), 1),
+            "slowest_mb_per_s": min(slowest) if slowest else None,
+            "highest_probe_ms": max((r["highest_probe_ms"] for r in reports), default=None),
+            "budget_probe_ms": max((r["budget_probe_ms"] for r in reports), default=None)}
 
 
 def log(message: str) -> None:
@@ -128,13 +146,13 @@ class LoadRun:
     def idle_window(self, name: str, seconds: float) -> None:
         self.idle.append(self.window(name, seconds=seconds)[1])
 
-    def backfill_window(self, name: str, target: Endpoint, env: dict, throttle_mb_per_s: float | None) -> dict:
+    def backfill_window(self, name: str, target: Endpoint, env: dict, conf: dict | None) -> dict:
         """The backfill DAG under the apps' writes: the whole run, the writes made while its chunks stream,
-        and how long it held each source snapshot."""
-        conf = {"max_copy_mb_per_s": throttle_mb_per_s} if throttle_mb_per_s else None
+        how long it held each source snapshot and what its pacer decided."""
         figures, _ = self.window(name, during=lambda: self.dag("backfill", conf, env))
         with psycopg.connect(self.home.metadata_db.replace("postgresql+psycopg2://", "postgresql://", 1)) as conn:
             start, end = (float(t) for t in conn.execute(COPY_SPAN).fetchone())
+            pacing = pacing_totals([row[0] for row in conn.execute(COPY_RESULTS).fetchall()])
         with target.connect(autocommit=True) as conn:
             ledger_table = sql.Identifier(*ledger_ident(self.m))
             copied = float(conn.execute(sql.SQL("SELECT sum(bytes) FROM {}").format(ledger_table)).fetchone()[0])
@@ -142,7 +160,7 @@ class LoadRun:
             holds = conn.execute(sql.SQL(SNAPSHOT_HOLDS).format(sql.Identifier(self.m.control_schema, SNAPSHOTS_TABLE)),
                                  (len(self.m.services),)).fetchall()
         streaming = [ms for a, b in spans for ms in self.apps.report.latencies_between(a, b)]
-        figures.update(throttle_mb_per_s=throttle_mb_per_s, dag_seconds=figures["seconds"],
+        figures.update(conf=conf, pacing=pacing, dag_seconds=figures["seconds"],
                        copy_seconds=round(end - start, 1), copy_mb=round(copied / MB, 1),
                        copy_mb_per_s=round(copied / MB / (end - start), 1),
                        stream_seconds=round(sum(b - a for a, b in spans), 1), stream_writes=len(streaming),
@@ -151,7 +169,7 @@ class LoadRun:
         return figures
 
     def probe_target(self) -> tuple[Endpoint, dict]:
-        """A copy of the baselined target database (ledger included) for the unthrottled backfill."""
+        """A copy of the baselined target database (ledger included) for the unpaced backfill."""
         server = self.estate.target
         # A template must have no sessions; the pooler keeps idle ones to the target.
         server.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", params=(TARGET_DB,))
@@ -160,21 +178,21 @@ class LoadRun:
         url = server.url(PROBE_DB, TARGET_OWNER, self.estate.target_password)
         return from_url("probe target", url), {**self.env, airflow_conn_variable(self.m.target_direct.conn_id): url}
 
-    def backfills(self, idle_s: float, throttle_mb_per_s: float) -> dict:
-        """Idle, unthrottled (probe), idle, throttled (the real target), idle; each set against the idle baseline."""
+    def backfills(self, idle_s: float) -> dict:
+        """Idle, unpaced (probe target), idle, paced by default (the real target), idle; each set against the
+        idle baseline."""
         self.idle_window("idle 1 (before the backfills)", idle_s)
         self.dag("preflight")
         self.dag("schema_baseline")
         probe, probe_env = self.probe_target()
-        unthrottled = self.backfill_window("backfill, unthrottled", probe, probe_env, None)
+        unpaced = self.backfill_window("backfill, unpaced", probe, probe_env, {"max_latency_increase": None})
         self.estate.target.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(PROBE_DB)))
         self.idle_window("idle 2 (between them)", idle_s)
-        throttled = self.backfill_window(f"backfill, held to {throttle_mb_per_s:g} MB/s", self.estate.target_endpoint(),
-                                         self.env, throttle_mb_per_s)
+        paced = self.backfill_window("backfill, default pacing", self.estate.target_endpoint(), self.env, None)
         self.idle_window("idle 3 (after them)", idle_s)
         idle_p95 = [percentile(window, 0.95) for window in self.idle]
         baseline = round(percentile([ms for window in self.idle for ms in window], 0.95), 2)
-        for figures in (unthrottled, throttled):
+        for figures in (unpaced, paced):
             figures.update(p95_regression=against(figures["p95_ms"], baseline),
                            stream_p95_regression=against(figures["stream_p95_ms"], baseline))
             figures["within_trigger"] = figures["p95_regression"] <= P95_ROLLBACK_TRIGGER
@@ -184,8 +202,8 @@ class LoadRun:
             "idle_p95_ms": [round(p, 2) for p in idle_p95],
             "idle_spread": round(max(idle_p95) / min(idle_p95) - 1, 3) if min(idle_p95) else 0.0,
             "rollback_trigger": P95_ROLLBACK_TRIGGER,
-            "unthrottled": unthrottled, "throttled": throttled,
-            "throttle_copy_time_cost": round(throttled["copy_seconds"] / unthrottled["copy_seconds"], 2),
+            "unpaced": unpaced, "paced": paced,
+            "copy_time_vs_unpaced": round(paced["copy_seconds"] / unpaced["copy_seconds"], 2),
         }
 
     def phase(self) -> str:
@@ -205,8 +223,8 @@ class LoadRun:
                 return attempt
         raise SystemExit(f"no clean reconcile in {SOAK_RECONCILES} runs: the soak did not start")
 
-    def lifecycle(self, idle_s: float, throttle_mb_per_s: float) -> dict:
-        backfills = self.backfills(idle_s, throttle_mb_per_s)
+    def lifecycle(self, idle_s: float) -> dict:
+        backfills = self.backfills(idle_s)
         self.window("catch-up and verify", during=lambda: (self.dag("catch_up"), self.dag("verify")))
         self.dag("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
         soak_runs = {}
@@ -230,7 +248,7 @@ class LoadRun:
         return {
             "p95_budget": P95_ROLLBACK_TRIGGER,
             "noise_floor": backfills["idle_spread"],
-            "copy_time_vs_unpaced": backfills["throttle_copy_time_cost"],
+            "copy_time_vs_unpaced": backfills["copy_time_vs_unpaced"],
             "rate_asked_per_s": self.rate,
             "windows": self.windows,
             "backfill": backfills,
@@ -246,8 +264,8 @@ class LoadRun:
 
 
 def fail(result: DagRunResult) -> None:
-    errors = [line for line in result.output.splitlines() if "[error" in line]
-    raise SystemExit(f"{result.dag_id} failed: {result.task_states}\n" + "\n".join(errors[-10:]))
+    errors = [line for line in result.output.splitlines() if "[error" in line or "[warning" in line]
+    raise SystemExit(f"{result.dag_id} failed: {result.task_states}\n" + "\n".join(errors[-30:]))
 
 
 def print_table(result: dict) -> None:
@@ -263,14 +281,15 @@ def print_table(result: dict) -> None:
                   f"{w['stream_p95_regression']:>+9.0%}")
     print(f"\nidle baseline p95 (the three idle windows pooled) {baseline:.2f} ms; idle windows' p95 "
           f"{', '.join(f'{p:.2f}' for p in backfill['idle_p95_ms'])} ms: spread {backfill['idle_spread']:+.0%} (noise floor)")
-    for key in ("unthrottled", "throttled"):
+    for key in ("unpaced", "paced"):
         b = backfill[key]
         print(f"{b['name']}: DAG {b['dag_seconds']:.0f} s, chunk tasks {b['copy_seconds']:.0f} s for {b['copy_mb']:.0f} MB "
               f"({b['copy_mb_per_s']:.1f} MB/s); p95 {b['p95_regression']:+.0%} whole run, {b['stream_p95_regression']:+.0%} "
               f"while chunks stream (rollback trigger over +{backfill['rollback_trigger']:.0%}: "
               f"{'within' if b['within_trigger'] else 'OVER'} / {'within' if b['stream_within_trigger'] else 'OVER'})")
         print(f"  source snapshots held open: {', '.join(f'{svc} {held:.0f} s' for svc, held in b['snapshot_held_s'].items())}")
-    print(f"throttle's cost: the chunk tasks take {backfill['throttle_copy_time_cost']:.2f}x as long")
+    print(f"pacing's cost: the chunk tasks take {backfill['copy_time_vs_unpaced']:.2f}x as long; the pacer: "
+          f"{backfill['paced']['pacing']}")
     print(f"reconcile runs until the soak started: {result['soak_reconciles']}")
     print(f"app writes {result['app_writes']:,} (refused by the primary: {result['app_writes_refused']}); lost writes "
           f"{result['lost_writes']}: after the final reconcile {result['tables_compared']} tables compared, "
@@ -284,7 +303,6 @@ def main() -> int:
     rate = float(os.environ.get("BENCH_LOAD_RATE", "40"))
     scale = float(os.environ.get("BENCH_LOAD_SCALE", "150"))
     idle_s = float(os.environ.get("BENCH_LOAD_IDLE_S", "60"))
-    throttle = float(os.environ.get("BENCH_LOAD_THROTTLE_MB_S", "2"))
     manifest = load_manifest(os.environ.get("MIGRATION_MANIFEST") or DEFAULT_MANIFEST)
     load_before = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
@@ -299,7 +317,7 @@ def main() -> int:
             config = SimulatorConfig(rate_per_s=rate, duration_s=None, max_writes=10**9, follow_read_path=True, seed=1)
             apps = DualWriteSimulator(manifest, sources, estate.target_endpoint(), config).start()
             try:
-                lifecycle = LoadRun(estate, home, apps, HOME / "work").lifecycle(idle_s, throttle)
+                lifecycle = LoadRun(estate, home, apps, HOME / "work").lifecycle(idle_s)
             finally:
                 apps.stop()
                 apps.join()

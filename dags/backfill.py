@@ -46,16 +46,28 @@ long a forgotten holder can keep vacuum waiting.
 Chunk copies share the pool `migration_target` (sized by `DB_POOL_MAX`), so the
 connections to the target, and to each source, never exceed that cap.
 
-## Throttle
-*Copy rate limit (MB/s)* (`max_copy_mb_per_s`) holds each chunk's COPY stream
-to at most that rate: the copier waits between 1 MB blocks and reads nothing
-from the source meanwhile. Set it when the apps' write latency on the source
-rises too far during the backfill (the runbook's rollback trigger is a p95 over
-+30 %); the total is at most the rate times the chunks copying at once (the
-pool's slots). Empty or 0: unlimited. Each chunk's result (XCom and task log)
-shows the rate it was held to and the seconds it waited. To change the rate of
-a running backfill, mark the run failed and trigger a new one with the new rate:
-chunks already copied are skipped (or merged, touching only rows that differ).
+## Pacing by the apps' health
+Before any chunk streams, `measure_source_health` times a probe (`SELECT 1`, on
+its own connection) 40 times on each source database: its median is the
+source's latency at rest. Each chunk's stream then probes again 4 times a
+second and, the way gh-ost throttles on max-load, halves its rate while the
+median of the last 8 probes is over the baseline plus *Source latency budget*
+(`max_latency_increase`, default 0.3: the runbook's +30 % rollback trigger),
+pauses while it is over twice that (at most 60 s at a time, then goes on at
+0.25 MB/s), and grows its rate by a quarter per interval while there is room.
+The probe is what an app's simplest statement feels on that server (CPU,
+connection scheduling, locks); session counts or wait events say what the
+server does, not what the apps feel, and need privileges a managed source may
+not give. Every decision is in the chunk task's log (`pacer:` lines, at most
+one each 5 s, pauses always) and each chunk's result carries a summary: the
+baseline and budget, probes, cuts, pauses, seconds paused, the slowest rate.
+
+*Copy rate limit (MB/s)* (`max_copy_mb_per_s`) stays as a ceiling the pacer
+never exceeds; with pacing off (`max_latency_increase` empty or 0) it is the
+only limit. Empty or 0: none. The total is at most the rate times the chunks
+copying at once (the pool's slots). To change either for a running backfill,
+mark the run failed and trigger a new one: chunks already copied are skipped
+(or merged, touching only rows that differ).
 
 ## Re-running
 Safe at any point. A chunk already recorded is skipped (the log says so) unless
@@ -116,7 +128,13 @@ SNAPSHOT_PUBLISH_TIMEOUT_S = 300
                 None, type=["null", "number"], minimum=0, maximum=MAX_COPY_MB_PER_S, title="Copy rate limit (MB/s)",
                 description="Hold each chunk's COPY stream (source read and target write) to at most this many MB/s, "
                 "so the source keeps serving the apps; chunks copying side by side each get this rate. "
-                "Empty or 0: as fast as the servers allow.",
+                "Empty or 0: as fast as the servers allow. With load-aware pacing on, the ceiling it never exceeds.",
+            ),
+            "max_latency_increase": Param(
+                0.3, type=["null", "number"], minimum=0, maximum=10, title="Source latency budget",
+                description="Load-aware pacing: each chunk's stream slows down, or pauses, to keep a probe's latency on "
+                "the source within this fraction above its idle baseline measured before the copy (0.3: the runbook's "
+                "+30 % rollback trigger), and speeds up when there is room. Empty or 0: off.",
             ),
         },
     ),
@@ -154,9 +172,14 @@ def backfill():
         execution_timeout=timedelta(hours=1),
         map_index_template="{{ task.op_kwargs['chunks']['label'] }}",
     )
-    def copy_chunk(chunks: dict, snapshots: dict, ledger: dict, params=None) -> dict:
+    def copy_chunk(chunks: dict, snapshots: dict, ledger: dict, load_budgets: dict | None, params=None) -> dict:
         return steps.copy(DAG_ID, get_current_context()["run_id"], chunks, force=params["force"],
-                          max_mb_per_s=params["max_copy_mb_per_s"], snapshots=snapshots, phase=ledger["phase"])
+                          max_mb_per_s=params["max_copy_mb_per_s"], snapshots=snapshots, phase=ledger["phase"],
+                          load_budgets=load_budgets)
+
+    @task
+    def measure_source_health(params=None) -> dict | None:
+        return steps.source_baselines(DAG_ID, params["tables"], params["max_latency_increase"])
 
     @task(pool=ds.TARGET_POOL, trigger_rule="all_done")
     def release_source_snapshots() -> list[dict]:
@@ -199,7 +222,9 @@ def backfill():
     gates >> holders >> published
     chunks = plan_chunks()
     gates >> chunks
-    copied = copy_chunk.partial(snapshots=published, ledger=ledger).expand(chunks=chunks)
+    budgets = measure_source_health()
+    gates >> budgets
+    copied = copy_chunk.partial(snapshots=published, ledger=ledger, load_budgets=budgets).expand(chunks=chunks)
     released = release_source_snapshots()
     [published, copied] >> released
     summary = summarise_progress(chunks, copied)

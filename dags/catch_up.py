@@ -100,9 +100,7 @@ def catch_up():
 
     @task(pool=ds.TARGET_POOL)
     def judge_catch_up(summaries: list[list[dict]], params=None) -> dict:
-        from migration_engine.reconcile_steps import flatten
-
-        return steps.judge(DAG_ID, get_current_context()["run_id"], flatten(summaries), params)
+        return steps.judge(DAG_ID, get_current_context()["run_id"], ds.flatten(summaries), params)
 
     @task(pool=ds.TARGET_POOL, outlets=[Asset(ds.caught_up_asset_name())])
     def sync_sequences() -> list[dict]:

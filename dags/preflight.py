@@ -64,8 +64,9 @@ MANIFEST = ds.manifest()
                 description=f"Each expected state-store key must have been updated within this many hours. "
                 f"Empty: the manifest's {MANIFEST.state_store.max_age_hours:g} h.",
             ),
+            # Nullable: a plain string Param with an empty default is a required field in the trigger form.
             "backup_dir": Param(
-                "", type="string", title="Backup folder",
+                None, type=["null", "string"], title="Backup folder",
                 description="Where source backups go. Empty: Variable migration_backup_dir, else $MIGRATION_BACKUP_DIR, "
                 "else $AIRFLOW_HOME/backups.",
             ),

@@ -109,8 +109,8 @@ def reconcile():
     # all_done: a table task that errored must still be judged (and recorded) as an errored run.
     @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ALL_DONE)
     def judge_run(summaries: list[list[dict]], started: dict, groups: list[dict], params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context(), steps.flatten(summaries), started["phase"],
-                           steps.flatten(g["tables"] for g in groups) if groups is not None else None, params,
+        return steps.judge(DAG_ID, get_current_context(), ds.flatten(summaries), started["phase"],
+                           [t for g in groups for t in g["tables"]] if groups is not None else None, params,
                            epoch=started["epoch"])
 
     @teardown

@@ -149,8 +149,25 @@ def release_snapshots(dag_id: str, run_id: str) -> list[dict]:
     return [{"service": r["service"], "state": r["state"], "held_seconds": round(r["held_seconds"] or 0.0, 1)} for r in held]
 
 
+def source_baselines(dag_id: str, tables: list[str], max_increase: float | None) -> dict[str, dict] | None:
+    """Per source database of the chosen tables, the probe's idle latency and the budget over it
+    (None with no ``max_increase``: load-aware pacing off). Measured before any chunk streams."""
+    from migration_engine.source_health import baseline_ms
+
+    if not max_increase:
+        log.info("load-aware pacing off: only the MB/s ceiling holds the copy back")
+        return None
+    budgets = {}
+    for service in _services(tables):
+        baseline = baseline_ms(ds.source_endpoint(service), ds.application_name(dag_id))
+        budgets[service] = {"baseline_ms": baseline, "max_increase": max_increase}
+        log.info("%s source: probe latency at rest %.3f ms; the copy keeps it under %.3f ms (+%d%%)",
+                 service, baseline, baseline * (1 + max_increase), round(max_increase * 100))
+    return budgets
+
+
 def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: float | None, snapshots: dict,
-         phase: str) -> dict:
+         phase: str, load_budgets: dict[str, dict] | None = None) -> dict:
     """Copy a task's chunks in turn at their source's snapshot; each is exactly once on its own (copy and ledger
     row in one transaction), its stream held to ``max_mb_per_s`` when given.
 
@@ -158,6 +175,7 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
     holder died) is copied again at this one, so every table of a source agrees on one instant."""
     from migration_engine.chunk_ledger import backfill_progress
     from migration_engine.copier import copy_chunk
+    from migration_engine.load_pacer import LoadBudget
     from migration_engine.snapshots import SourceSnapshot
 
     m = ds.manifest()
@@ -169,6 +187,7 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
             results.append(copy_chunk(
                 ds.source_endpoint(table.service), target, m, chunk,
                 force=force, run_id=run_id, application_name=ds.application_name(dag_id), max_mb_per_s=max_mb_per_s,
+                load_budget=LoadBudget(**load_budgets[table.service]) if load_budgets else None,
                 snapshot=SourceSnapshot.from_dict(snapshots[table.service]),
                 recopy_other_snapshots=phase == "schema_applied",
             ))
@@ -183,7 +202,7 @@ def progress(dag_id: str, tasks: list[dict], copied) -> dict:
 
     planned = Counter(c["table"] for t in tasks for c in t["chunks"])
     per_table = backfill_progress(ds.target_endpoint(), ds.manifest(), planned)
-    modes = Counter(r["mode"] for t in copied for r in t["chunks"])
+    modes = Counter(r["mode"] for t in ds.mapped_results(copied) for r in t["chunks"])
     for table, entry in per_table.items():
         log.info("%-40s chunks %d/%d rows %d rate %s rows/s eta %s s", table, entry["chunks_done"], entry["chunks_total"],
                  entry["rows"], entry["rows_per_s"], entry["eta_s"])

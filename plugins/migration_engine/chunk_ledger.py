@@ -10,6 +10,7 @@ from collections.abc import Mapping
 
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from migration_engine import sqlfiles
 from migration_engine.chunks import Chunk
@@ -36,6 +37,7 @@ def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
             conn.execute(sqlfiles.load("backfill", "create_control_schema").render(control_schema=manifest.control_schema))
             conn.execute(sqlfiles.load("backfill", "create_backfill_chunks").render(backfill_chunks=ledger_ident(manifest)))
             conn.execute(sqlfiles.load("snapshots", "add_chunk_snapshot_column").render(backfill_chunks=ledger_ident(manifest)))
+            conn.execute(sqlfiles.load("backfill", "add_chunk_pacing_column").render(backfill_chunks=ledger_ident(manifest)))
             conn.execute(sqlfiles.load("snapshots", "create_source_snapshots").render(
                 source_snapshots=(manifest.control_schema, SNAPSHOTS_TABLE)))
     if not conn.autocommit:
@@ -73,6 +75,7 @@ def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, res
             "seconds": result["seconds"],
             "run_id": run_id,
             "source_snapshot": result.get("source_snapshot"),
+            "pacing": None if result.get("pacing") is None else Jsonb(result["pacing"]),
         },
     )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import psycopg
@@ -32,9 +32,11 @@ from migration_engine.chunk_ledger import ensure_chunk_ledger, find_chunk, lock_
 from migration_engine.chunks import Chunk
 from migration_engine.columns import Column, copy_format, matching_columns, table_columns
 from migration_engine.endpoints import Endpoint, redact
+from migration_engine.load_pacer import LoadAwarePacer, LoadBudget
 from migration_engine.manifest import Manifest, Table
 from migration_engine.pacer import Pacer
 from migration_engine.snapshots import SourceSnapshot, import_snapshot
+from migration_engine.source_health import probe_ms
 
 log = logging.getLogger(__name__)
 
@@ -58,20 +60,22 @@ def copy_chunk(
     run_id: str = "manual",
     application_name: str = "credity-migration-backfill",
     max_mb_per_s: float | None = None,
+    load_budget: LoadBudget | None = None,
     snapshot: SourceSnapshot | None = None,
     recopy_other_snapshots: bool = False,
 ) -> dict:
     """Copy one chunk; returns a JSON-able summary (mode copy|merge|skipped, rows, bytes, seconds, MB/s,
-    the rate it was held to and the seconds it waited for it)."""
+    the rate it was held to and the seconds it waited for it, and with a ``load_budget`` the
+    load-aware pacer's decisions)."""
     chunk = Chunk.of(chunk)
     table = manifest.table(chunk.table)
     if chunk.kind is not None and len(table.key) != 1:
         raise ValueError(f"{table.qualified}: key {list(table.key)} is composite; only a whole-table chunk can copy it")
     started = time.monotonic()
-    pacer = Pacer(max_mb_per_s)
     try:
         with source.connect(application_name=application_name, autocommit=True) as src, \
-                target.connect(application_name=application_name) as tgt:
+                target.connect(application_name=application_name) as tgt, \
+                _pacer(source, application_name, chunk.label, max_mb_per_s, load_budget) as pacer:
             ensure_chunk_ledger(tgt, manifest)
             columns = matching_columns(
                 table.qualified,
@@ -90,9 +94,22 @@ def copy_chunk(
         result["bytes"] / MB, result["seconds"], result["mb_per_s"],
         f"; inserted {result['inserted']}, updated {result['updated']}, deleted {result['deleted']}" if result["mode"] == "merge" else "",
     )
-    if pacer.mb_per_s:
-        log.info("%s: held to %g MB/s, waited %.2f s for it", chunk.label, pacer.mb_per_s, pacer.slept_s)
+    if pacer.ceiling:
+        log.info("%s: held to %g MB/s, waited %.2f s for it", chunk.label, pacer.ceiling, pacer.slept_s)
+    if result["pacing"]:
+        log.info("%s: load-aware pacing: %s", chunk.label, result["pacing"])
     return result
+
+
+@contextmanager
+def _pacer(source: Endpoint, application_name: str, label: str, max_mb_per_s: float | None,
+           load_budget: LoadBudget | None) -> Iterator[Pacer]:
+    """A fixed-rate pacer, or with a budget one that probes the source on a connection of its own."""
+    if load_budget is None:
+        yield Pacer(max_mb_per_s)
+        return
+    with source.connect(application_name=application_name, autocommit=True) as probe_conn:
+        yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_ms(probe_conn), label=label)
 
 
 def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: Chunk, columns: list[Column], pacer: Pacer, *,
@@ -144,8 +161,9 @@ def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, start
         "bytes": int(nbytes),
         "seconds": seconds,
         "mb_per_s": round(nbytes / MB / seconds, 2) if seconds > 0 else 0.0,
-        "max_mb_per_s": pacer.mb_per_s,
+        "max_mb_per_s": pacer.ceiling,
         "paced_s": round(pacer.slept_s, 3),
+        "pacing": pacer.report(),
         "inserted": 0,
         "updated": 0,
         "deleted": 0,

@@ -11,6 +11,7 @@ import os
 from datetime import timedelta
 from functools import cache
 
+from migration_engine import undeclared_conf
 from migration_engine.endpoints import Endpoint, from_airflow_connection
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
 from migration_engine.resources import SQL_ROOT
@@ -79,29 +80,19 @@ def default_args(**overrides) -> dict:
     return args
 
 
-def undeclared_conf_keys(conf: dict | None, declared) -> list[str]:
-    return sorted(set(conf or {}) - set(declared))
-
-
 def refuse_undeclared_conf(context) -> None:
     """Every task's ``pre_execute``: a run whose conf holds a key the DAG declares no Param
-    for is refused before the task body runs, so the run's first task fails before any
-    database is touched.
+    for fails its first task before the task body runs, so before any database is touched.
 
-    Airflow 3.3 validates the value of each declared Param when a run is triggered, but
-    accepts any other key (it becomes a Param without a schema), so a misspelt or
-    misplaced key, say ``dry_run`` on a DAG that has none, would otherwise be ignored.
+    The API server already refuses such a trigger (``conf_refusal_middleware``); this is
+    the second line, for runs created without it (``airflow dags trigger`` writes the run
+    to the metadata DB itself, ``airflow dags test`` runs the DAG in its own process).
     """
     dag = context["dag"]
-    unknown = undeclared_conf_keys(context["dag_run"].conf, dag.params)
-    if not unknown:
-        return
-    hint = (" It has no dry run: the README's Params section lists the DAGs that have one."
-            if "dry_run" in unknown else "")
-    refuse(f"conf key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
-           f"{'are' if len(unknown) > 1 else 'is'} not a Param of DAG {dag.dag_id!r}, which declares "
-           f"{', '.join(sorted(dag.params)) or 'none'}.{hint} Nothing was run; trigger it again without "
-           f"{'them' if len(unknown) > 1 else 'it'}.")
+    unknown = undeclared_conf.undeclared_keys(context["dag_run"].conf, dag.params)
+    if unknown:
+        refuse(f"{undeclared_conf.refusal(dag.dag_id, unknown, dag.params)} Nothing was run; "
+               f"{undeclared_conf.trigger_again(unknown)}")
 
 
 def refuse(message: str):
@@ -210,8 +201,9 @@ def caught_up_asset_name() -> str:
 
 def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
     """What every DAG of the package shares: one active run, no catchup, owner and
-    retries, tags, its module docstring as doc_md, and the SQL templates: their path,
-    the ``ident`` filter and the Jinja options the engine renders them with."""
+    retries, tags (``strict-conf`` has the API server refuse undeclared conf keys), its
+    module docstring as doc_md, and the SQL templates: their path, the ``ident`` filter
+    and the Jinja options the engine renders them with."""
     import pendulum
 
     from migration_engine import sqlfiles
@@ -221,7 +213,7 @@ def dag_arguments(doc: str, *tags: str, params: dict | None = None) -> dict:
         "catchup": False,
         "max_active_runs": 1,
         "default_args": default_args(),
-        "tags": ["migration", *tags],
+        "tags": ["migration", undeclared_conf.STRICT_CONF_TAG, *tags],
         "doc_md": doc,
         "template_searchpath": SQL_TEMPLATE_PATH,
         "user_defined_filters": sqlfiles.FILTERS,
@@ -301,3 +293,15 @@ def dry_run_param(default: bool = True):
         default, type="boolean", title="Dry run",
         description="Render and log every SQL statement; change nothing in either database.",
     )
+
+
+def mapped_results(results) -> list:
+    """Mapped tasks' results as a list. Read by index up to their count: iterating Airflow's lazy
+    sequence asks for one result past the end and logs the 404 as an error."""
+    results = results or []
+    return [results[index] for index in range(len(results))]
+
+
+def flatten(results) -> list:
+    """The items of mapped tasks that each return a list."""
+    return [item for items in mapped_results(results) for item in items]

@@ -72,7 +72,8 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
 
     results = settle([drain_one(t.qualified) for t in m.tables], drain_one)
     totals = {key: sum(r[key] for r in results) for key in ("drifted", "repaired", "in_flight", "held_back")}
-    left = {r["table"]: left_unrepaired(r) for r in results if left_unrepaired(r) or r["cap_exceeded"]}
+    left = {r["table"]: {"unrepaired": left_unrepaired(r), "refused_by": r["refused_by"], "cap_exceeded": r["cap_exceeded"]}
+            for r in results if left_unrepaired(r) or r["cap_exceeded"]}
     held = {r["table"]: r["unexplained_keys"] for r in results if r["held_back"]}
     log.info("drained the old primary: %s; left to the target's way: %s", totals, held)
     if left:

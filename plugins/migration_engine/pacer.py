@@ -28,6 +28,7 @@ class Pacer:
         if mb_per_s is not None and not mb_per_s >= 0:
             raise ValueError(f"a copy rate must be 0 (unlimited) or more MB/s, found {mb_per_s!r}")
         self.mb_per_s = mb_per_s or None
+        self.ceiling = self.mb_per_s
         self.clock, self.sleep = clock, sleep
         self.slept_s = 0.0
         self._credit = 0.0  # bytes that may still pass without waiting
@@ -46,3 +47,7 @@ class Pacer:
             self.sleep(wait)
             self.slept_s += wait
             self._credit, self._at = 0.0, now + wait
+
+    def report(self) -> dict | None:
+        """Decisions worth reporting beyond the fixed rate: none."""
+        return None

@@ -82,7 +82,8 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
         ds.refuse(f"reconciliation refused to repair: drift above the cap of {cap} rows in "
                   f"{[r['table'] for r in results if r['cap_exceeded']]}")
     if not dry_run and unrepaired > max_unrepaired:
-        ds.refuse(f"{unrepaired} drifted row(s) remain unrepaired (max {max_unrepaired}) in {total['dirty_tables']}")
+        ds.refuse(f"{unrepaired} drifted row(s) remain unrepaired (max {max_unrepaired}) in {total['dirty_tables']}; "
+                  f"refused by: { {r['table']: r['refused_by'] for r in results if r['refused_by']} }")
     return total
 
 

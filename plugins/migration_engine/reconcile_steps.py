@@ -47,10 +47,6 @@ def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
     return task_packing.table_groups(dag_id, tables_to_check(tables))
 
 
-def flatten(lists) -> list:
-    return [item for items in lists or [] for item in items]
-
-
 def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict, *, epoch: int) -> list[dict]:
     """Each table of the group in turn; one that errors does not keep the others from their repairs,
     and the task then fails naming it (the judge counts the whole group as errored). Once the ledger has
@@ -148,8 +144,9 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     if capped:
         ds.refuse(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
     if unrepaired > params["max_unrepaired_rows"]:
-        dirty = [s["table"] for s in summaries if left_unrepaired(s) > 0]
-        ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {dirty}")
+        dirty = {s["table"]: s.get("refused_by") or {} for s in summaries if left_unrepaired(s) > 0}
+        ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
+                  f"refused by: {dirty}")
     clean = all(s["clean"] for s in summaries)
     # The first clean all-table run with dual-write on (after a rollback too) starts the soak.
     if phase in ("dual_write", "rolled_back") and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:

@@ -143,8 +143,27 @@ def _backfill(conn: psycopg.Connection, manifest: Manifest, planned: Mapping[str
             # Without a plan there is no total to count down to.
             "eta_s": eta if total else None,
             "last_copied_at": row.get("last_copied_at"),
+            "pacing": _pacing(row),
         })
     return progress
+
+
+def _pacing(row: Mapping) -> dict | None:
+    """The load-aware pacer's decisions over a table's chunks; None when none was paced."""
+    if row.get("budget_probe_ms") is None:
+        return None
+    return {"paused_s": round(row.get("paused_s") or 0, 1), "cuts": int(row.get("pacing_cuts") or 0),
+            "slowest_mb_per_s": row.get("slowest_mb_per_s"), "highest_probe_ms": row.get("highest_probe_ms"),
+            "budget_probe_ms": row.get("budget_probe_ms")}
+
+
+def _pacing_text(pacing: Mapping | None) -> str:
+    if pacing is None:
+        return "off"
+    if not pacing["cuts"] and not pacing["paused_s"]:
+        return f"never slowed; probe ≤ {pacing['highest_probe_ms']:.2f} of {pacing['budget_probe_ms']:.2f} ms"
+    return (f"{pacing['cuts']} cut(s), paused {pacing['paused_s']:g} s, slowest {pacing['slowest_mb_per_s'] or 0:g} MB/s; "
+            f"probe up to {pacing['highest_probe_ms']:.2f} ms (budget {pacing['budget_probe_ms']:.2f})")
 
 
 def _fact(conn: psycopg.Connection, control: str, key: str) -> dict | None:
@@ -312,13 +331,16 @@ def _backfill_section(rows: list[Mapping], plan: Mapping | None) -> str:
                     f'<td>{escape(r["table"])}</td><td><span class="progress"><span style="width:{share * 100:.0f}%"></span></span></td>'
                     f'<td class="num">{escape(chunks)}</td>{_cell(r["rows"])}{_cell(round(r["bytes"] / 1048576, 1))}'
                     f'{_cell(None if r["rows_per_s"] is None else round(r["rows_per_s"]))}'
-                    f'<td class="num">{escape(_duration(r["eta_s"]))}</td>{_cell(r["last_copied_at"])}</tr>')
+                    f'<td class="num">{escape(_duration(r["eta_s"]))}</td>{_cell(r["last_copied_at"])}'
+                    f'<td class="pacing">{escape(_pacing_text(r.get("pacing")))}</td></tr>')
     note = (f'<p class="meta">Chunks planned by {escape(plan["dag_id"])} run {escape(plan["run_id"])} at {escape(_text(plan["recorded_at"]))}.</p>'
             if plan else '<p class="meta">No backfill plan recorded yet: totals show as ?.</p>')
     return ('<h2>Backfill</h2>' + note + '<table class="backfill"><tr><th>table</th><th>progress</th><th>chunks</th><th>rows</th>'
-            '<th>MB</th><th>rows/s</th><th>time left</th><th>last chunk</th></tr>' + "".join(body) + "</table>"
+            '<th>MB</th><th>rows/s</th><th>time left</th><th>last chunk</th><th>pacing</th></tr>' + "".join(body) + "</table>"
             '<p class="meta">rows/s: rows copied over the wall time from the first chunk to the last; '
-            'time left: the chunks not yet copied, at that rate and the average chunk so far.</p>')
+            'time left: the chunks not yet copied, at that rate and the average chunk so far; '
+            'pacing: how the load-aware pacer held the copy back to keep the source\'s probe latency '
+            'within its budget (the task logs have each decision).</p>')
 
 
 def _verification_section(v: Mapping | None) -> str:

@@ -65,6 +65,15 @@ def test_every_dag_has_tags_owner_retries_and_docs(dagbag):
             assert READABLE_ID.match(task.task_id), f"{dag_id}.{task.task_id}: unreadable task id"
 
 
+def test_every_dag_is_tagged_for_the_refusal_of_undeclared_conf_at_trigger(dagbag):
+    """The API server's plugin refuses undeclared conf keys only for DAGs with this tag
+    (the tasks' own refusal is run for every DAG in tests/integration/test_undeclared_conf.py)."""
+    from migration_engine.undeclared_conf import STRICT_CONF_TAG
+
+    untagged = [dag_id for dag_id in dagbag.dag_ids if STRICT_CONF_TAG not in dagbag.dags[dag_id].tags]
+    assert untagged == [], f"not tagged {STRICT_CONF_TAG}: {untagged}"
+
+
 def test_every_param_has_a_title_and_description(dagbag):
     for dag_id in dagbag.dag_ids:
         for name, param in dagbag.dags[dag_id].params.items():

@@ -232,6 +232,10 @@ def test_resync_of_stale_and_extra_rows_converges_to_the_source(baselined, manif
     results = copy_results(airflow_home)
     assert {r["table"] for r in results} == {SLOW_TABLE} and {r["mode"] for r in results} == {"merge"}
     assert {r["max_mb_per_s"] for r in results} == {COPY_MB_PER_S}
+    # Load-aware pacing is on by default, under the ceiling: every chunk reports what it measured.
+    pacing = [r["pacing"] for r in results]
+    assert all(p and p["budget_probe_ms"] > p["baseline_probe_ms"] > 0 and p["ceiling_mb_per_s"] == COPY_MB_PER_S
+               for p in pacing), pacing
     assert sum(r["updated"] for r in results) == expected_updated
     assert sum(r["inserted"] for r in results) == expected_inserted
     assert sum(r["deleted"] for r in results) == expected_deleted

@@ -68,9 +68,13 @@ def page(**overrides) -> str:
                   "may_advance_to": ["dual_write", "soak"], "history": HISTORY},
         "backfill": [
             {"table": "wallet.users", "chunks_done": 4, "chunks_total": 4, "rows": 4000, "bytes": 2 << 20,
-             "rows_per_s": 1234.5, "eta_s": 0.0, "last_copied_at": T0},
+             "rows_per_s": 1234.5, "eta_s": 0.0, "last_copied_at": T0,
+             "pacing": {"paused_s": 0, "cuts": 0, "slowest_mb_per_s": None, "highest_probe_ms": 0.41,
+                        "budget_probe_ms": 0.52}},
             {"table": "wallet.activities", "chunks_done": 2, "chunks_total": 50, "rows": 2000, "bytes": 1 << 20,
-             "rows_per_s": 10.0, "eta_s": 4800.0, "last_copied_at": T0},
+             "rows_per_s": 10.0, "eta_s": 4800.0, "last_copied_at": T0,
+             "pacing": {"paused_s": 12.5, "cuts": 7, "slowest_mb_per_s": 1.5, "highest_probe_ms": 1.93,
+                        "budget_probe_ms": 0.52}},
             {"table": "wallet.claims", "chunks_done": 2, "chunks_total": 3, "rows": 20, "bytes": 1 << 10,
              "rows_per_s": 7000.0, "eta_s": 0.1, "last_copied_at": T0},
             {"table": "issuer.tenants", "chunks_done": 0, "chunks_total": None, "rows": 0, "bytes": 0,
@@ -88,6 +92,15 @@ def page(**overrides) -> str:
 def backfill_cells(html: str, table: str) -> list[str]:
     row = re.search(rf'<tr class="backfill" data-table="{re.escape(table)}"[^>]*>(.*?)</tr>', html).group(1)
     return re.findall(r"<td[^>]*>(.*?)</td>", row)
+
+
+def test_backfill_rows_show_what_the_load_aware_pacer_did():
+    html = page()
+    assert "<th>pacing</th>" in html
+    assert backfill_cells(html, "wallet.users")[8] == "never slowed; probe ≤ 0.41 of 0.52 ms"
+    assert backfill_cells(html, "wallet.activities")[8] == (
+        "7 cut(s), paused 12.5 s, slowest 1.5 MB/s; probe up to 1.93 ms (budget 0.52)")
+    assert backfill_cells(html, "issuer.tenants")[8] == "off"
 
 
 def test_backfill_rows_show_rate_and_time_left():

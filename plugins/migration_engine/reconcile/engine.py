@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -104,6 +105,8 @@ class Finding:
     refused: bool = False
     # Refused, and the source wrote it since the horizon: its parent may be a write still on its way.
     refused_late: bool = False
+    # What refused it ("upsert refused by constraint users_tenant_id_fk"); empty when not refused.
+    refused_by: str = ""
 
 
 @dataclass
@@ -181,11 +184,15 @@ class ReconcileResult:
             "mismatched_buckets": self.mismatched_buckets, "drifted": self.drifted, "by_kind": self.by_kind(),
             "repaired": self.repaired, "in_flight": self.in_flight, "settled": self.settled,
             "unrepaired": self.unrepaired, "unexplained": self.unexplained, "held_back": self.held_back, "refused": self.refused,
-            "refused_late": self.refused_late, "cap": self.cap,
+            "refused_late": self.refused_late, "refused_by": self.refused_by(), "cap": self.cap,
             "cap_exceeded": self.cap_exceeded, "clean": self.clean, "seconds": round(self.seconds, 3),
             "in_flight_keys": self.keys(lambda f: f.in_flight),
             "unexplained_keys": self.keys(lambda f: f.unexplained),
         }
+
+    def refused_by(self) -> dict[str, int]:
+        """What refused the repairs refused, and how many each: what an operator looks at first."""
+        return dict(Counter(f.refused_by for f in self.findings if f.refused))
 
     def keys(self, which) -> list[str]:
         """The first keys of the findings ``which`` picks, as text (a summary stays small)."""
@@ -331,7 +338,7 @@ def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tupl
     to_repair = [d for d, outcome in decided if outcome is Outcome.REPAIR]
     repaired: set = set()
     raced: set = set()
-    refused: set = set()
+    refused: dict = {}
     for start in range(0, len(to_repair), REPAIR_BATCH_KEYS):
         batch = to_repair[start:start + REPAIR_BATCH_KEYS]
         items = [(d.key, *((d.source_hash, d.target_hash) if primary_is_source else (d.target_hash, d.source_hash)))
@@ -339,12 +346,13 @@ def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tupl
         outcome = repair_batch(shape, primary, secondary, items, write)
         repaired |= outcome.repaired
         raced |= outcome.raced
-        refused |= outcome.failed
+        refused.update(outcome.failed)
     if to_repair:
         result.repaired_at = datetime.now(UTC)
     return [
         Finding(d.key, d.kind, d.source_hash, d.target_hash, repaired=d.key in repaired,
-                in_flight=outcome is Outcome.IN_FLIGHT or d.key in raced, refused=d.key in refused)
+                in_flight=outcome is Outcome.IN_FLIGHT or d.key in raced, refused=d.key in refused,
+                refused_by=refused.get(d.key, ""))
         for d, outcome in decided
     ]
 

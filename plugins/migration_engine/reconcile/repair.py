@@ -46,7 +46,8 @@ class Side:
 class BatchOutcome:
     repaired: set = field(default_factory=set)
     raced: set = field(default_factory=set)
-    failed: set = field(default_factory=set)
+    # Refused key -> what refused it ("delete refused by constraint X"), never a value.
+    failed: dict = field(default_factory=dict)
 
 
 def repair_batch(shape: TableShape, primary: Side, secondary: Side, items: list[tuple],
@@ -82,7 +83,7 @@ def _apply_splitting(shape: TableShape, primary: Side, secondary: Side, label: s
         # The message may quote values; the constraint name and state are enough.
         log.warning("%s: %s of key %s refused by constraint %s (SQLSTATE %s); left for the next run",
                     shape.qualified, label, batch[0][0], exc.diag.constraint_name, exc.sqlstate)
-        outcome.failed.add(batch[0][0])
+        outcome.failed[batch[0][0]] = f"{label} refused by constraint {exc.diag.constraint_name}"
 
 
 def _delete(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple], outcome: BatchOutcome, *,

@@ -1,0 +1,92 @@
+"""The load-aware pacer's decisions, on a clock and a probe the test drives (nothing waits)."""
+
+from __future__ import annotations
+
+from migration_engine.load_pacer import (
+    FLOOR_MB_PER_S,
+    MAX_PAUSE_S,
+    PROBE_INTERVAL_S,
+    LoadAwarePacer,
+    LoadBudget,
+)
+from migration_engine.pacer import MB
+from tests.unit.test_pacer import FakeClock
+
+BUDGET = LoadBudget(baseline_ms=1.0, max_increase=0.3)
+
+
+class Probe:
+    """Answers with the latency the test sets; counts its calls."""
+
+    def __init__(self, ms: float):
+        self.ms, self.calls = ms, 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return self.ms
+
+
+def stream(pacer: LoadAwarePacer, clock: FakeClock, blocks: int, seconds_per_block: float = 0.01) -> None:
+    for _ in range(blocks):
+        clock.advance(seconds_per_block)  # the servers move a block at 100 MB/s
+        pacer.passed(MB)
+
+
+def test_a_healthy_source_is_never_held_back_without_a_ceiling():
+    clock, probe = FakeClock(), Probe(1.1)
+    pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
+    stream(pacer, clock, 200)
+    assert probe.calls >= 7, "probed every interval"
+    assert pacer.mb_per_s is None and clock.sleeps == []
+    assert pacer.report()["cuts"] == 0 and pacer.report()["pauses"] == 0
+
+
+def test_over_the_budget_the_rate_is_halved_from_what_the_stream_moved_then_grows_back_to_the_ceiling():
+    clock, probe = FakeClock(), Probe(1.5)  # over 1.3 ms, under twice it
+    pacer = LoadAwarePacer(40, BUDGET, probe, clock=clock, sleep=clock.sleep)
+    stream(pacer, clock, 30)
+    assert pacer.cuts >= 1
+    assert pacer.mb_per_s is not None and pacer.mb_per_s < 40
+    slowest = pacer.slowest_mb_per_s
+    assert FLOOR_MB_PER_S <= slowest <= 20
+    probe.ms = 1.0
+    stream(pacer, clock, 400)
+    assert pacer.mb_per_s == 40, "back to the operator's ceiling, never above it"
+    assert pacer.report()["slowest_mb_per_s"] == round(slowest, 2)
+
+
+def test_far_over_the_budget_the_stream_pauses_until_the_probe_recovers():
+    clock, probe = FakeClock(), Probe(1.0)
+    pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
+    stream(pacer, clock, 30)
+    probe.ms = 5.0
+    recover_at = clock.now + 3.0
+
+    def recovering() -> float:
+        probe.calls += 1
+        return 1.0 if clock.now >= recover_at else 5.0
+
+    pacer.probe = recovering
+    stream(pacer, clock, 30)
+    report = pacer.report()
+    assert report["pauses"] >= 1
+    assert 2.0 <= report["paused_s"] < MAX_PAUSE_S
+    assert report["highest_probe_ms"] >= 5.0
+
+
+def test_a_source_busy_for_good_does_not_stall_the_copy_forever():
+    clock, probe = FakeClock(), Probe(9.0)
+    pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
+    started = clock.now
+    stream(pacer, clock, 100)
+    assert pacer.pauses >= 1
+    assert pacer.paused_s >= MAX_PAUSE_S
+    assert clock.now - started < 100 * (MAX_PAUSE_S + 10), "the stream goes on at the floor rate between pauses"
+    assert pacer.mb_per_s is not None and pacer.mb_per_s <= FLOOR_MB_PER_S * 2
+
+
+def test_probes_are_spaced_by_the_interval_however_many_blocks_pass():
+    clock, probe = FakeClock(), Probe(1.0)
+    pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
+    stream(pacer, clock, 1000, seconds_per_block=0.001)  # 1 s of streaming
+    assert probe.calls <= 1.0 / PROBE_INTERVAL_S + 1
