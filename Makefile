@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/dags
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile bench-load clean
+.PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile bench-load soak-interleaving clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -40,6 +40,11 @@ servers-up: venv
 
 servers-down: venv
 	$(PY) -m migration_engine.local.estate down
+
+# The interleaving test at length: 10 seeds of 300 steps (make test runs 3 of 70).
+soak-interleaving: venv system-packages
+	INTERLEAVING_SEEDS=$${INTERLEAVING_SEEDS:-11,12,13,14,15,16,17,18,19,20} INTERLEAVING_STEPS=$${INTERLEAVING_STEPS:-300} \
+		$(PY) -m pytest tests/integration/test_interleaving.py -s -q --timeout=7200
 
 bench-backfill: venv system-packages
 	$(PY) bench/bench_backfill.py

@@ -24,7 +24,13 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
    *Approve* or *Reject*. Reject skips every later step; no answer in time fails
    the task. Either way nothing below runs. A dry run asks too, so the evidence
    can be rehearsed.
-5. Sequences in the target set at or above the source's plus *sequence_gap*.
+5. The run takes the ledger's fence (`claim_fence`): a reconcile run started
+   before refuses its next write, and none may start until this run moves the
+   ledger (to `cut_over`, or to `rolled_back` after a failed smoke check), so no
+   repair writes the side the apps are moving to. Sequences in the target set at
+   or above the source's plus *sequence_gap*;
+   the xmin horizon of every source and the target recorded (`cutover_window`),
+   so a rollback repairs only what the failed window explains.
 6. The read path flipped to the target with `include/sql/cutover/set_read_path.sql`,
    rendered by Airflow: the task's **Rendered Template** tab shows the statements
    that ran and their bound values.
@@ -167,8 +173,17 @@ def cutover():
     )
 
     @task(pool=ds.TARGET_POOL)
+    def claim_fence(params=None):
+        return steps.claim_fence(DAG_ID, _run_id(), "cutover: sequences, the read path to the target, smoke checks",
+                                 dry_run=params["dry_run"])
+
+    @task(pool=ds.TARGET_POOL)
     def sync_sequences(params=None):
         return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"])
+
+    @task(pool=ds.TARGET_POOL)
+    def record_cutover_window(params=None):
+        return steps.record_cutover_window(DAG_ID, _run_id(), dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def take_flip_horizon() -> int:
@@ -214,9 +229,9 @@ def cutover():
         if params["dry_run"]:
             steps.log.info("dry run: the ledger stays in soak")
             return False
-        # Through cut_over, so the ledger keeps the order: soak -> cut_over -> rolled_back.
-        ds.advance_phase(DAG_ID, _run_id(), "cut_over", {"smoke_failed": smoke["failed"]})
-        return ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]})
+        # Through cut_over, so the ledger keeps the order: soak -> cut_over -> rolled_back, in one move.
+        return ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]},
+                                through=("cut_over",))
 
     @task
     def fail_after_rollback(smoke: dict):
@@ -236,7 +251,8 @@ def cutover():
     reachable >> final
     gather_cutover_evidence(soak, streak, final) >> approve_cutover
     flip_horizon = take_flip_horizon()
-    approve_cutover >> sync_sequences() >> flip_horizon >> flip_read_path_to_target
+    approve_cutover >> claim_fence() >> sync_sequences() >> record_cutover_window() >> flip_horizon \
+        >> flip_read_path_to_target
     smoke = run_smoke_checks()
     flip_read_path_to_target >> smoke
     branch = choose_after_smoke(smoke)

@@ -10,30 +10,41 @@
    once when it cannot in time), and the last *min_clean_reconciles* finished
    reconciliation runs being clean, each over every table, target → source, with
    no table task errored.
-3. **Evidence, then a human decision.** `gather_finalize_evidence` shows the
-   hours cut over, the clean streak, the retention to record and, per service,
-   how many source tables its app role can still write; `approve_finalize`
-   waits up to 4 hours under **Required Actions** for *Approve* or *Reject*.
-   Reject skips every later step; no answer in time fails the task.
-4. Each source is made read-only for its app role (`include/sql/finalize/revoke_app_*.sql`,
+3. Its own final reconciliation, target → source over every table, at most
+   *max_drift_rows* rows left unrepaired: the sources are level when they stop.
+4. **Evidence, then a human decision.** `gather_finalize_evidence` shows the
+   hours cut over, the clean streak, the final reconciliation, the retention to
+   record and, per service, how many source tables its app role can still write;
+   `approve_finalize` waits up to 4 hours under **Required Actions** for *Approve*
+   or *Reject*. Reject skips every later step; no answer in time fails the task.
+5. The run takes the ledger's fence (`claim_fence`): a rollback run started
+   before it refuses its next write, and a rollback started after it makes this
+   run's next write refuse. Finalize and rollback never interleave their writes.
+6. Dual-write turned off in the flag store: the apps stop writing the sources.
+7. Each source is made read-only for its app role (`include/sql/finalize/revoke_app_*.sql`,
    rendered by Airflow: see the task's Rendered Template tab): the role keeps
    SELECT, loses INSERT, UPDATE, DELETE and TRUNCATE.
-5. A final verified backup of each source (pg_dump, checked with pg_restore --list).
-6. The rollback retention window (*retention_days*, at least 7) recorded in the ledger.
-7. Ledger `cut_over → finalized`. Remove the dual-write code from the apps after sign-off.
+8. A final verified backup of each source (pg_dump, checked with pg_restore --list).
+9. The rollback retention window (*retention_days*, at least 7) recorded in the ledger.
+10. Ledger `cut_over → finalized`. The hourly reconcile keeps the sources level
+   (target → source) through the retention window, and the `rollback` DAG can
+   still bring the apps back within it. Remove the dual-write code from the apps after sign-off.
 
 With *dry_run* on (the default) every statement is rendered and logged and
 nothing is changed.
 
 ## The reverse
-Run `include/sql/finalize/restore_app_writes.sql` on each source database
-(identifiers: the service's source schema and app role), as shown in the README.
-Tables created after finalize are not covered: they get their owner's default
-privileges.
+Within the retention window, the `rollback` DAG: it restores the apps' writes
+on the sources (`include/sql/finalize/restore_app_writes.sql`), turns
+dual-write back on, catches the sources up from the target and flips the read
+path back. Tables created after finalize are not covered: they get their
+owner's default privileges.
 
 ## Re-running
 Safe: revoking what is already revoked changes nothing; a backup of an
-unchanged source is reused; the ledger does not move twice.
+unchanged source is reused; the ledger does not move twice. Every write is
+fenced by the ledger epoch the run started under: a cleared task of an old run,
+or a run overtaken by a rollback, refuses naming the current phase.
 
 ## When it fails
 A gate names its reason. A failed backup leaves the ledger at `cut_over`:
@@ -41,6 +52,9 @@ check the backup location's free space and permissions, then clear the task.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task, teardown
@@ -69,6 +83,14 @@ CONFIRM_WORD = "FINALIZE"
                 description="Consecutive clean reconciliation runs (target to source, every table, no table task errored) required.",
             ),
             "gate_wait_hours": ds.gate_wait_param(),
+            "max_drift_rows": Param(
+                0, type="integer", minimum=0, maximum=1_000_000, title="Max drift rows",
+                description="Rows the final reconciliation (target to source) may leave unrepaired (rows in flight excluded).",
+            ),
+            "repair_cap": Param(
+                1000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
+                description="The final reconciliation repairs at most this many rows per table; above it, nothing is repaired and finalize stops.",
+            ),
             "retention_days": Param(
                 7, type="integer", minimum=7, maximum=3650, title="Rollback retention (days)",
                 description="How long the source and its final backup are kept (runbook: 7 days minimum).",
@@ -100,14 +122,24 @@ def finalize():
 
     wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID, "target_to_source")
 
+    @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
+    def run_final_reconcile(params=None):
+        from migration_engine.reconcile.engine import Direction
+
+        return steps.reconcile_all(
+            DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=params["dry_run"],
+            cap=params["repair_cap"], max_unrepaired=params["max_drift_rows"],
+        )
+
     @task
-    def gather_finalize_evidence(soak: dict, streak: dict, params=None):
+    def gather_finalize_evidence(soak: dict, streak: dict, final: dict, params=None):
         from migration_engine import evidence
 
         writable = steps.app_writable_tables(DAG_ID)
         summary = evidence.finalize_summary(
-            soak=soak, streak=streak, writable=writable, retention_days=params["retention_days"], dry_run=params["dry_run"])
-        return {"soak": soak, "streak": streak, "app_writable_tables": writable, "summary": summary}
+            soak=soak, streak=streak, final=final, writable=writable, retention_days=params["retention_days"],
+            dry_run=params["dry_run"])
+        return {"soak": soak, "streak": streak, "final": final, "app_writable_tables": writable, "summary": summary}
 
     approve_finalize = ApprovalOperator(
         task_id="approve_finalize",
@@ -116,8 +148,18 @@ def finalize():
         **ds.APPROVAL,
     )
 
+    @task(pool=ds.TARGET_POOL)
+    def claim_fence(params=None):
+        return steps.claim_fence(DAG_ID, run_id(), "finalize: dual-write off, the sources' app writes revoked",
+                                 dry_run=params["dry_run"])
+
+    @task(pool=ds.TARGET_POOL)
+    def turn_dual_write_off(params=None):
+        return steps.set_dual_write(DAG_ID, run_id(), False, dry_run=params["dry_run"])
+
     revoke_source_app_writes = RenderedSqlOperator(
-        task_id="revoke_source_app_writes", plan=steps.plan_revoke_app_writes, run=steps.revoke_app_writes,
+        task_id="revoke_source_app_writes", plan=partial(steps.plan_app_writes, False),
+        run=partial(steps.set_app_writes, False),
     )
 
     @task
@@ -147,7 +189,10 @@ def finalize():
     check_confirmation() >> phase
     soak, streak = wait_for_cutover_soak(phase), wait_for_clean_reconciles()
     phase >> streak
-    gather_finalize_evidence(soak, streak) >> approve_finalize >> revoke_source_app_writes
+    final = run_final_reconcile()
+    [soak, streak] >> final
+    gather_finalize_evidence(soak, streak, final) >> approve_finalize >> claim_fence() >> turn_dual_write_off() \
+        >> revoke_source_app_writes
     backup = take_final_backup()
     revoke_source_app_writes >> backup
     retention = record_retention()

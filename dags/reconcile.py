@@ -5,9 +5,9 @@
 (the soak after cutover) and **section 8** (the reconciliation diff).
 
 ## What it does
-Only while the ledger is in `dual_write`, `soak`, `cut_over` or `finalized`
-(the retention window, when the sources are kept level for a rollback); in any
-other phase the run is *skipped*, not failed. Before dual-write, `catch_up`
+Only while the ledger is in `dual_write`, `soak`, `rolled_back`, `cut_over` or
+`finalized` (the retention window, when the sources are kept level for a
+rollback); in any other phase the run is *skipped*, not failed. Before dual-write, `catch_up`
 brings the apps' writes to the target instead. One mapped task per large
 table, small tables packed together up to 64 MB of source (a task per tiny
 table costs more in scheduling than in work), each table in turn:
@@ -29,7 +29,8 @@ reconciles such tables again, parents first, in the same run. The run fails, and
 alerts, when more than *max_unrepaired_rows* rows are still left unrepaired
 (rows in flight aside), or when a table task errored (a task's other tables
 are still reconciled; all of its tables count as errored). The first clean run in
-`dual_write` over every table starts the soak (`dual_write → soak`). Each
+`dual_write` or `rolled_back` over every table starts the soak (`dual_write → soak`,
+`rolled_back → soak`: the way to a second cutover). Each
 finished run is recorded in `migration_control.reconcile_run_outcomes` (its
 tables and the table tasks that errored); the cutover and finalize gates count
 only runs over every table, in the direction they need, with no table task
@@ -98,27 +99,30 @@ def reconcile():
     def list_tables(params=None) -> list[dict]:
         return steps.table_groups(DAG_ID, params["tables"])
 
+    # Every table task and the judge write fenced by the ledger epoch the run started under.
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1),
           map_index_template="{{ task.op_kwargs['group']['label'] }}")
-    def reconcile_tables(group: dict, phase: str, params=None) -> list[dict]:
-        return steps.reconcile_group(DAG_ID, get_current_context(), group, phase, params)
+    def reconcile_tables(group: dict, started: dict, params=None) -> list[dict]:
+        return steps.reconcile_group(DAG_ID, get_current_context(), group, started["phase"], params,
+                                     epoch=started["epoch"])
 
     # all_done: a table task that errored must still be judged (and recorded) as an errored run.
     @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ALL_DONE)
-    def judge_run(summaries: list[list[dict]], phase: str, groups: list[dict], params=None) -> dict:
-        return steps.judge(DAG_ID, get_current_context(), ds.flatten(summaries), phase,
-                           [t for g in groups for t in g["tables"]] if groups is not None else None, params)
+    def judge_run(summaries: list[list[dict]], started: dict, groups: list[dict], params=None) -> dict:
+        return steps.judge(DAG_ID, get_current_context(), ds.flatten(summaries), started["phase"],
+                           [t for g in groups for t in g["tables"]] if groups is not None else None, params,
+                           epoch=started["epoch"])
 
     @teardown
     @task(pool=ds.TARGET_POOL)
     def write_status_report() -> str:
         return ds.write_status_report(DAG_ID)
 
-    phase = check_ledger_phase()
+    started = check_ledger_phase()
     tables = list_tables()
-    phase >> tables
-    summaries = reconcile_tables.partial(phase=phase).expand(group=tables)
-    [summaries, judge_run(summaries, phase, tables)] >> write_status_report()
+    started >> tables
+    summaries = reconcile_tables.partial(started=started).expand(group=tables)
+    [summaries, judge_run(summaries, started, tables)] >> write_status_report()
 
 
 reconcile()

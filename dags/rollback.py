@@ -7,27 +7,50 @@ in critical tables.
 
 ## What it does, in order
 1. Refuses unless *confirm* is exactly `ROLLBACK` (before any database is touched).
-2. Ledger check: the migration is cut over (or already rolled back: a re-run).
+2. Ledger check: the migration is cut over, or finalized and still within the
+   retention window finalize recorded (or already rolled back: a re-run).
 3. **Evidence, then a human decision.** `gather_rollback_evidence` shows the
    ledger phase, each service's read path and dual-write flag (and warns when
    dual-write is off); `approve_rollback` waits up to 4 hours under **Required
    Actions** for *Approve* or *Reject*. Reject skips every later step; no answer
    in time fails the task.
-4. The read path goes back to the source (`include/sql/cutover/set_read_path.sql`,
-   rendered by Airflow: see the task's Rendered Template tab); **dual-write stays
-   on**, so the target keeps receiving writes and nothing is lost.
-5. Ledger `cut_over → rolled_back`.
-6. Validation queries on each source database (the same critical queries as the
+4. The run takes the ledger's fence (`claim_fence`): a finalize run alongside
+   refuses its next write; a later one refuses this run's.
+5. From `finalized` only: the apps' writes restored on the sources
+   (`include/sql/finalize/restore_app_writes.sql`, rendered by Airflow).
+6. Dual-write on (it already is after a cutover; finalize turned it off), so
+   the target keeps receiving writes and nothing is lost.
+7. From `finalized` only: the sources caught up from the target (target → source)
+   while the target is still the apps' primary.
+8. Sequences carried back: each source sequence set at or above the target's
+   plus *sequence_gap* (the apps drew ids on the target).
+9. The read path goes back to the source (`include/sql/cutover/set_read_path.sql`,
+   rendered by Airflow: see the task's Rendered Template tab).
+10. Ledger `cut_over | finalized → rolled_back`.
+11. Validation queries on each source database (the same critical queries as the
    cutover's smoke checks, and a rolled-back write probe).
-7. A reverse reconciliation report: what the target has that the source lacks
+12. A reverse reconciliation report: what the target has that the source lacks
    since cutover (found only, nothing written).
-8. Only when *repair_source* is exactly `REPAIR_SOURCE`: the source is patched
+13. Only when *repair_source* is exactly `REPAIR_SOURCE`: the source is patched
    from the target (target → source, bounded by *repair_cap*), as runbook
-   section 8 asks for writes made during the failed window.
+   section 8 asks for writes made during the failed window, and only within it:
+   a source row is changed only when its version is older than the cutover's
+   recorded horizon (the source still holds what it held then), a row the source
+   lacks is inserted only when the target wrote it since the cutover. The rest,
+   the apps' writes on the source since, is kept and listed as held back.
 
 ## Re-running
 Safe: the flag and the ledger only change when they differ; the report is read
 only; the repair is idempotent (a second pass finds nothing left to repair).
+Every write is fenced by the ledger epoch the run started under (moved on only by
+its own claim and its own move to `rolled_back`): a cleared task of an old run
+refuses naming the current phase. With *dry_run* on (the default) every
+statement is rendered and logged and nothing is changed.
+
+## Afterwards
+The hourly `reconcile` repairs source → target in `rolled_back`, and its first
+clean run over every table starts a new `soak` (`rolled_back → soak`); a second
+cutover then waits for the soak and the clean streak like the first.
 
 ## When it fails
 A refusal names its reason. If the source validation fails, the source itself
@@ -56,9 +79,14 @@ REPAIR_WORD = "REPAIR_SOURCE"
         __doc__, "rollback", "manual",
         params={
             "confirm": ds.confirm_param(CONFIRM_WORD, "move the read path back to the source"),
+            "dry_run": ds.dry_run_param(),
             "repair_source": Param(
                 None, type=["null", "string"], title="Repair the source",
                 description=f"Type {REPAIR_WORD} to also patch the source from the target after the report. Leave empty for the report only.",
+            ),
+            "sequence_gap": Param(
+                1000, type="integer", minimum=0, maximum=1_000_000_000, title="Sequence safety gap",
+                description="Source sequences are set at least this far above the target's, so the apps' inserts never collide.",
             ),
             "repair_cap": Param(
                 10_000, type="integer", minimum=0, maximum=10_000_000, title="Repair cap",
@@ -82,7 +110,7 @@ def rollback():
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
-        return ds.require_phase(DAG_ID, {"cut_over", "rolled_back"}, "rollback")
+        return steps.check_rollback_window(DAG_ID, ds.require_phase(DAG_ID, {"cut_over", "finalized", "rolled_back"}, "rollback"))
 
     @task(pool=ds.TARGET_POOL)
     def gather_rollback_evidence(phase: dict):
@@ -98,13 +126,32 @@ def rollback():
         **ds.APPROVAL,
     )
 
+    @task(pool=ds.TARGET_POOL)
+    def claim_fence(params=None):
+        return steps.claim_fence(DAG_ID, run_id(), "rollback: the read path back to the source", dry_run=params["dry_run"])
+
+    restore_source_app_writes = RenderedSqlOperator(
+        task_id="restore_source_app_writes", plan=partial(steps.plan_app_writes, True), run=steps.restore_app_writes,
+    )
+
+    @task(pool=ds.TARGET_POOL)
+    def turn_dual_write_on(params=None):
+        return steps.set_dual_write(DAG_ID, run_id(), True, dry_run=params["dry_run"])
+
+    @task(pool=ds.TARGET_POOL)
+    def catch_source_up(params=None):
+        return steps.catch_source_up(DAG_ID, run_id(), dry_run=params["dry_run"], cap=params["repair_cap"])
+
     flip_read_path_to_source = RenderedSqlOperator(
         task_id="flip_read_path_to_source", pool=ds.TARGET_POOL,
         plan=partial(steps.plan_read_path, "source"), run=steps.apply_read_path,
     )
 
     @task(pool=ds.TARGET_POOL)
-    def record_rolled_back(flags: dict):
+    def record_rolled_back(flags: dict, params=None):
+        if params["dry_run"]:
+            steps.log.info("dry run: the ledger stays where it is")
+            return False
         return ds.advance_phase(DAG_ID, run_id(), "rolled_back", {"flags": flags["flags"]})
 
     @task
@@ -131,8 +178,13 @@ def rollback():
         from migration_engine.reconcile.engine import Direction
 
         return steps.reconcile_all(
-            DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=False, cap=params["repair_cap"], max_unrepaired=0
+            DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=params["dry_run"], cap=params["repair_cap"],
+            max_unrepaired=0, cutover_window=steps.read_cutover_window(DAG_ID),
         )
+
+    @task(pool=ds.TARGET_POOL)
+    def carry_sequences_back(params=None):
+        return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"], to_source=True)
 
     @task
     def skip_repair():
@@ -145,7 +197,9 @@ def rollback():
 
     phase = check_ledger_phase()
     check_confirmation() >> phase
-    gather_rollback_evidence(phase) >> approve_rollback >> flip_read_path_to_source
+    gather_rollback_evidence(phase) >> approve_rollback >> claim_fence() >> restore_source_app_writes
+    restore_source_app_writes >> turn_dual_write_on() >> catch_source_up() >> carry_sequences_back() \
+        >> flip_read_path_to_source
     recorded = record_rolled_back(flip_read_path_to_source.output)
     report = report_reverse_drift()
     recorded >> validate_source() >> report

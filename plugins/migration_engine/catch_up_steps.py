@@ -39,12 +39,13 @@ def catch_up_table(dag_id: str, run_id: str, table_name: str, params: dict) -> d
     for number in range(1, params["max_passes"] + 1):
         with source.connect(application_name=ds.application_name(dag_id), autocommit=True) as src:
             started_at = current_horizon(src)
-        result = reconcile_table(
-            table, source, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
-            cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
-            horizon=baseline.xmin_horizon if baseline else None, repair_unexplained=params["repair_unexplained"],
-            record=False,
-        )
+        with fail_without_retry():  # a stale run (the ledger moved on) refuses, no retry
+            result = reconcile_table(
+                table, source, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
+                cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
+                horizon=baseline.xmin_horizon if baseline else None, repair_unexplained=params["repair_unexplained"],
+                record=False, epoch=ds.run_epoch(dag_id),
+            )
         repaired += result.repaired
         log.info("%s pass %d: %d drifted, %d repaired, %d in flight, %d unexplained, %d refused", table.qualified,
                  number, result.drifted, result.repaired, result.in_flight, result.unexplained, result.refused)

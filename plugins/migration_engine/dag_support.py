@@ -108,24 +108,62 @@ def target_connection(dag_id: str):
 
 
 def require_phase(dag_id: str, allowed: set, action: str) -> dict:
-    """The ledger check every phase DAG runs first; refuses (no retry) when out of order."""
+    """The ledger check every phase DAG runs first; refuses (no retry) when out of order.
+
+    Its result carries the ledger epoch the run starts under: the run's writes and
+    ledger moves are fenced by it (``run_epoch``)."""
     from migration_engine import ledger
 
     m = manifest()
     with target_connection(dag_id) as conn:
         ledger.ensure_ledger(conn, m.control_schema)
+        # The epoch before the phase: a move in between leaves the run an older epoch, so it refuses, never a newer one.
+        epoch = ledger.current_epoch(conn, m.control_schema)
         try:
             state = ledger.require_phase(conn, m.control_schema, allowed, action)
         except ledger.PhaseError as exc:
             refuse(str(exc))
-    return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "run_id": state.run_id}
+    return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "run_id": state.run_id,
+            "epoch": epoch.number}
 
 
-def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None = None) -> bool:
+def run_epoch(dag_id: str) -> int:
+    """The ledger epoch this DAG run acts under: the one its ``check_ledger_phase`` task read at
+    the start, moved on only by the run's own ledger moves (``ledger.run_epoch``).
+
+    A cleared task of an old run starts from its own run's epoch, so its writes refuse once
+    another run has moved the ledger."""
+    from airflow.sdk import get_current_context
+
     from migration_engine import ledger
 
+    started = run_start()
     with target_connection(dag_id) as conn:
-        return ledger.advance(conn, manifest().control_schema, to_phase, dag_id, run_id, details)
+        return ledger.run_epoch(conn, manifest().control_schema, started["epoch"], dag_id,
+                                get_current_context()["run_id"])
+
+
+def run_start() -> dict:
+    """What this run's ``check_ledger_phase`` task read: the phase and the epoch the run started in."""
+    from airflow.sdk import get_current_context
+
+    started = get_current_context()["ti"].xcom_pull(task_ids="check_ledger_phase")
+    if not isinstance(started, dict) or "epoch" not in started:
+        refuse("this run recorded no ledger epoch at its start (its check_ledger_phase task did not return one); "
+               "nothing was written. Trigger a new run")
+    return started
+
+
+def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None = None, *,
+                  through: tuple[str, ...] = ()) -> bool:
+    """Move the ledger, fenced by the epoch this run started under (a stale run refuses, no retry)."""
+    from migration_engine import ledger
+    from migration_engine.checks import fail_without_retry
+
+    epoch = run_epoch(dag_id)
+    with fail_without_retry(), target_connection(dag_id) as conn:
+        return ledger.advance(conn, manifest().control_schema, to_phase, dag_id, run_id, details,
+                              epoch=epoch, through=through)
 
 
 def write_status_report(dag_id: str, *, verify_task: str | None = None) -> str:

@@ -25,7 +25,7 @@ import logging
 import time
 
 from migration_engine import dag_support as ds
-from migration_engine.checks import CheckFailed
+from migration_engine.checks import CheckFailed, fail_without_retry
 from migration_engine.reconcile import scan
 from migration_engine.reconcile.engine import Direction, reconcile_table
 from migration_engine.reconcile_steps import left_unrepaired, settle
@@ -58,14 +58,17 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
     time.sleep(wait_seconds)
     m = ds.manifest()
     target = ds.target_endpoint()
+    epoch = ds.run_epoch(dag_id)
 
     def drain_one(table_name: str) -> dict:
         table = m.table(table_name)
-        return reconcile_table(
-            table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}/drain",
-            direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema, cap=cap,
-            horizon=source_horizons[table.service], repair_unexplained=False, target_horizon=flip_horizon,
-        ).summary()
+        with fail_without_retry():  # a cleared drain of an old cutover refuses once the ledger has moved
+            return reconcile_table(
+                table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}/drain",
+                direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema, cap=cap,
+                horizon=source_horizons[table.service], repair_unexplained=False, target_horizon=flip_horizon,
+                epoch=epoch,
+            ).summary()
 
     results = settle([drain_one(t.qualified) for t in m.tables], drain_one)
     totals = {key: sum(r[key] for r in results) for key in ("drifted", "repaired", "in_flight", "held_back")}

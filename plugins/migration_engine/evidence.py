@@ -34,11 +34,7 @@ def cutover_summary(*, soak: dict, streak: dict, final: dict, sequences: list[di
         f"- **Soak:** {soak['hours']:.2f} h in `soak` (required {soak['required_hours']:g} h).",
         f"- **Clean reconciliation runs in a row:** {streak['consecutive_clean_runs']} (required {streak['required']}).",
         "",
-        f"### Final reconciliation: {final['unrepaired']} row(s) left unrepaired, {final['in_flight']} in flight",
-        *_table(("table", "rows checked", "drifted", "repaired", "in flight", "unrepaired"), [
-            (t["table"], t["checked_rows"], t["drifted"], t["repaired"], t["in_flight"], t["unrepaired"])
-            for t in final["per_table"]
-        ]),
+        *_final_reconcile(final),
         "",
         "### Sequences (target set at least the gap above the source)",
         *_table(("table", "column", "source", "target now", "target after"), [
@@ -49,6 +45,16 @@ def cutover_summary(*, soak: dict, streak: dict, final: dict, sequences: list[di
         *_flags(flags, "target"),
     ]
     return "\n".join(lines)
+
+
+def _final_reconcile(final: dict) -> list[str]:
+    return [
+        f"### Final reconciliation: {final['unrepaired']} row(s) left unrepaired, {final['in_flight']} in flight",
+        *_table(("table", "rows checked", "drifted", "repaired", "in flight", "unrepaired"), [
+            (t["table"], t["checked_rows"], t["drifted"], t["repaired"], t["in_flight"], t["unrepaired"])
+            for t in final["per_table"]
+        ]),
+    ]
 
 
 def rollback_summary(*, phase: dict, flags: dict) -> str:
@@ -65,11 +71,14 @@ def rollback_summary(*, phase: dict, flags: dict) -> str:
     return "\n".join(lines)
 
 
-def finalize_summary(*, soak: dict, streak: dict, writable: dict, retention_days: int, dry_run: bool) -> str:
+def finalize_summary(*, soak: dict, streak: dict, final: dict, writable: dict, retention_days: int, dry_run: bool) -> str:
     lines = _dry_run(dry_run) + [
         f"- **Cut over for:** {soak['hours']:.2f} h (required {soak['required_hours']:g} h).",
         f"- **Clean reconciliation runs in a row:** {streak['consecutive_clean_runs']} (required {streak['required']}).",
         f"- **Rollback retention recorded:** {retention_days} days.",
+        "- **Dual-write:** turned off for every service before the sources stop taking the apps' writes.",
+        "",
+        *_final_reconcile(final),
         "",
         "### What approving revokes: INSERT, UPDATE, DELETE, TRUNCATE of each app role on its source",
         *_table(("service", "tables the app can write now"), sorted(writable.items())),

@@ -6,7 +6,7 @@ runbook's order is enforced by the software. Phases, in order::
 
     preflight_passed -> schema_applied -> backfilled -> verified
         -> dual_write -> soak -> cut_over -> finalized
-    cut_over -> rolled_back -> dual_write | soak
+    cut_over | finalized -> rolled_back -> dual_write | soak
 
 After a rollback the read path is back on the source with dual-write still on,
 so the migration resumes the dual-write window (``dual_write``: reconcile until
@@ -19,10 +19,27 @@ One query tells a human where the migration stands::
 
     SELECT current_phase, since, by_dag, by_run, may_advance_to, history
     FROM migration_control.status;
+
+**The fence.** ``fence`` holds one row: the epoch, which every phase transition
+moves on by one, and the phase it moved to. A run reads the epoch when it starts;
+each write it makes toward the apps' data or control state (a repair batch, a
+flag change, a grant change) goes through ``fenced``, which reads the row
+``FOR SHARE`` in a transaction that stays open until the write has committed,
+and refuses when the epoch has moved. ``advance`` takes the row ``FOR UPDATE``,
+so a phase move waits for the writes in flight and every later write sees it.
+A stale run, a cleared task of an old run or a concurrent DAG therefore refuses,
+naming the current phase, and writes nothing. Two DAGs that may both start in the
+same phase (rollback and finalize in ``cut_over``), and the cutover, whose flip
+changes the apps' primary before its ledger move, each ``claim`` the fence before
+their first dangerous write: the epoch moves on with the phase unchanged, so every
+other run's next write refuses, whichever started first, and until the claiming
+run moves the ledger no reconcile run may start (``claimed_by``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -58,6 +75,8 @@ ALLOWED_TRANSITIONS: frozenset[tuple[str | None, str]] = frozenset(
         ("cut_over", "rolled_back"),
         ("rolled_back", "dual_write"),
         ("rolled_back", "soak"),
+        # Within the retention window: the apps' writes restored on the sources, the read path back there.
+        ("finalized", "rolled_back"),
     }
 )
 
@@ -79,6 +98,20 @@ NOT_STARTED = "not_started"
 
 class PhaseError(CheckFailed):
     """Work asked for out of the runbook's order; the message says what to run instead."""
+
+
+class StaleEpoch(PhaseError):
+    """A write by a run that started before the ledger's last move; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Epoch:
+    """How many times the ledger has moved, and the phase it is in: what a run started under."""
+
+    number: int
+    phase: str | None
+    # The dag/run that claimed the fence and has not moved the ledger yet: a transition under way.
+    claimed_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +143,7 @@ def _objects(control_schema: str) -> dict[str, str | tuple[str, str]]:
         "phase_transitions": (control_schema, "phase_transitions"),
         "allowed_transitions": (control_schema, "allowed_transitions"),
         "facts": (control_schema, "facts"),
+        "fence": (control_schema, "fence"),
         "status": (control_schema, "status"),
     }
 
@@ -168,6 +202,8 @@ def ensure_ledger(conn: psycopg.Connection, control_schema: str) -> None:
             "create_allowed_transitions",
             "create_facts",
             "create_status_view",
+            "create_fence",
+            "seed_fence",
         ):
             _run(conn, control_schema, name)
         pairs = sorted(ALLOWED_TRANSITIONS, key=lambda p: (p[0] or "", p[1]))
@@ -213,22 +249,110 @@ def advance(
     dag_id: str,
     run_id: str,
     details: dict | None = None,
+    *,
+    epoch: int | None = None,
+    through: tuple[str, ...] = (),
 ) -> bool:
-    """Move the ledger to ``to_phase``. Returns False (and writes nothing) when it is
-    already there. The table lock makes two concurrent advances queue, so the second
-    one validates against the first one's result."""
+    """Move the ledger to ``to_phase`` (recording the phases ``through`` first, in the same
+    transaction). Returns False (and writes nothing) when it is already there.
+
+    The fence row is taken FOR UPDATE: two concurrent advances queue, the second one
+    validating against the first one's result, and a move waits for fenced writes in
+    flight. With ``epoch`` (what the calling run acts under, ``run_epoch``) the move
+    refuses when the ledger has moved since.
+    """
+    current_epoch(conn, control_schema)  # a ledger older than the fence gets it here
     with conn.transaction():
-        _run(conn, control_schema, "lock_phase_transitions")
-        current = current_state(conn, control_schema).phase
-        if not check_transition(current, to_phase):
+        moved = Epoch(*_run(conn, control_schema, "select_fence_for_update").fetchone())
+        current = current_state(conn, control_schema)
+        if epoch is not None and moved.number != epoch:
+            raise StaleEpoch(_stale_message(f"moving the ledger to {to_phase}", epoch, moved, current))
+        previous = current.phase
+        if previous == to_phase:
             return False
+        for phase in (*through, to_phase):
+            if not check_transition(previous, phase):  # raises on a move the order forbids
+                continue
+            _run(
+                conn,
+                control_schema,
+                "insert_phase_transition",
+                {"phase": phase, "previous_phase": previous, "dag_id": dag_id, "run_id": run_id, "details": Jsonb(details or {})},
+            )
+            _run(conn, control_schema, "update_fence", {"phase": phase, "claimed_by": None})
+            previous = phase
+    return True
+
+
+def current_epoch(conn: psycopg.Connection, control_schema: str) -> Epoch:
+    """The epoch a run starts under (creates the ledger when it is missing: a fresh ledger is epoch 0)."""
+    if not ledger_exists(conn, control_schema) or not _fence_exists(conn, control_schema):
+        ensure_ledger(conn, control_schema)
+    return Epoch(*_run(conn, control_schema, "select_fence").fetchone())
+
+
+def claim(conn: psycopg.Connection, control_schema: str, epoch: int, dag_id: str, run_id: str, reason: str) -> int:
+    """Take the fence for the run that acts under ``epoch``: the epoch moves on, the phase stays, and every
+    other run started before refuses its next write. Recorded in the history as a move to the same phase
+    (which ``current_state`` and the time-in-phase gates skip). Returns the new epoch."""
+    with conn.transaction():
+        now = Epoch(*_run(conn, control_schema, "select_fence_for_update").fetchone())
+        state = current_state(conn, control_schema)
+        if now.number != epoch:
+            raise StaleEpoch(_stale_message(f"{dag_id} taking the fence", epoch, now, state))
         _run(
             conn,
             control_schema,
             "insert_phase_transition",
-            {"phase": to_phase, "previous_phase": current, "dag_id": dag_id, "run_id": run_id, "details": Jsonb(details or {})},
+            {"phase": state.phase, "previous_phase": state.phase, "dag_id": dag_id, "run_id": run_id,
+             "details": Jsonb({"claimed_fence": reason})},
         )
-    return True
+        return _run(conn, control_schema, "update_fence",
+                    {"phase": state.phase, "claimed_by": f"{dag_id}/{run_id}"}).fetchone()[0]
+
+
+def run_epoch(conn: psycopg.Connection, control_schema: str, started: int, dag_id: str, run_id: str) -> int:
+    """The epoch a run acts under: the one it started under, moved on by the ledger moves the run made
+    itself (a rollback repairs after recording rolled_back). Any move by another run leaves it at
+    ``started``, so its writes refuse."""
+    moves = _run(conn, control_schema, "select_moves_since", {"epoch": started}).fetchall()
+    return started + len(moves) if all(tuple(move) == (dag_id, run_id) for move in moves) else started
+
+
+@contextmanager
+def fenced(fence_conn: psycopg.Connection, control_schema: str, epoch: int, action: str,
+           write_conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
+    """The one write path: a transaction on ``write_conn`` that commits only under ``epoch``.
+
+    ``fence_conn`` is a connection to the target, where the ledger lives. When the write
+    goes to the target too (``write_conn`` None or the same connection), the fence row is
+    read FOR SHARE inside the write's own transaction. When it goes to another server (a
+    source), the fence transaction on the target is held open around the write's
+    transaction, which commits first: a ledger move, waiting FOR UPDATE, cannot slip in
+    between the check and that commit. Raises StaleEpoch, with nothing written, when the
+    ledger has moved since ``epoch``.
+    """
+    write_conn = write_conn or fence_conn
+    with fence_conn.transaction():
+        now = Epoch(*_run(fence_conn, control_schema, "select_fence_for_share").fetchone())
+        if now.number != epoch:
+            raise StaleEpoch(_stale_message(action, epoch, now, current_state(fence_conn, control_schema)))
+        if write_conn is fence_conn:
+            yield write_conn
+        else:
+            with write_conn.transaction():
+                yield write_conn
+
+
+def _stale_message(action: str, epoch: int, now: Epoch, state: PhaseState) -> str:
+    return (f"{action} refused: this run started at ledger epoch {epoch}, and the ledger has moved since "
+            f"(epoch {now.number}): {state.describe()}. Nothing was written; a run started now acts on "
+            f"phase {now.phase or NOT_STARTED}.")
+
+
+def _fence_exists(conn: psycopg.Connection, control_schema: str) -> bool:
+    row = _run(conn, control_schema, "select_ledger_exists", {"schema": control_schema, "table": "fence"}).fetchone()
+    return bool(row[0])
 
 
 def record_fact(conn: psycopg.Connection, control_schema: str, key: str, value, dag_id: str, run_id: str) -> None:

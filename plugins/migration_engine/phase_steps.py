@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from migration_engine import dag_support as ds
 from migration_engine import gates, ledger, read_path, reconcile_steps, smoke, source_access
+from migration_engine.checks import fail_without_retry
 from migration_engine.reconcile import drift_ledger
-from migration_engine.reconcile.engine import Direction, reconcile_table
+from migration_engine.reconcile.engine import CutoverWindow, Direction, reconcile_table
 
 log = logging.getLogger("migration.phases")
 
@@ -34,23 +35,31 @@ def target_reachable(dag_id: str) -> bool:
     return True
 
 
-def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int) -> dict:
+def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int,
+                  cutover_window: dict | None = None) -> dict:
     """One reconciliation pass over every table, parents first, then the tables left with rows refused
-    by a foreign key settled again; refuses when drift above ``max_unrepaired`` remains."""
+    by a foreign key settled again, fenced by the run's ledger epoch; refuses when drift above
+    ``max_unrepaired`` remains. With a ``cutover_window`` (``read_cutover_window``) a target → source pass
+    repairs only what the failed window explains, and reports the rest as held back."""
     m = ds.manifest()
     target = ds.target_endpoint()
+    epoch = ds.run_epoch(dag_id)
 
     def reconcile_one(table_name: str) -> dict:
         table = m.table(table_name)
-        return reconcile_table(
-            table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}", direction=direction,
-            control_schema=m.control_schema, cap=cap, dry_run=dry_run,
-        ).summary()
+        window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
+                  if cutover_window else None)
+        with fail_without_retry():  # a stale run refuses at its first write, no retry
+            return reconcile_table(
+                table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}", direction=direction,
+                control_schema=m.control_schema, cap=cap, dry_run=dry_run, epoch=epoch, window=window,
+            ).summary()
 
     results = [reconcile_one(table.qualified) for table in m.tables]
     if not dry_run:
         results = reconcile_steps.settle(results, reconcile_one)
-        with ds.target_connection(dag_id) as conn:
+        with fail_without_retry(), ds.target_connection(dag_id) as conn, \
+             ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile pass"):
             drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
                                         [t.qualified for t in m.tables])
     unrepaired = sum(reconcile_steps.left_unrepaired(r) for r in results)
@@ -61,6 +70,8 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
         "repaired": sum(r["repaired"] for r in results),
         "in_flight": sum(r["in_flight"] for r in results),
         "unrepaired": unrepaired,
+        "held_back": sum(r["held_back"] for r in results),
+        "held_back_keys": {r["table"]: r["unexplained_keys"] for r in results if r["held_back"]},
         "dirty_tables": [r["table"] for r in results if reconcile_steps.left_unrepaired(r)],
         "per_table": [
             {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
@@ -76,6 +87,74 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
     return total
 
 
+def check_rollback_window(dag_id: str, started: dict) -> dict:
+    """A rollback from ``finalized`` only within the retention window finalize recorded: after it, the sources
+    are no longer kept level, nor their backups."""
+    if started["phase"] != "finalized":
+        return started
+    with ds.target_connection(dag_id) as conn:
+        fact = ledger.read_fact(conn, ds.manifest().control_schema, "rollback_retention")
+    until = datetime.fromisoformat(fact.value["keep_source_until"]) if fact else None
+    if until is None or until <= datetime.now(UTC):
+        ds.refuse(f"rollback after finalize is possible only within the retention window; it "
+                  f"{'ended at ' + until.isoformat() if until else 'was never recorded'}. Nothing was changed")
+    log.info("finalized, within the retention window (sources kept until %s): the rollback may run", until.isoformat())
+    return {**started, "keep_source_until": until.isoformat()}
+
+
+def restore_app_writes(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
+    """Rollback: the apps' writes back on the sources, when the run started after finalize revoked them."""
+    started_in = ds.run_start()["phase"]
+    if started_in != "finalized":
+        log.info("the rollback started in %s: finalize revoked nothing, nothing to restore", started_in)
+        return {"restored": False}
+    return {"restored": True, **set_app_writes(True, dag_id, run_id, statements, dry_run)}
+
+
+def catch_source_up(dag_id: str, run_id: str, *, dry_run: bool, cap: int) -> dict | None:
+    """Rollback from ``finalized``: the target's writes since the last hourly reconcile onto the sources
+    (target → source) while the target is still the apps' primary, before the read path flips back."""
+    started_in = ds.run_start()["phase"]
+    if started_in != "finalized":
+        log.info("the rollback started in %s: dual-write kept the sources level, no catch-up before the flip", started_in)
+        return None
+    return reconcile_all(dag_id, run_id, Direction.TARGET_TO_SOURCE, dry_run=dry_run, cap=cap, max_unrepaired=0)
+
+
+def record_cutover_window(dag_id: str, run_id: str, *, dry_run: bool) -> dict | None:
+    """Just before the flip, the xmin horizon of each source and of the target: a rollback's repair changes
+    only source rows older than it (fenced by the run's ledger epoch)."""
+    from migration_engine.reconcile.scan import current_horizon
+
+    m = ds.manifest()
+    sources = {}
+    for service in m.services:
+        with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id), autocommit=True) as src:
+            sources[service.name] = current_horizon(src)
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        window = {"sources": sources, "target": current_horizon(conn)}
+        if dry_run:
+            log.info("dry run: the cutover window %s is not recorded", window)
+            return window
+        with ledger.fenced(conn, m.control_schema, epoch, "recording the cutover window"):
+            ledger.record_fact(conn, m.control_schema, "cutover_window", window, dag_id, run_id)
+    log.info("cutover window recorded: %s", window)
+    return window
+
+
+def read_cutover_window(dag_id: str) -> dict:
+    """The window the last cutover recorded; a rollback repair without one would take the target as the
+    truth for every row, so it refuses."""
+    with ds.target_connection(dag_id) as conn:
+        fact = ledger.read_fact(conn, ds.manifest().control_schema, "cutover_window")
+    if fact is None:
+        ds.refuse("no cutover window is recorded (the cutover ran before it was recorded): the source repair "
+                  "cannot tell the failed window's writes from the apps' later ones, so it writes nothing. Reconcile "
+                  "the rows named in the reverse drift report by hand")
+    return fact.value
+
+
 def plan_read_path(side: str, dag_id: str, run_id: str) -> list:
     """The statements that set every service's read path to ``side`` (for a RenderedSqlOperator)."""
     return read_path.read_path_statements(ds.manifest(), side, changed_by=f"{dag_id}/{run_id}")
@@ -85,8 +164,10 @@ def apply_read_path(dag_id: str, run_id: str, statements: list, dry_run: bool) -
     """Run the rendered read-path statements in one transaction (only log them on a dry run)."""
     m = ds.manifest()
     side = next(s.params["side"] for s in statements if "side" in s.params)
-    with ds.target_connection(dag_id) as conn:
-        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info)
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info, control_schema=m.control_schema,
+                                  epoch=epoch)
         flags = read_path.read_flags(conn, m)
     log.info("read path %s: %d service(s) changed; flags now %s", "rendered" if dry_run else "set", changed, flags)
     return {"side": side, "changed": changed, "flags": flags, "dry_run": dry_run}
@@ -109,23 +190,38 @@ def smoke_checks(dag_id: str, *, layout: str) -> dict:
     return {"layout": layout, "checks": len(results), "failed": failed, "ok": not failed}
 
 
-def plan_revoke_app_writes(dag_id: str, run_id: str) -> list:
-    """Every service's revoke statements (for a RenderedSqlOperator); each runs on its own source."""
-    return [statement for service in ds.manifest().services for statement in source_access.statements(service, revoke=True)]
+def claim_fence(dag_id: str, run_id: str, reason: str, *, dry_run: bool) -> int | None:
+    """Take the ledger's fence before this run's dangerous writes: a rollback or finalize run started
+    alongside refuses its next write (a dry run takes nothing)."""
+    if dry_run:
+        log.info("dry run: the fence is not taken")
+        return None
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        claimed = ledger.claim(conn, ds.manifest().control_schema, epoch, dag_id, run_id, reason)
+    log.info("fence taken: ledger epoch %d -> %d (%s)", epoch, claimed, reason)
+    return claimed
 
 
-def revoke_app_writes(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
-    """Run each service's rendered revoke on its source; a revoke that leaves any write fails without retries."""
-    from migration_engine.checks import fail_without_retry
+def plan_app_writes(allowed: bool, dag_id: str, run_id: str) -> list:
+    """Every service's revoke (or restore) statements (for a RenderedSqlOperator); each runs on its own source."""
+    return [statement for service in ds.manifest().services
+            for statement in source_access.statements(service, revoke=not allowed)]
 
+
+def set_app_writes(allowed: bool, dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
+    """Run each service's rendered revoke (or restore) on its source, fenced by the run's ledger epoch; a revoke
+    that leaves any write fails without retries."""
     m = ds.manifest()
+    epoch = ds.run_epoch(dag_id)
+    action = "restoring" if allowed else "revoking"
     remaining = {}
     for service in m.services:
-        with fail_without_retry(), ds.source_endpoint(service.name).connect(
+        with fail_without_retry(), ds.target_connection(dag_id) as fence_conn, ds.source_endpoint(service.name).connect(
             application_name=ds.application_name(dag_id), autocommit=True
-        ) as conn:
+        ) as conn, ledger.fenced(fence_conn, m.control_schema, epoch, f"{action} the {service.name} app's writes", conn):
             remaining[service.name] = source_access.set_app_writes(
-                conn, service, allowed=False, dry_run=dry_run, log=log.info,
+                conn, service, allowed=allowed, dry_run=dry_run, log=log.info,
                 planned=[s for s in statements if s.service == service.name],
             )
     return {"app_writable_tables_left": remaining, "dry_run": dry_run}
@@ -155,15 +251,16 @@ def record_retention(dag_id: str, run_id: str, retention_days: int) -> dict:
 def set_dual_write(dag_id: str, run_id: str, enabled: bool, *, dry_run: bool) -> dict:
     m = ds.manifest()
     statements = read_path.dual_write_statements(m, enabled, changed_by=f"{dag_id}/{run_id}")
-    with ds.target_connection(dag_id) as conn:
-        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info)
+    epoch = ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info, control_schema=m.control_schema,
+                                  epoch=epoch)
         flags = read_path.read_flags(conn, m)
     return {"dual_write": enabled, "changed": changed, "flags": flags, "dry_run": dry_run}
 
 
 def check_source_schema_unchanged(dag_id: str) -> dict:
     """Every source schema still matches the fingerprint frozen at preflight."""
-    from migration_engine.checks import fail_without_retry
     from migration_engine.preflight import check_sources_unchanged
 
     def connect(service: str):
@@ -173,23 +270,32 @@ def check_source_schema_unchanged(dag_id: str) -> dict:
         return check_sources_unchanged(ledger_conn, ds.manifest(), connect)
 
 
-def sync_sequences(dag_id: str, *, gap: int, dry_run: bool) -> list[dict]:
+def sync_sequences(dag_id: str, *, gap: int, dry_run: bool, to_source: bool = False) -> list[dict]:
+    """Target sequences moved up to the sources' (or, ``to_source``, carried back), each move fenced by the
+    run's ledger epoch."""
+    from functools import partial
+
     from migration_engine.sequences import sync_sequences as sync
 
     gates.check_non_negative("sequence_gap", gap, maximum=10**12)
     m = ds.manifest()
     endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
-    moved = sync(endpoints, ds.target_endpoint(), m, gap=gap, dry_run=dry_run)
+    moved_side = "source" if to_source else "target"
+    epoch = None if dry_run else ds.run_epoch(dag_id)
+    with fail_without_retry(), ds.target_connection(dag_id) as fence_conn:
+        fence = None if dry_run else partial(ledger.fenced, fence_conn, m.control_schema, epoch,
+                                              f"moving the {moved_side} sequences")
+        moved = sync(endpoints, ds.target_endpoint(), m, gap=gap, dry_run=dry_run, to_source=to_source,
+                     write_transaction=fence)
     for entry in moved:
-        log.info("%s sequence %s.%s: %s -> %s", "would set" if dry_run else "set", entry["table"], entry["column"],
-                 entry["target_before"], entry["target_after"])
+        log.info("%s %s sequence %s.%s: %s -> %s", "would set" if dry_run else "set", moved_side, entry["table"],
+                 entry["column"], entry[f"{moved_side}_before"], entry[f"{moved_side}_after"])
     return moved
 
 
 def final_backup(dag_id: str, run_id: str, *, dry_run: bool) -> dict:
     """A fresh verified pg_dump of every source, recorded in the ledger as ``final_backup:<service>``."""
     from migration_engine import backup
-    from migration_engine.checks import fail_without_retry
     from migration_engine.preflight import frozen_fingerprint
 
     m = ds.manifest()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import psycopg
 
-from migration_engine import sqlfiles
+from migration_engine import ledger, sqlfiles
 from migration_engine.manifest import Manifest
 from migration_engine.sqlfiles import PlannedStatement
 
@@ -55,22 +55,27 @@ def dual_write_statements(manifest: Manifest, enabled: bool, changed_by: str, se
     ]
 
 
-def apply(conn: psycopg.Connection, statements: list[PlannedStatement], *, dry_run: bool, log) -> int:
-    """Run the statements in one transaction, or only log them when ``dry_run``.
+def apply(conn: psycopg.Connection, statements: list[PlannedStatement], *, dry_run: bool, log,
+          control_schema: str, epoch: int) -> int:
+    """Run the statements in one transaction fenced by the ledger ``epoch`` the calling run
+    started under (``ledger.StaleEpoch``, nothing changed, once the ledger has moved), or
+    only log them when ``dry_run``.
 
     Statements not yet rendered are rendered here by the engine's environment; a task
     passes them rendered by Airflow. Returns the number of flag rows changed (0 on a
     dry run or a repeat).
     """
+    planned = [s if s.text is not None else s.rendered() for s in statements]
+    if dry_run:
+        for statement in planned:
+            log("DRY RUN, not executed:\n" + statement.display())
+        return 0
     changed = 0
-    with conn.transaction():
-        for planned in statements:
-            planned = planned if planned.text is not None else planned.rendered()
-            log(("DRY RUN, not executed:\n" if dry_run else "executing:\n") + planned.display())
-            if dry_run:
-                continue
-            cursor = conn.execute(planned.statement, planned.params or None)
-            if planned.name in FLAG_FILES:
+    with ledger.fenced(conn, control_schema, epoch, "changing the read-path flags"):
+        for statement in planned:
+            log("executing:\n" + statement.display())
+            cursor = conn.execute(statement.statement, statement.params or None)
+            if statement.name in FLAG_FILES:
                 changed += cursor.rowcount
     return changed
 

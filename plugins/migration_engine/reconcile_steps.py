@@ -13,16 +13,23 @@ from migration_engine.reconcile.engine import direction_for_phase, reconcile_tab
 log = logging.getLogger("migration.reconcile")
 
 
-def phase_to_reconcile(dag_id: str) -> str | None:
-    """The ledger phase when it is one to reconcile in; None (the run is skipped) otherwise."""
+def phase_to_reconcile(dag_id: str) -> dict | None:
+    """The ledger phase and epoch the run starts under, when the phase is one to reconcile in; None (the run
+    is skipped) otherwise. Every table task and the settling pass write fenced by that epoch."""
+    schema = ds.manifest().control_schema
     with ds.target_connection(dag_id) as conn:
-        phase = ledger.current_phase(conn, ds.manifest().control_schema)
+        started = ledger.current_epoch(conn, schema) if ledger.ledger_exists(conn, schema) else ledger.Epoch(0, None)
+    phase = started.phase
+    if started.claimed_by:
+        ds.refuse(f"{started.claimed_by} holds the ledger's fence (ledger epoch {started.number}, phase {phase}): a "
+                  f"transition is under way and may change which side the apps write, so this run writes nothing. "
+                  f"It ends when that run moves the ledger; if that run failed, re-run it or roll back")
     if direction_for_phase(phase or "") is None:
-        log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over and finalized; skipped%s",
+        log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over, finalized and rolled_back; skipped%s",
                  phase, " (before dual-write, the catch_up DAG brings the apps' writes over)"
                  if phase in ("backfilled", "verified") else "")
         return None
-    return phase
+    return {"phase": phase, "epoch": started.number}
 
 
 def tables_to_check(tables: list[str]) -> list[str]:
@@ -40,13 +47,16 @@ def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
     return task_packing.table_groups(dag_id, tables_to_check(tables))
 
 
-def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict) -> list[dict]:
+def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict, *, epoch: int) -> list[dict]:
     """Each table of the group in turn; one that errors does not keep the others from their repairs,
-    and the task then fails naming it (the judge counts the whole group as errored)."""
+    and the task then fails naming it (the judge counts the whole group as errored). Once the ledger has
+    moved since the run started, no table of it may write: the task refuses at once."""
     summaries, errored = [], []
     for table in group["tables"]:
         try:
-            summaries.append(reconcile_one(dag_id, context, table, phase, params))
+            summaries.append(reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
+        except ledger.StaleEpoch as exc:
+            ds.refuse(str(exc))
         except Exception:
             log.exception("%s: reconciliation errored", table)
             errored.append(table)
@@ -56,13 +66,13 @@ def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict)
     return summaries
 
 
-def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dict) -> dict:
+def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dict, *, epoch: int) -> dict:
     m = ds.manifest()
     table = m.table(table_name)
     result = reconcile_table(
         table, ds.source_endpoint(table.service), ds.target_endpoint(),
         run_id=context["run_id"], direction=direction_for_phase(phase), control_schema=m.control_schema,
-        cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"],
+        cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"], epoch=epoch,
     )
     summary = result.summary()
     if result.cap_exceeded:
@@ -102,7 +112,8 @@ def settle(summaries: list[dict], again) -> list[dict]:
     return summaries
 
 
-def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict) -> dict:
+def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict, *,
+          epoch: int) -> dict:
     """Record how the run ended, then fail it above the threshold or when a table task errored;
     the first clean run of the dual-write window starts the soak.
 
@@ -114,8 +125,10 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     reported = {s["table"] for s in summaries}
     errored = [t for t in tables if t not in reported]
     if not params["dry_run"]:
-        summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params))
-        with ds.target_connection(dag_id) as conn:
+        with fail_without_retry():  # a stale run refuses at its first write, no retry
+            summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
+        with fail_without_retry(), ds.target_connection(dag_id) as conn, \
+             ledger.fenced(conn, ds.manifest().control_schema, epoch, "recording the reconcile run"):
             drift_ledger.record_outcome(conn, ds.manifest().control_schema, run_id, direction_for_phase(phase).value,
                                         tables, errored)
     if errored:
@@ -135,7 +148,8 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
         ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
                   f"refused by: {dirty}")
     clean = all(s["clean"] for s in summaries)
-    if phase == "dual_write" and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:
+    # The first clean all-table run with dual-write on (after a rollback too) starts the soak.
+    if phase in ("dual_write", "rolled_back") and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:
         ds.advance_phase(dag_id, run_id, "soak", {"first_clean_reconcile": run_id, **totals})
         log.info("first clean reconciliation with dual-write on: the soak starts now")
     return {**totals, "clean": clean, "tables": len(summaries)}

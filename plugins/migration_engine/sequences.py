@@ -1,4 +1,5 @@
-"""Sequences of serial/identity columns, found from the catalog, and their sync source -> target.
+"""Sequences of serial/identity columns, found from the catalog, and their sync source -> target
+(or back, target -> source, for a rollback).
 
 A sequence's position is the last value it handed out (``last_value`` when
 ``is_called``, one increment below otherwise). The target's sequence is moved
@@ -8,13 +9,17 @@ new insert in the target never collides; running it again changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 
 import psycopg
 from psycopg import sql
 
 from migration_engine.endpoints import Endpoint
-from migration_engine.manifest import Manifest, Table
+from migration_engine.manifest import Manifest
+
+# Opens the transaction of one sequence move on the connection of the side it moves.
+WriteTransaction = Callable[[psycopg.Connection], AbstractContextManager]
 
 OWNED_SEQUENCES = """
 SELECT a.attname, n.nspname, s.relname, q.seqincrement, q.seqmin
@@ -56,42 +61,52 @@ def sequence_pairs(source_conns: Mapping[str, psycopg.Connection], target: psyco
             yield table, column, source_seq, target_seqs[column]
 
 
-def _max_key(conn: psycopg.Connection, table: Table, column: str) -> int | None:
-    return conn.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column), sql.Identifier(*table.target_ident))).fetchone()[0]
+def _max_key(conn: psycopg.Connection, ident: tuple[str, str], column: str) -> int | None:
+    return conn.execute(sql.SQL("SELECT max({}) FROM {}").format(sql.Identifier(column), sql.Identifier(*ident))).fetchone()[0]
 
 
 def sync_sequences(
-    source_endpoints: Mapping[str, Endpoint], target: Endpoint, manifest: Manifest, gap: int = 0, *, dry_run: bool = False
+    source_endpoints: Mapping[str, Endpoint], target: Endpoint, manifest: Manifest, gap: int = 0, *,
+    dry_run: bool = False, to_source: bool = False, write_transaction: WriteTransaction | None = None,
 ) -> list[dict]:
     """Move each target sequence to >= max(source position, max target key) + gap; one dict per sequence.
 
-    ``dry_run`` computes and returns the same moves without setting anything.
+    ``to_source`` carries them back instead (a rollback: the apps drew ids on the target), each
+    source sequence to >= max(target position, max source key) + gap. ``dry_run`` computes and
+    returns the same moves without setting anything. ``write_transaction`` opens the transaction
+    of each move on the side it moves (the ledger's fence); by default a plain transaction.
     """
     if gap < 0:
         raise ValueError(f"gap must be 0 or more, found {gap}")
+    write_transaction = write_transaction or (lambda conn: conn.transaction())
     app = "credity-migration-sequences"
     sources = {s.name: source_endpoints[s.name].connect(application_name=app, autocommit=True) for s in manifest.services}
     results = []
     try:
         with target.connect(application_name=app, autocommit=True) as tgt:
             for table, column, src, dst in sequence_pairs(sources, tgt, manifest):
-                with tgt.transaction():
-                    source_pos = sequence_position(sources[table.service], src["sequence"], src["increment"])
-                    max_key = _max_key(tgt, table, column)
-                    before = sequence_position(tgt, dst["sequence"], dst["increment"])
-                    wanted = max(source_pos, max_key if max_key is not None else source_pos) + gap
-                    changed = wanted > before and wanted >= dst["min"]
+                (ahead_conn, ahead), (behind_conn, behind, behind_ident) = (
+                    ((tgt, dst), (sources[table.service], src, table.source_ident)) if to_source
+                    else ((sources[table.service], src), (tgt, dst, table.target_ident)))
+                with write_transaction(behind_conn):
+                    ahead_pos = sequence_position(ahead_conn, ahead["sequence"], ahead["increment"])
+                    max_key = _max_key(behind_conn, behind_ident, column)
+                    before = sequence_position(behind_conn, behind["sequence"], behind["increment"])
+                    wanted = max(ahead_pos, max_key if max_key is not None else ahead_pos) + gap
+                    changed = wanted > before and wanted >= behind["min"]
                     if changed and not dry_run:
-                        tgt.execute("SELECT setval(%s::regclass, %s, true)", (sql.Identifier(*dst["sequence"]).as_string(tgt), wanted))
+                        behind_conn.execute("SELECT setval(%s::regclass, %s, true)",
+                                            (sql.Identifier(*behind["sequence"]).as_string(behind_conn), wanted))
+                ahead_side, behind_side = ("target", "source") if to_source else ("source", "target")
                 results.append({
                     "table": table.qualified,
                     "column": column,
                     "source_sequence": ".".join(src["sequence"]),
                     "target_sequence": ".".join(dst["sequence"]),
-                    "source_position": source_pos,
-                    "target_max_key": max_key,
-                    "target_before": before,
-                    "target_after": wanted if changed else before,
+                    f"{ahead_side}_position": ahead_pos,
+                    f"{behind_side}_max_key": max_key,
+                    f"{behind_side}_before": before,
+                    f"{behind_side}_after": wanted if changed else before,
                     "changed": changed,
                 })
     finally:

@@ -112,9 +112,11 @@ def _phase(conn: psycopg.Connection, control: str) -> dict:
         return {"current": ledger.NOT_STARTED, "since": None, "by_dag": None, "by_run": None, "may_advance_to": [],
                 "history": []}
     row = ledger.status(conn, control)
+    # Claims of the fence (a phase to itself) are not moves: the page shows the moves.
+    moves = [t for t in row["history"] if t["phase"] != t["previous_phase"]]
     # Details stay out (they hold paths and summaries, not what a glance needs), except a rollback's reason.
-    history = [{k: t.get(k) for k in ("phase", "previous_phase", "at", "dag_id", "run_id", "actor")} for t in row["history"]]
-    for entry, transition in zip(history, row["history"], strict=True):
+    history = [{k: t.get(k) for k in ("phase", "previous_phase", "at", "dag_id", "run_id", "actor")} for t in moves]
+    for entry, transition in zip(history, moves, strict=True):
         entry["at"] = datetime.fromisoformat(entry["at"]) if entry["at"] else None
         if entry["phase"] == "rolled_back":
             entry["reason"] = _rollback_reason(transition.get("details"))

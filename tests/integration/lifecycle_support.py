@@ -98,6 +98,13 @@ def phase(estate) -> str | None:
         return ledger.current_phase(conn, CONTROL)
 
 
+def move_flags(estate, manifest, statements) -> None:
+    """A flag change as a DAG makes it: fenced by the ledger epoch it reads first."""
+    with target(estate) as conn:
+        epoch = ledger.current_epoch(conn, CONTROL).number
+        read_path.apply(conn, statements, dry_run=False, log=lambda _line: None, control_schema=CONTROL, epoch=epoch)
+
+
 def flags(estate, manifest) -> dict:
     with target(estate) as conn:
         return read_path.read_flags(conn, manifest)

@@ -19,10 +19,18 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from migration_engine import read_path
+from migration_engine import ledger, read_path
 from migration_engine.local.cluster import AirflowCluster
 from migration_engine.local.servers import wait_until
-from tests.integration.lifecycle_support import bring_to_verified, flags, phase, reconcile_clean, set_phase, target
+from tests.integration.lifecycle_support import (
+    CONTROL,
+    bring_to_verified,
+    flags,
+    phase,
+    reconcile_clean,
+    set_phase,
+    target,
+)
 from tests.integration.test_airflow_ui import CHROMIUM, CHROMIUM_ARGS, DAGS, SCREENSHOTS, shot, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
@@ -37,7 +45,8 @@ def soaking(estate, manifest):
     bring_to_verified(estate, manifest, scale=0.05)
     set_phase(estate, "dual_write")
     with target(estate) as conn:
-        read_path.apply(conn, read_path.dual_write_statements(manifest, True, "test/setup"), dry_run=False, log=print)
+        read_path.apply(conn, read_path.dual_write_statements(manifest, True, "test/setup"), dry_run=False, log=print,
+                        control_schema=CONTROL, epoch=ledger.current_epoch(conn, CONTROL).number)
     reconcile_clean(estate, manifest, "soak-0")
     set_phase(estate, "soak")
 

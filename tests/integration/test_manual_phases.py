@@ -162,7 +162,7 @@ def test_cutover_flips_the_read_path_then_rollback_brings_it_back(soaking, estat
     with target(estate) as conn:
         conn.execute("INSERT INTO recruiter.users (username, password) VALUES ('after-cutover', 'x')")
     started = time.monotonic()
-    rolled = run("rollback", {"confirm": "ROLLBACK"})
+    rolled = run("rollback", {"confirm": "ROLLBACK", "dry_run": False})
     seconds = time.monotonic() - started
     print(f"rollback took {seconds:.1f}s (runbook target: under 15 minutes)")
     assert rolled.succeeded, rolled.output[-3000:]
@@ -173,7 +173,7 @@ def test_cutover_flips_the_read_path_then_rollback_brings_it_back(soaking, estat
     with estate.source_endpoint("recruiter").connect() as conn:
         assert conn.execute("SELECT count(*) FROM public.users WHERE username = 'after-cutover'").fetchone()[0] == 0
 
-    repaired = run("rollback", {"confirm": "ROLLBACK", "repair_source": "REPAIR_SOURCE"})
+    repaired = run("rollback", {"confirm": "ROLLBACK", "dry_run": False, "repair_source": "REPAIR_SOURCE"})
     assert repaired.succeeded, repaired.output[-3000:]
     with estate.source_endpoint("recruiter").connect() as conn:
         assert conn.execute("SELECT count(*) FROM public.users WHERE username = 'after-cutover'").fetchone()[0] == 1

@@ -36,8 +36,11 @@ def test_rollback_summary_warns_when_dual_write_is_off():
 def test_finalize_summary_names_what_each_app_loses():
     text = evidence.finalize_summary(
         soak={"hours": 48.0, "required_hours": 24}, streak={"consecutive_clean_runs": 3, "required": 3},
+        final={"unrepaired": 0, "in_flight": 1, "per_table": [
+            {"table": "wallet.users", "checked_rows": 9, "drifted": 2, "repaired": 1, "in_flight": 1, "unrepaired": 1}]},
         writable={"wallet": 14, "issuer": 0}, retention_days=7, dry_run=False,
     )
     assert "Dry run" not in text
     assert "| issuer | 0 |" in text and "| wallet | 14 |" in text
     assert "7 days" in text
+    assert "| wallet.users | 9 | 2 | 1 | 1 | 1 |" in text and "Dual-write" in text

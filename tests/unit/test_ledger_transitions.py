@@ -26,6 +26,7 @@ AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
         ("cut_over", "rolled_back"),
         ("rolled_back", "dual_write"),
         ("rolled_back", "soak"),
+        ("finalized", "rolled_back"),
     ],
 )
 def test_the_runbook_order_is_allowed(current, to_phase):
@@ -45,7 +46,7 @@ def test_re_running_the_current_phase_is_a_no_op(phase):
         ("schema_applied", "preflight_passed"),
         ("soak", "rolled_back"),
         ("rolled_back", "cut_over"),
-        ("finalized", "rolled_back"),
+        ("finalized", "soak"),
     ],
 )
 def test_skipping_or_going_back_is_refused(current, to_phase):

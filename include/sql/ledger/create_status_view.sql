@@ -2,6 +2,7 @@ CREATE OR REPLACE VIEW {{ status | ident }} AS
 WITH latest AS (
     SELECT phase, at, dag_id, run_id, actor
     FROM {{ phase_transitions | ident }}
+    WHERE phase IS DISTINCT FROM previous_phase
     ORDER BY id DESC
     LIMIT 1
 )

@@ -14,6 +14,12 @@ reported by key and repaired only when ``repair_unexplained`` says so.
 Given a ``target_horizon`` too (the cutover's drain, source → target just after
 the read path flipped), a key whose target version was written at or after it
 is the apps' own newer write on their new primary: it is left alone, in flight.
+
+Given the ``window`` of a failed cutover (the xmin horizons of the source and
+the target when the read path flipped), a rollback's repair (target → source)
+is confined to it: a row the source wrote since the cutover is the apps' write,
+kept and reported; a row the source lacks is inserted only when the target wrote
+it since the cutover (otherwise the source deleted it since, and it stays gone).
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 
 import psycopg
 
+from migration_engine import ledger
 from migration_engine.canonical import pin_output_settings
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Table
@@ -42,7 +50,7 @@ from migration_engine.reconcile.diff import (
     over_cap,
 )
 from migration_engine.reconcile.keyspace import ReconcileError, TableShape
-from migration_engine.reconcile.repair import Side, repair_batch
+from migration_engine.reconcile.repair import Side, WriteTransaction, repair_batch
 
 log = logging.getLogger("migration.reconcile")
 
@@ -64,6 +72,8 @@ class Direction(Enum):
 DIRECTION_BY_PHASE = {
     "dual_write": Direction.SOURCE_TO_TARGET,
     "soak": Direction.SOURCE_TO_TARGET,
+    # After a rollback the apps are back on the source, dual-write on: the way back to a soak.
+    "rolled_back": Direction.SOURCE_TO_TARGET,
     "cut_over": Direction.TARGET_TO_SOURCE,
     # The retention window: the sources kept level with the apps' primary, so a rollback can still return.
     "finalized": Direction.TARGET_TO_SOURCE,
@@ -72,6 +82,14 @@ DIRECTION_BY_PHASE = {
 
 def direction_for_phase(phase: str) -> Direction | None:
     return DIRECTION_BY_PHASE.get(phase)
+
+
+@dataclass(frozen=True)
+class CutoverWindow:
+    """The xmin horizons of a source and the target when the cutover flipped the read path."""
+
+    source_horizon: int
+    target_horizon: int
 
 
 @dataclass(frozen=True)
@@ -197,6 +215,8 @@ def reconcile_table(
     repair_unexplained: bool = True,
     target_horizon: int | None = None,
     record: bool = True,
+    epoch: int | None = None,
+    window: CutoverWindow | None = None,
 ) -> ReconcileResult:
     """Find, confirm and repair the drift of one table; record it unless ``dry_run``.
 
@@ -205,6 +225,10 @@ def reconcile_table(
     marked in flight or unexplained. ``find_only`` stops after finding (used by
     benchmarks) and implies ``dry_run``. ``record`` False keeps the run out of
     the drift ledger (the catch-up, which is not part of the soak's record).
+
+    Every write (repair batches, the drift ledger) is fenced by the ledger ``epoch``
+    the calling run started under (None: the epoch as this call starts): once the
+    ledger has moved, the next write raises ``ledger.StaleEpoch`` and writes nothing.
     """
     direction = Direction(direction)
     if cap < 0:
@@ -216,6 +240,9 @@ def reconcile_table(
     result = ReconcileResult(table.qualified, run_id, direction, dry_run, cap=cap)
     with source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
          target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+        if not dry_run:
+            epoch = ledger.current_epoch(tgt, control_schema).number if epoch is None else epoch
+            write = partial(ledger.fenced, tgt, control_schema, epoch, f"reconcile of {table.qualified} ({direction.value})")
         shape = scan.describe(src, tgt, table.qualified, table.source_ident, table.target_ident, table.key)
         found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result)
         result.found_at = datetime.now(UTC)
@@ -232,13 +259,15 @@ def reconcile_table(
             confirmed = confirm_drift(shape, src, table.source_ident, tgt, table.target_ident, found,
                                       primary_is_source, grace_seconds, result)
             unexplained = _unexplained(shape, src, table.source_ident, confirmed, horizon)
-            if not repair_unexplained:
+            if window is not None:
+                unexplained |= _outside_window(shape, src, table.source_ident, tgt, table.target_ident, confirmed, window)
+            if not repair_unexplained or window is not None:
                 confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
             newer_on_target = _newer_on_target(shape, tgt, table.target_ident, confirmed, target_horizon)
             confirmed = [(d, Outcome.IN_FLIGHT if d.key in newer_on_target else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
-            findings = repair(shape, primary, secondary, confirmed, primary_is_source, result)
+            findings = repair(shape, primary, secondary, confirmed, primary_is_source, result, write)
             late = _written_since(shape, src, table.source_ident, [f.key for f in findings if f.refused], horizon)
             result.findings = [replace(f, unexplained=f.key in unexplained, refused_late=late.get(f.key, False))
                                for f in findings]
@@ -246,7 +275,8 @@ def reconcile_table(
         if not dry_run and record:
             ledger_conn = tgt
             drift_ledger.ensure_ledger(ledger_conn, control_schema)
-            drift_ledger.record_run(ledger_conn, control_schema, result)
+            with write():
+                drift_ledger.record_run(ledger_conn, control_schema, result)
     _log_result(result)
     return result
 
@@ -302,8 +332,9 @@ def confirm_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[s
 
 
 def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tuple[Drift, Outcome]],
-           primary_is_source: bool, result: ReconcileResult) -> list[Finding]:
-    """Repair the confirmed keys in small transactions; return every finding with its fate."""
+           primary_is_source: bool, result: ReconcileResult, write: WriteTransaction) -> list[Finding]:
+    """Repair the confirmed keys in small transactions, each opened by ``write`` (fenced); return every
+    finding with its fate."""
     to_repair = [d for d, outcome in decided if outcome is Outcome.REPAIR]
     repaired: set = set()
     raced: set = set()
@@ -312,7 +343,7 @@ def repair(shape: TableShape, primary: Side, secondary: Side, decided: list[tupl
         batch = to_repair[start:start + REPAIR_BATCH_KEYS]
         items = [(d.key, *((d.source_hash, d.target_hash) if primary_is_source else (d.target_hash, d.source_hash)))
                  for d in batch]
-        outcome = repair_batch(shape, primary, secondary, items)
+        outcome = repair_batch(shape, primary, secondary, items, write)
         repaired |= outcome.repaired
         raced |= outcome.raced
         refused.update(outcome.failed)
@@ -345,6 +376,22 @@ def _unexplained(shape: TableShape, src: psycopg.Connection, ident: tuple[str, s
     """Keys confirmed for repair whose source version is older than ``horizon``."""
     written = _written_since(shape, src, ident, [d.key for d, o in decided if o is Outcome.REPAIR], horizon)
     return {key for key, since in written.items() if not since}
+
+
+def _outside_window(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,
+                    tgt_ident: tuple[str, str], decided: list[tuple[Drift, Outcome]], window: CutoverWindow) -> set:
+    """Keys confirmed for repair that the failed window does not explain: the source wrote them since the
+    cutover, or the source lacks them and the target has not written them since."""
+    keys = [d.key for d, o in decided if o is Outcome.REPAIR]
+    held = set()
+    for start in range(0, len(keys), READ_BATCH_KEYS):
+        batch = keys[start:start + READ_BATCH_KEYS]
+        on_source = scan.read_written_since(src, shape, src_ident, batch, window.source_horizon)
+        held |= {key for key, since in on_source.items() if since}
+        lacking = [key for key in batch if key not in on_source]
+        on_target = scan.read_written_since(tgt, shape, tgt_ident, lacking, window.target_horizon) if lacking else {}
+        held |= {key for key in lacking if not on_target.get(key, False)}
+    return held
 
 
 def _newer_on_target(shape: TableShape, tgt: psycopg.Connection, ident: tuple[str, str],

@@ -5,6 +5,8 @@ holds the value that was confirmed, and written over the other side only if
 that side still holds the value that was confirmed there. A row that moved in
 between belongs to a write in flight and is left alone (reported, not
 repaired), so a repair can never put an older value over a newer one.
+Each batch's write transaction is opened by the caller's ``write_transaction`` (the
+ledger's fence): a batch of a run the ledger has moved past writes nothing.
 Row values travel as text under pinned print settings through a COPY into a
 temporary staging table; they never reach a log.
 """
@@ -12,7 +14,10 @@ temporary staging table; they never reach a log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from functools import partial
 
 import psycopg
 from psycopg import sql
@@ -24,6 +29,9 @@ from migration_engine.reconcile.scan import read_hashes
 log = logging.getLogger("migration.reconcile")
 
 STAGE_TABLE = "reconcile_stage"
+
+# Opens the write transaction on the given (secondary) connection, committing only under the run's epoch.
+WriteTransaction = Callable[[psycopg.Connection], AbstractContextManager]
 
 
 @dataclass(frozen=True)
@@ -42,7 +50,8 @@ class BatchOutcome:
     failed: dict = field(default_factory=dict)
 
 
-def repair_batch(shape: TableShape, primary: Side, secondary: Side, items: list[tuple]) -> BatchOutcome:
+def repair_batch(shape: TableShape, primary: Side, secondary: Side, items: list[tuple],
+                 write_transaction: WriteTransaction) -> BatchOutcome:
     """Apply ``items`` = [(key, primary_hash | None, secondary_hash | None)] to the secondary side.
 
     Deletes run before upserts so a unique value freed by a deleted row can be
@@ -55,7 +64,7 @@ def repair_batch(shape: TableShape, primary: Side, secondary: Side, items: list[
     deletes = [(k, s) for k, p, s in items if p is None]
     upserts = [(k, p, s) for k, p, s in items if p is not None]
     for label, apply, batch in (("delete", _delete, deletes), ("upsert", _upsert, upserts)):
-        _apply_splitting(shape, primary, secondary, label, apply, batch, outcome)
+        _apply_splitting(shape, primary, secondary, label, partial(apply, write_transaction=write_transaction), batch, outcome)
     return outcome
 
 
@@ -77,7 +86,8 @@ def _apply_splitting(shape: TableShape, primary: Side, secondary: Side, label: s
         outcome.failed[batch[0][0]] = f"{label} refused by constraint {exc.diag.constraint_name}"
 
 
-def _delete(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple], outcome: BatchOutcome) -> None:
+def _delete(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple], outcome: BatchOutcome, *,
+            write_transaction: WriteTransaction) -> None:
     keys = [k for k, _ in batch]
     reappeared = read_hashes(primary.conn, shape, primary.ident, keys)
     outcome.raced.update(reappeared)
@@ -89,14 +99,15 @@ def _delete(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple
         " WHERE {column} = c.k AND {hash} = c.h RETURNING {key}"
     ).format(table=sql.Identifier(*secondary.ident), keys=shape.key_array("keys"),
              column=sql.Identifier("t", shape.key), hash=row_hash(shape.columns), key=shape.ordered_key())
-    with secondary.conn.transaction():
+    with write_transaction(secondary.conn):
         pin_output_settings(secondary.conn)
         done = {row[0] for row in secondary.conn.execute(statement, {"keys": [k for k, _ in wanted], "hashes": [h for _, h in wanted]})}
     outcome.repaired.update(done)
     outcome.raced.update(k for k, _ in wanted if k not in done)
 
 
-def _upsert(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple], outcome: BatchOutcome) -> None:
+def _upsert(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple], outcome: BatchOutcome, *,
+            write_transaction: WriteTransaction) -> None:
     columns = sql.SQL(", ").join(map(sql.Identifier, shape.columns))
     as_text = sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier("t", c)) for c in shape.columns)
     read = sql.SQL(
@@ -123,7 +134,7 @@ def _upsert(shape: TableShape, primary: Side, secondary: Side, batch: list[tuple
     copy = sql.SQL("COPY {stage} ({columns}) FROM STDIN").format(stage=sql.Identifier(STAGE_TABLE), columns=columns)
 
     copied: set = set()
-    with primary.conn.transaction(), secondary.conn.transaction():
+    with primary.conn.transaction(), write_transaction(secondary.conn):
         pin_output_settings(primary.conn)
         pin_output_settings(secondary.conn)
         secondary.conn.execute(stage)

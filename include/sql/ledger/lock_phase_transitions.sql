@@ -1,1 +1,0 @@
-LOCK TABLE {{ phase_transitions | ident }} IN SHARE ROW EXCLUSIVE MODE

@@ -1,0 +1,1 @@
+SELECT epoch, phase, claimed_by FROM {{ fence | ident }}
