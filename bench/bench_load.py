@@ -91,7 +91,9 @@ def pacing_totals(task_results: list) -> dict:
     return {"chunks_paced": len(reports), "cuts": sum(r["cuts"] for r in reports),
             "pauses": sum(r["pauses"] for r in reports), "paused_s": round(sum(r["paused_s"] for r in reports), 1),
             "slowest_mb_per_s": min(slowest) if slowest else None,
-            "highest_probe_ms": max((r["highest_probe_ms"] for r in reports), default=None),
+            "probes": sum(r["probes"] for r in reports),
+            "highest_probe_ms": max((r["highest_probe_ms"] for r in reports if r["highest_probe_ms"] is not None),
+                                    default=None),
             "budget_probe_ms": max((r["budget_probe_ms"] for r in reports), default=None)}
 
 

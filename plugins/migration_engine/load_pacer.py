@@ -141,7 +141,9 @@ class LoadAwarePacer(Pacer):
         """What the pacer decided, for the chunk's summary and the status page."""
         return {
             "baseline_probe_ms": self.budget.baseline_ms, "budget_probe_ms": round(self.budget.limit_ms, 3),
-            "highest_probe_ms": round(self.highest_probe_ms, 3), "probes": self.probes, "cuts": self.cuts,
+            # None: the stream ended before its first probe was due (a chunk shorter than an interval).
+            "highest_probe_ms": round(self.highest_probe_ms, 3) if self.probes else None,
+            "probes": self.probes, "cuts": self.cuts,
             "pauses": self.pauses, "paused_s": round(self.paused_s, 2),
             "slowest_mb_per_s": None if self.slowest_mb_per_s is None else round(self.slowest_mb_per_s, 2),
             "ceiling_mb_per_s": self.ceiling,

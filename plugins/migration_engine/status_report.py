@@ -160,6 +160,8 @@ def _pacing(row: Mapping) -> dict | None:
 def _pacing_text(pacing: Mapping | None) -> str:
     if pacing is None:
         return "off"
+    if pacing["highest_probe_ms"] is None:
+        return "on; every chunk ended before its first probe"
     if not pacing["cuts"] and not pacing["paused_s"]:
         return f"never slowed; probe ≤ {pacing['highest_probe_ms']:.2f} of {pacing['budget_probe_ms']:.2f} ms"
     return (f"{pacing['cuts']} cut(s), paused {pacing['paused_s']:g} s, slowest {pacing['slowest_mb_per_s'] or 0:g} MB/s; "

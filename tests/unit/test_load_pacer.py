@@ -90,3 +90,10 @@ def test_probes_are_spaced_by_the_interval_however_many_blocks_pass():
     pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
     stream(pacer, clock, 1000, seconds_per_block=0.001)  # 1 s of streaming
     assert probe.calls <= 1.0 / PROBE_INTERVAL_S + 1
+
+
+def test_a_stream_shorter_than_one_interval_reports_no_probe_rather_than_zero_latency():
+    clock, probe = FakeClock(), Probe(1.0)
+    pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
+    stream(pacer, clock, 3)
+    assert probe.calls == 0 and pacer.report()["highest_probe_ms"] is None

@@ -101,6 +101,10 @@ def test_backfill_rows_show_what_the_load_aware_pacer_did():
     assert backfill_cells(html, "wallet.activities")[8] == (
         "7 cut(s), paused 12.5 s, slowest 1.5 MB/s; probe up to 1.93 ms (budget 0.52)")
     assert backfill_cells(html, "issuer.tenants")[8] == "off"
+    unprobed = {"paused_s": 0, "cuts": 0, "slowest_mb_per_s": None, "highest_probe_ms": None, "budget_probe_ms": 0.52}
+    assert "every chunk ended before its first probe" in page(backfill=[{
+        "table": "wallet.claims", "chunks_done": 1, "chunks_total": 1, "rows": 3, "bytes": 100, "rows_per_s": 3.0,
+        "eta_s": 0.0, "last_copied_at": T0, "pacing": unprobed}])
 
 
 def test_backfill_rows_show_rate_and_time_left():
