@@ -140,3 +140,15 @@ def failed(result, task_id: str, *phrases: str) -> None:
     assert result.state_of(task_id) == "failed", result.task_states
     for phrase in phrases:
         assert phrase in result.output, f"{phrase!r} not in the output of {task_id}"
+
+
+def bring_to_soak(estate, manifest, *, scale: float, seed: int, reconciled: bool = False):
+    """``bring_to_verified``, then dual-write on with the read path on the source and the ledger at soak
+    (through a clean reconcile when ``reconciled``)."""
+    bring_to_verified(estate, manifest, scale=scale, seed=seed)
+    set_phase(estate, "dual_write")
+    move_flags(estate, manifest, read_path.dual_write_statements(manifest, True, "test/setup"))
+    if reconciled:
+        reconcile_clean(estate, manifest, "soak-0")
+    set_phase(estate, "soak")
+    return estate

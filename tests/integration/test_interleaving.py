@@ -38,7 +38,7 @@ import pytest
 from migration_engine import ledger, read_path
 from migration_engine.endpoints import EndpointError
 from migration_engine.reconcile.engine import direction_for_phase, reconcile_table
-from tests.integration.lifecycle_support import CONTROL, bring_to_verified, move_flags, set_phase, target
+from tests.integration.lifecycle_support import CONTROL, bring_to_soak, target
 
 pytestmark = [pytest.mark.integration]
 
@@ -67,11 +67,7 @@ FIGURES = Figures()
 
 @pytest.fixture(scope="module")
 def soaking(estate, manifest):
-    bring_to_verified(estate, manifest, scale=0.05, seed=23)
-    set_phase(estate, "dual_write")
-    move_flags(estate, manifest, read_path.dual_write_statements(manifest, True, "test/setup"))
-    set_phase(estate, "soak")
-    yield estate
+    yield bring_to_soak(estate, manifest, scale=0.05, seed=23)
     print(f"\ninterleaving figures: {FIGURES}")
 
 

@@ -24,7 +24,7 @@ from migration_engine import ledger, read_path
 from migration_engine.local.servers import wait_until
 from tests.integration.lifecycle_support import (
     CONTROL,
-    bring_to_verified,
+    bring_to_soak,
     failed,
     flags,
     move_flags,
@@ -42,11 +42,7 @@ HELD_TABLE = "recruiter.users"
 @pytest.fixture(scope="module")
 def soaking(estate, manifest):
     """Dual-write on, the read path on the source, the ledger at soak."""
-    bring_to_verified(estate, manifest, scale=0.1, seed=13)
-    set_phase(estate, "dual_write")
-    move_flags(estate, manifest, read_path.dual_write_statements(manifest, True, "test/setup"))
-    set_phase(estate, "soak")
-    return estate
+    return bring_to_soak(estate, manifest, scale=0.1, seed=13)
 
 
 @pytest.fixture

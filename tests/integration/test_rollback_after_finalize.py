@@ -21,18 +21,15 @@ import threading
 import psycopg
 import pytest
 
-from migration_engine import read_path
 from migration_engine.local.servers import wait_until
 from migration_engine.reconcile.engine import Direction
 from migration_engine.resources import PROJECT_ROOT
 from tests.integration.lifecycle_support import (
-    bring_to_verified,
+    bring_to_soak,
     failed,
     flags,
-    move_flags,
     phase,
     reconcile_clean,
-    set_phase,
     target,
 )
 
@@ -43,12 +40,7 @@ GATES = {"min_clean_reconciles": 1, "dry_run": False}
 
 @pytest.fixture(scope="module")
 def soaking(estate, manifest):
-    bring_to_verified(estate, manifest, scale=0.1, seed=17)
-    set_phase(estate, "dual_write")
-    move_flags(estate, manifest, read_path.dual_write_statements(manifest, True, "test/setup"))
-    reconcile_clean(estate, manifest, "soak-0")
-    set_phase(estate, "soak")
-    return estate
+    return bring_to_soak(estate, manifest, scale=0.1, seed=17, reconciled=True)
 
 
 @pytest.fixture

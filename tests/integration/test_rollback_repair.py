@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import pytest
 
-from migration_engine import read_path
 from tests.integration.lifecycle_support import (
-    bring_to_verified,
+    bring_to_soak,
     flags,
-    move_flags,
     phase,
-    reconcile_clean,
-    set_phase,
     snapshot,
     target,
 )
@@ -31,11 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 @pytest.fixture(scope="module")
 def cut_over(estate, manifest, airflow_home):
-    bring_to_verified(estate, manifest, scale=0.1, seed=19)
-    set_phase(estate, "dual_write")
-    move_flags(estate, manifest, read_path.dual_write_statements(manifest, True, "test/setup"))
-    reconcile_clean(estate, manifest, "soak-0")
-    set_phase(estate, "soak")
+    bring_to_soak(estate, manifest, scale=0.1, seed=19, reconciled=True)
     cut = airflow_home.run_dag("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0,
                                            "min_clean_reconciles": 1}, extra_env=estate.airflow_env())
     assert cut.succeeded, cut.output[-3000:]
