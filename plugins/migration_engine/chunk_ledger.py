@@ -6,6 +6,7 @@ A chunk's ledger row is written in the same target transaction as its rows
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import psycopg
@@ -96,7 +97,8 @@ def estimate(chunks_done: int, chunks_total: int, rows: int, wall_seconds: float
     if remaining == 0:
         eta = 0.0
     elif rate and chunks_done:
-        eta = round(remaining * (float(rows) / chunks_done) / rate, 1)
+        # Rounded up: work is left, so a fast table never shows 0.0 s before it is done.
+        eta = math.ceil(remaining * (float(rows) / chunks_done) / rate * 10) / 10
     return (round(rate, 1) if rate else None), eta
 
 

@@ -22,6 +22,8 @@ T0 = datetime(2026, 3, 1, 9, tzinfo=UTC)
     (0, 10, 0, 0, (None, None)),
     # No plan (total 0) and chunks recorded: a rate, and nothing left to count down.
     (3, 0, 300, 3.0, (100.0, 0.0)),
+    # A fast table with work left: 0.01 s rounds up to 0.1, never to the 0.0 of a finished one.
+    (2, 4, 1000, 0.01, (100_000.0, 0.1)),
 ])
 def test_rate_and_time_left(done, total, rows, wall, expected):
     assert estimate(done, total, rows, wall) == expected
