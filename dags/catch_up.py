@@ -96,7 +96,7 @@ def catch_up():
           map_index_template="{{ task.op_kwargs['group']['label'] }}")
     def catch_up_tables(group: dict, params=None) -> list[dict]:
         run_id = get_current_context()["run_id"]
-        return [steps.catch_up_table(DAG_ID, run_id, table, params) for table in group["tables"]]
+        return steps.catch_up_group(DAG_ID, run_id, group["tables"], params)
 
     @task(pool=ds.TARGET_POOL)
     def judge_catch_up(summaries: list[list[dict]], params=None) -> dict:

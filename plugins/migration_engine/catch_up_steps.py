@@ -14,61 +14,101 @@ is held back and named, not copied over, unless ``repair_unexplained``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from migration_engine import dag_support as ds
 from migration_engine import sync_points
 from migration_engine.checks import CheckFailed, fail_without_retry
-from migration_engine.reconcile.engine import Direction, reconcile_table
+from migration_engine.manifest import Table
+from migration_engine.reconcile.engine import Direction, ReconcileResult, TableJob, reconcile_tables
 from migration_engine.reconcile.scan import current_horizon
-from migration_engine.reconcile_steps import left_unrepaired, settle
+from migration_engine.reconcile_steps import left_unrepaired, results_of, settle
 
 log = logging.getLogger("migration.catch_up")
 
 
-def catch_up_table(dag_id: str, run_id: str, table_name: str, params: dict) -> dict:
-    """Pass over one table until it converges; returns the last pass's summary with the pass count."""
+@dataclass
+class _CatchingUp:
+    table: Table
+    baseline: sync_points.Horizon | None
+    passes: int = 0
+    repaired: int = 0
+    result: ReconcileResult | None = None
+    done: bool = False
+
+    def summary(self, converged_rows: int) -> dict:
+        result = self.result
+        return {**result.summary(), "passes": self.passes, "repaired_all_passes": self.repaired,
+                "converged": result.clean and result.drifted <= converged_rows}
+
+
+def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) -> list[dict]:
+    """Pass over the tables together (one grace period per pass) until each converges; returns each
+    table's last pass summary with its pass count."""
     m = ds.manifest()
-    table = m.table(table_name)
-    source, target = ds.source_endpoint(table.service), ds.target_endpoint()
+    target = ds.target_endpoint()
     with ds.target_connection(dag_id) as conn:
         sync_points.ensure_table(conn, m)
-        baseline = sync_points.baseline(conn, m, table)
-    log.info("%s: judged against the %s", table.qualified,
-             f"{baseline.by} (xmin horizon {baseline.xmin_horizon})" if baseline else "source as it is (no horizon known yet)")
-    repaired = 0
+        tables_left = [_CatchingUp(m.table(name), sync_points.baseline(conn, m, m.table(name))) for name in tables]
+    for state in tables_left:
+        log.info("%s: judged against the %s", state.table.qualified,
+                 f"{state.baseline.by} (xmin horizon {state.baseline.xmin_horizon})" if state.baseline
+                 else "source as it is (no horizon known yet)")
+    states = list(tables_left)
     for number in range(1, params["max_passes"] + 1):
-        with source.connect(application_name=ds.application_name(dag_id), autocommit=True) as src:
-            started_at = current_horizon(src)
+        tables_left = [state for state in tables_left if not state.done]
+        if not tables_left:
+            break
+        started_at = _source_horizons(dag_id, {state.table.service for state in tables_left})
+        jobs = [TableJob(state.table, ds.source_endpoint(state.table.service),
+                         horizon=state.baseline.xmin_horizon if state.baseline else None) for state in tables_left]
         with fail_without_retry():  # a stale run (the ledger moved on) refuses, no retry
-            result = reconcile_table(
-                table, source, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
-                cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
-                horizon=baseline.xmin_horizon if baseline else None, repair_unexplained=params["repair_unexplained"],
-                record=False, epoch=ds.run_epoch(dag_id),
-            )
-        repaired += result.repaired
-        log.info("%s pass %d: %d drifted, %d repaired, %d in flight, %d unexplained, %d refused", table.qualified,
-                 number, result.drifted, result.repaired, result.in_flight, result.unexplained, result.refused)
-        if result.clean:
-            with ds.target_connection(dag_id) as conn:
-                sync_points.record(conn, m, table, started_at, dag_id, run_id)
-            baseline = sync_points.Horizon(started_at, result.found_at, f"catch-up run {run_id}")
-            if result.drifted <= params["converged_rows"]:
-                break
-            continue
-        # Left behind only children waiting for parents the apps wrote since the horizon: caught up as far
-        # as that horizon, which stays put (a refused child may be older than this pass's start).
-        if baseline and left_unrepaired(result.summary()) == result.refused_late and not result.cap_exceeded:
-            with ds.target_connection(dag_id) as conn:
-                sync_points.record(conn, m, table, baseline.xmin_horizon, dag_id, run_id)
-        break
-    return {**result.summary(), "passes": number, "repaired_all_passes": repaired,
-            "converged": result.clean and result.drifted <= params["converged_rows"]}
+            results = results_of({state.table.qualified: result for state, result in zip(tables_left, reconcile_tables(
+                jobs, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
+                cap=params["repair_cap"], grace_seconds=params["grace_seconds"], record=False,
+                repair_unexplained=params["repair_unexplained"], epoch=ds.run_epoch(dag_id),
+            ), strict=True)})
+        for state, result in zip(tables_left, results.values(), strict=True):
+            _after_pass(dag_id, run_id, state, number, result, started_at[state.table.service], params)
+    return [state.summary(params["converged_rows"]) for state in states]
+
+
+def _after_pass(dag_id: str, run_id: str, state: _CatchingUp, number: int, result: ReconcileResult,
+                started_at: int, params: dict) -> None:
+    """Record how far the table is caught up, and whether it needs another pass."""
+    m = ds.manifest()
+    table = state.table
+    state.passes, state.result = number, result
+    state.repaired += result.repaired
+    log.info("%s pass %d: %d drifted, %d repaired, %d in flight, %d unexplained, %d refused", table.qualified,
+             number, result.drifted, result.repaired, result.in_flight, result.unexplained, result.refused)
+    if result.clean:
+        with ds.target_connection(dag_id) as conn:
+            sync_points.record(conn, m, table, started_at, dag_id, run_id)
+        state.baseline = sync_points.Horizon(started_at, result.found_at, f"catch-up run {run_id}")
+        state.done = result.drifted <= params["converged_rows"]
+        return
+    # Left behind only children waiting for parents the apps wrote since the horizon: caught up as far
+    # as that horizon, which stays put (a refused child may be older than this pass's start).
+    if state.baseline and left_unrepaired(result.summary()) == result.refused_late and not result.cap_exceeded:
+        with ds.target_connection(dag_id) as conn:
+            sync_points.record(conn, m, table, state.baseline.xmin_horizon, dag_id, run_id)
+    state.done = True
+
+
+def _source_horizons(dag_id: str, services: set[str]) -> dict[str, int]:
+    """Each source's xmin horizon now: what a pass starting now is caught up to once it leaves nothing behind."""
+    horizons = {}
+    for service in services:
+        with ds.source_endpoint(service).connect(application_name=ds.application_name(dag_id), autocommit=True) as src:
+            horizons[service] = current_horizon(src)
+    return horizons
 
 
 def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict:
     """Settle rows refused by a foreign key (parents first); fail naming unexplained drift or rows left behind."""
-    summaries = settle(summaries, lambda table: catch_up_table(dag_id, run_id, table, params))
+    summaries = settle(summaries, lambda names: {summary["table"]: summary
+                                                  for summary in catch_up_group(dag_id, run_id, names, params)})
     totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "repaired_all_passes", "in_flight", "unexplained")}
     unexplained = {s["table"]: s["unexplained_keys"] for s in summaries if s["held_back"]}
     # Children still refused after settling whose source rows are newer than the last sync wait for parents

@@ -27,8 +27,8 @@ import time
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed, fail_without_retry
 from migration_engine.reconcile import scan
-from migration_engine.reconcile.engine import Direction, reconcile_table
-from migration_engine.reconcile_steps import left_unrepaired, settle
+from migration_engine.reconcile.engine import Direction, TableJob, reconcile_tables
+from migration_engine.reconcile_steps import left_unrepaired, settle, summaries_of
 
 log = logging.getLogger("migration.drain")
 
@@ -60,17 +60,17 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
     target = ds.target_endpoint()
     epoch = ds.run_epoch(dag_id)
 
-    def drain_one(table_name: str) -> dict:
-        table = m.table(table_name)
+    def drain_some(names: list[str]) -> dict[str, dict]:
+        jobs = [TableJob(m.table(name), ds.source_endpoint(m.table(name).service),
+                         horizon=source_horizons[m.table(name).service]) for name in names]
         with fail_without_retry():  # a cleared drain of an old cutover refuses once the ledger has moved
-            return reconcile_table(
-                table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}/drain",
-                direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema, cap=cap,
-                horizon=source_horizons[table.service], repair_unexplained=False, target_horizon=flip_horizon,
+            return summaries_of(dict(zip(names, reconcile_tables(
+                jobs, target, run_id=f"{dag_id}/{run_id}/drain", direction=Direction.SOURCE_TO_TARGET,
+                control_schema=m.control_schema, cap=cap, repair_unexplained=False, target_horizon=flip_horizon,
                 epoch=epoch,
-            ).summary()
+            ), strict=True)))
 
-    results = settle([drain_one(t.qualified) for t in m.tables], drain_one)
+    results = settle(list(drain_some([t.qualified for t in m.tables]).values()), drain_some)
     totals = {key: sum(r[key] for r in results) for key in ("drifted", "repaired", "in_flight", "held_back")}
     left = {r["table"]: {"unrepaired": left_unrepaired(r), "refused_by": r["refused_by"], "cap_exceeded": r["cap_exceeded"]}
             for r in results if left_unrepaired(r) or r["cap_exceeded"]}

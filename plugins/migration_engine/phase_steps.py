@@ -12,7 +12,7 @@ from migration_engine import dag_support as ds
 from migration_engine import gates, ledger, read_path, reconcile_steps, smoke, source_access
 from migration_engine.checks import fail_without_retry
 from migration_engine.reconcile import drift_ledger
-from migration_engine.reconcile.engine import CutoverWindow, Direction, reconcile_table
+from migration_engine.reconcile.engine import CutoverWindow, Direction, TableJob, reconcile_tables
 
 log = logging.getLogger("migration.phases")
 
@@ -45,19 +45,22 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
     target = ds.target_endpoint()
     epoch = ds.run_epoch(dag_id)
 
-    def reconcile_one(table_name: str) -> dict:
-        table = m.table(table_name)
-        window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
-                  if cutover_window else None)
+    def reconcile_some(names: list[str]) -> dict[str, dict]:
+        jobs = []
+        for name in names:
+            table = m.table(name)
+            window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
+                      if cutover_window else None)
+            jobs.append(TableJob(table, ds.source_endpoint(table.service), window=window))
         with fail_without_retry():  # a stale run refuses at its first write, no retry
-            return reconcile_table(
-                table, ds.source_endpoint(table.service), target, run_id=f"{dag_id}/{run_id}", direction=direction,
-                control_schema=m.control_schema, cap=cap, dry_run=dry_run, epoch=epoch, window=window,
-            ).summary()
+            return reconcile_steps.summaries_of(dict(zip(names, reconcile_tables(
+                jobs, target, run_id=f"{dag_id}/{run_id}", direction=direction, control_schema=m.control_schema,
+                cap=cap, dry_run=dry_run, epoch=epoch,
+            ), strict=True)))
 
-    results = [reconcile_one(table.qualified) for table in m.tables]
+    results = list(reconcile_some([table.qualified for table in m.tables]).values())
     if not dry_run:
-        results = reconcile_steps.settle(results, reconcile_one)
+        results = reconcile_steps.settle(results, reconcile_some)
         with fail_without_retry(), ds.target_connection(dag_id) as conn, \
              ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile pass"):
             drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,

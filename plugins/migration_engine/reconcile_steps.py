@@ -8,7 +8,7 @@ from migration_engine import alerts, ledger, task_packing
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed, fail_without_retry
 from migration_engine.reconcile import drift_ledger
-from migration_engine.reconcile.engine import direction_for_phase, reconcile_table
+from migration_engine.reconcile.engine import ReconcileResult, TableJob, direction_for_phase, reconcile_tables
 
 log = logging.getLogger("migration.reconcile")
 
@@ -48,36 +48,48 @@ def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
 
 
 def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict, *, epoch: int) -> list[dict]:
-    """Each table of the group in turn; one that errors does not keep the others from their repairs,
-    and the task then fails naming it (the judge counts the whole group as errored). Once the ledger has
-    moved since the run started, no table of it may write: the task refuses at once."""
-    summaries, errored = [], []
-    for table in group["tables"]:
-        try:
-            summaries.append(reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
-        except ledger.StaleEpoch as exc:
-            ds.refuse(str(exc))
-        except Exception:
-            log.exception("%s: reconciliation errored", table)
-            errored.append(table)
+    """The group's tables together (one grace period for all); one that errors does not keep the others
+    from their repairs, and the task then fails naming it (the judge counts the whole group as errored).
+    Once the ledger has moved since the run started, no table of it may write: the task refuses at once."""
+    outcomes = reconcile_some(dag_id, context, group["tables"], phase, params, epoch=epoch)
+    errored = [table for table, outcome in outcomes.items() if isinstance(outcome, Exception)]
+    for table in errored:
+        log.error("%s: reconciliation errored", table, exc_info=outcomes[table])
     if errored:
         raise CheckFailed(f"reconciliation errored on {errored} (their logs above say why); the other tables of "
                           f"this task were reconciled")
-    return summaries
+    return [outcome.summary() for outcome in outcomes.values()]
 
 
-def reconcile_one(dag_id: str, context, table_name: str, phase: str, params: dict, *, epoch: int) -> dict:
+def reconcile_some(dag_id: str, context, tables: list[str], phase: str, params: dict, *,
+                   epoch: int) -> dict[str, ReconcileResult | Exception]:
+    """Table -> its result, or the exception its reconciliation raised; refuses once the ledger has moved."""
     m = ds.manifest()
-    table = m.table(table_name)
-    result = reconcile_table(
-        table, ds.source_endpoint(table.service), ds.target_endpoint(),
-        run_id=context["run_id"], direction=direction_for_phase(phase), control_schema=m.control_schema,
-        cap=params["repair_cap"], grace_seconds=params["grace_seconds"], dry_run=params["dry_run"], epoch=epoch,
-    )
-    summary = result.summary()
-    if result.cap_exceeded:
-        alerts.notify_drift(context, table.qualified, summary["drifted"], "repair cap exceeded, nothing repaired")
-    return summary
+    jobs = [TableJob(m.table(name), ds.source_endpoint(m.table(name).service)) for name in tables]
+    try:
+        results = reconcile_tables(
+            jobs, ds.target_endpoint(), run_id=context["run_id"], direction=direction_for_phase(phase),
+            control_schema=m.control_schema, cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
+            dry_run=params["dry_run"], epoch=epoch,
+        )
+    except ledger.StaleEpoch as exc:
+        ds.refuse(str(exc))
+    for name, result in zip(tables, results, strict=True):
+        if isinstance(result, ReconcileResult) and result.cap_exceeded:
+            alerts.notify_drift(context, name, result.drifted, "repair cap exceeded, nothing repaired")
+    return dict(zip(tables, results, strict=True))
+
+
+def results_of(outcomes: dict[str, ReconcileResult | Exception]) -> dict[str, ReconcileResult]:
+    """Table -> its result; raises the first table's exception when one errored."""
+    for outcome in outcomes.values():
+        if isinstance(outcome, Exception):
+            raise outcome
+    return outcomes
+
+
+def summaries_of(outcomes: dict[str, ReconcileResult | Exception]) -> dict[str, dict]:
+    return {table: result.summary() for table, result in results_of(outcomes).items()}
 
 
 def left_unrepaired(summary: dict) -> int:
@@ -89,8 +101,8 @@ SETTLE_PASSES = 3
 
 
 def settle(summaries: list[dict], again) -> list[dict]:
-    """Run ``again`` (table name -> summary) on the tables left with unrepaired rows, parents first, their
-    parents included, up to ``SETTLE_PASSES`` times while any is left.
+    """Run ``again`` (table names, parents first -> their summaries) on the tables left with unrepaired
+    rows, their parents included, up to ``SETTLE_PASSES`` times while any is left.
 
     Tables run side by side (or one after the other, parents first), so a child row
     can be refused by its foreign key when its parent was written after the parent's
@@ -107,7 +119,7 @@ def settle(summaries: list[dict], again) -> list[dict]:
             if table.qualified in wanted:
                 wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
         log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
-        redone = {t.qualified: again(t.qualified) for t in m.tables if t.qualified in wanted}
+        redone = again([t.qualified for t in m.tables if t.qualified in wanted])
         summaries = [redone.get(s["table"], s) for s in summaries]
     return summaries
 
@@ -126,7 +138,8 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     errored = [t for t in tables if t not in reported]
     if not params["dry_run"]:
         with fail_without_retry():  # a stale run refuses at its first write, no retry
-            summaries = settle(summaries, lambda table: reconcile_one(dag_id, context, table, phase, params, epoch=epoch))
+            summaries = settle(summaries, lambda names: summaries_of(
+                reconcile_some(dag_id, context, names, phase, params, epoch=epoch)))
         with fail_without_retry(), ds.target_connection(dag_id) as conn, \
              ledger.fenced(conn, ds.manifest().control_schema, epoch, "recording the reconcile run"):
             drift_ledger.record_outcome(conn, ds.manifest().control_schema, run_id, direction_for_phase(phase).value,

@@ -10,7 +10,15 @@ import pytest
 from psycopg import sql
 
 from migration_engine.manifest import Table
-from migration_engine.reconcile import Direction, clean_streak, reconcile_table, record_outcome
+from migration_engine.reconcile import (
+    Direction,
+    TableJob,
+    clean_streak,
+    engine,
+    reconcile_table,
+    reconcile_tables,
+    record_outcome,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -198,3 +206,21 @@ def test_after_cutover_the_target_is_the_primary(sides):
         assert found(results["wallet.credverse_state_store"]) == {"issuer-storage": "extra_in_target"}
         assert src.execute("SELECT name FROM public.r_int WHERE id = 10").fetchone()[0] == "n10"
         assert src.execute("SELECT payload FROM public.credverse_state_store WHERE service_key = 'issuer-storage'").fetchone()[0] == {"queue": []}
+
+
+def test_tables_reconciled_together_wait_out_one_grace_period_and_an_error_stays_with_its_table(sides, monkeypatch):
+    source, target = sides
+    waits = []
+    monkeypatch.setattr(engine.time, "sleep", waits.append)
+    with target.connect(autocommit=True) as tgt:
+        tgt.execute("DELETE FROM wallet.r_int WHERE id = 88")
+        tgt.execute("UPDATE wallet.r_text SET username = 'drifted' WHERE username = 'user5'")
+    missing = Table(service="wallet", name="r_absent", key=("id",), sensitive=(), source_schema="public",
+                    target_schema="wallet")
+    jobs = [TableJob(table("r_int"), source), TableJob(missing, source), TableJob(table("r_text"), source)]
+    results = reconcile_tables(jobs, target, run_id="together", direction=Direction.SOURCE_TO_TARGET,
+                               control_schema=CONTROL, grace_seconds=2)
+    assert len(waits) == 1 and 0 < waits[0] <= 2
+    assert isinstance(results[1], Exception) and "r_absent" in str(results[1])
+    assert [(r.table, r.repaired, r.clean) for r in (results[0], results[2])] == [("wallet.r_int", 1, True),
+                                                                                  ("wallet.r_text", 1, True)]

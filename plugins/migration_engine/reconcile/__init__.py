@@ -9,13 +9,16 @@ from migration_engine.reconcile.engine import (
     Direction,
     Finding,
     ReconcileResult,
+    TableJob,
     direction_for_phase,
     reconcile_table,
+    reconcile_tables,
 )
 from migration_engine.reconcile.keyspace import ReconcileError
 from migration_engine.reconcile.streak import CleanStreak
 
 __all__ = [
     "DEFAULT_CAP", "DEFAULT_GRACE_SECONDS", "CleanStreak", "Direction", "Finding", "ReconcileError",
-    "ReconcileResult", "clean_streak", "direction_for_phase", "ensure_ledger", "reconcile_table", "record_outcome",
+    "ReconcileResult", "TableJob", "clean_streak", "direction_for_phase", "ensure_ledger", "reconcile_table",
+    "reconcile_tables", "record_outcome",
 ]

@@ -199,9 +199,53 @@ class ReconcileResult:
         return [str(f.key) for f in self.findings if which(f)][:LISTED_KEYS]
 
 
-def reconcile_table(
-    table: Table,
-    source: Endpoint,
+@dataclass(frozen=True)
+class TableJob:
+    """One table to reconcile, with what is particular to it: its source, and the horizon or failed
+    cutover window its drift is judged against (see the module's docstring)."""
+
+    table: Table
+    source: Endpoint
+    horizon: int | None = None
+    window: CutoverWindow | None = None
+
+
+@dataclass(frozen=True)
+class _Settings:
+    run_id: str
+    direction: Direction
+    control_schema: str
+    cap: int
+    dry_run: bool
+    repair_unexplained: bool
+    target_horizon: int | None
+    record: bool
+    epoch: int | None
+
+
+@dataclass
+class _TablePass:
+    """One table between its find and its finish."""
+
+    job: TableJob
+    result: ReconcileResult
+    shape: TableShape | None = None
+    found: list[Drift] = field(default_factory=list)
+    found_monotonic: float = 0.0
+    seconds: float = 0.0
+
+
+def reconcile_table(table: Table, source: Endpoint, target: Endpoint, *, horizon: int | None = None,
+                    window: CutoverWindow | None = None, **options) -> ReconcileResult:
+    """One table; ``options`` as for ``reconcile_tables``. Raises what the table's reconciliation raised."""
+    (outcome,) = reconcile_tables([TableJob(table, source, horizon, window)], target, **options)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def reconcile_tables(
+    jobs: list[TableJob],
     target: Endpoint,
     *,
     run_id: str,
@@ -211,14 +255,17 @@ def reconcile_table(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
     find_only: bool = False,
-    horizon: int | None = None,
     repair_unexplained: bool = True,
     target_horizon: int | None = None,
     record: bool = True,
     epoch: int | None = None,
-    window: CutoverWindow | None = None,
-) -> ReconcileResult:
-    """Find, confirm and repair the drift of one table; record it unless ``dry_run``.
+) -> list[ReconcileResult | Exception]:
+    """Find, confirm and repair the drift of each table; record it unless ``dry_run``.
+
+    Every table is found first, then the grace period passes once for all of them, then each is
+    confirmed and repaired: a group of tables under writes waits once, not once per table. Each
+    table's result, or the exception its reconciliation raised, comes back in its place, so one
+    table that errors keeps no other from its repairs; ``ledger.StaleEpoch`` stops them all.
 
     ``dry_run`` reads only: nothing is written to either database, not even the
     ledger; the findings come back in the result; with a ``horizon``, each is
@@ -230,55 +277,102 @@ def reconcile_table(
     the calling run started under (None: the epoch as this call starts): once the
     ledger has moved, the next write raises ``ledger.StaleEpoch`` and writes nothing.
     """
-    direction = Direction(direction)
+    names = ", ".join(job.table.qualified for job in jobs)
     if cap < 0:
-        raise ReconcileError(f"{table.qualified}: the repair cap must be 0 or more, found {cap}")
+        raise ReconcileError(f"{names}: the repair cap must be 0 or more, found {cap}")
     if grace_seconds < 0:
-        raise ReconcileError(f"{table.qualified}: the grace period must be 0 seconds or more, found {grace_seconds}")
+        raise ReconcileError(f"{names}: the grace period must be 0 seconds or more, found {grace_seconds}")
+    direction = Direction(direction)
     dry_run = dry_run or find_only
+    if not dry_run and epoch is None:
+        with target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+            epoch = ledger.current_epoch(tgt, control_schema).number
+    settings = _Settings(run_id, direction, control_schema, cap, dry_run, repair_unexplained, target_horizon, record, epoch)
+    passes = [_TablePass(job, ReconcileResult(job.table.qualified, run_id, direction, dry_run, cap=cap)) for job in jobs]
+    outcomes: list[ReconcileResult | Exception | None] = [None] * len(passes)
+
+    def attempt(index: int, step) -> None:
+        try:
+            step(passes[index], target, settings)
+        except ledger.StaleEpoch:
+            raise
+        except Exception as exc:
+            outcomes[index] = exc
+
+    for index in range(len(passes)):
+        attempt(index, _find)
+    waiting = [p for p, outcome in zip(passes, outcomes, strict=True) if outcome is None and p.found]
+    if waiting:
+        time.sleep(max(0.0, grace_seconds - (time.monotonic() - max(p.found_monotonic for p in waiting))))
+    for index, table_pass in enumerate(passes):
+        if outcomes[index] is None:
+            attempt(index, _finish)
+        if outcomes[index] is None:
+            outcomes[index] = table_pass.result
+            _log_result(table_pass.result)
+    return outcomes
+
+
+def _find(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> None:
+    """The drifted keys of one table; with the findings already decided when nothing will be repaired
+    (a dry run, or the cap exceeded)."""
     started = time.monotonic()
-    result = ReconcileResult(table.qualified, run_id, direction, dry_run, cap=cap)
-    with source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
+    job, result = table_pass.job, table_pass.result
+    table = job.table
+    with job.source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
          target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
-        if not dry_run:
-            epoch = ledger.current_epoch(tgt, control_schema).number if epoch is None else epoch
-            write = partial(ledger.fenced, tgt, control_schema, epoch, f"reconcile of {table.qualified} ({direction.value})")
         shape = scan.describe(src, tgt, table.qualified, table.source_ident, table.target_ident, table.key)
         found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result)
         result.found_at = datetime.now(UTC)
-        result.cap_exceeded = over_cap(len(found), cap)
-        if dry_run or result.cap_exceeded:
-            written = _written_since(shape, src, table.source_ident, [d.key for d in found], horizon)
+        result.cap_exceeded = over_cap(len(found), settings.cap)
+        if settings.dry_run or result.cap_exceeded:
+            written = _written_since(shape, src, table.source_ident, [d.key for d in found], job.horizon)
             result.findings = [Finding(d.key, d.kind, d.source_hash, d.target_hash, in_flight=written.get(d.key, False),
-                                       unexplained=horizon is not None and not written.get(d.key, True)) for d in found]
+                                       unexplained=job.horizon is not None and not written.get(d.key, True))
+                               for d in found]
+            found = []
         if result.cap_exceeded:
             log.error("%s: %d+ drifted keys exceed the repair cap of %d; nothing repaired (is dual-write broken?)",
-                      table.qualified, len(found), cap)
-        elif not dry_run:
-            primary_is_source = direction is Direction.SOURCE_TO_TARGET
+                      table.qualified, len(result.findings), settings.cap)
+    table_pass.shape, table_pass.found = shape, found
+    table_pass.found_monotonic = time.monotonic()
+    table_pass.seconds = table_pass.found_monotonic - started
+
+
+def _finish(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> None:
+    """Confirm the keys found (the grace period has passed), repair them, and record the run."""
+    started = time.monotonic()
+    job, result, shape, found = table_pass.job, table_pass.result, table_pass.shape, table_pass.found
+    table = job.table
+    if not found and (settings.dry_run or not settings.record):
+        result.seconds = table_pass.seconds
+        return
+    with job.source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
+         target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+        write = partial(ledger.fenced, tgt, settings.control_schema, settings.epoch,
+                        f"reconcile of {table.qualified} ({settings.direction.value})")
+        if found:
+            primary_is_source = settings.direction is Direction.SOURCE_TO_TARGET
             confirmed = confirm_drift(shape, src, table.source_ident, tgt, table.target_ident, found,
-                                      primary_is_source, grace_seconds, result)
-            unexplained = _unexplained(shape, src, table.source_ident, confirmed, horizon)
-            if window is not None:
-                unexplained |= _outside_window(shape, src, table.source_ident, tgt, table.target_ident, confirmed, window)
-            if not repair_unexplained or window is not None:
+                                      primary_is_source, result)
+            unexplained = _unexplained(shape, src, table.source_ident, confirmed, job.horizon)
+            if job.window is not None:
+                unexplained |= _outside_window(shape, src, table.source_ident, tgt, table.target_ident, confirmed, job.window)
+            if not settings.repair_unexplained or job.window is not None:
                 confirmed = [(d, Outcome.UNEXPLAINED if d.key in unexplained else o) for d, o in confirmed]
-            newer_on_target = _newer_on_target(shape, tgt, table.target_ident, confirmed, target_horizon)
+            newer_on_target = _newer_on_target(shape, tgt, table.target_ident, confirmed, settings.target_horizon)
             confirmed = [(d, Outcome.IN_FLIGHT if d.key in newer_on_target else o) for d, o in confirmed]
             primary = Side(src, table.source_ident) if primary_is_source else Side(tgt, table.target_ident)
             secondary = Side(tgt, table.target_ident) if primary_is_source else Side(src, table.source_ident)
             findings = repair(shape, primary, secondary, confirmed, primary_is_source, result, write)
-            late = _written_since(shape, src, table.source_ident, [f.key for f in findings if f.refused], horizon)
+            late = _written_since(shape, src, table.source_ident, [f.key for f in findings if f.refused], job.horizon)
             result.findings = [replace(f, unexplained=f.key in unexplained, refused_late=late.get(f.key, False))
                                for f in findings]
-        result.seconds = time.monotonic() - started
-        if not dry_run and record:
-            ledger_conn = tgt
-            drift_ledger.ensure_ledger(ledger_conn, control_schema)
+        result.seconds = table_pass.seconds + time.monotonic() - started
+        if not settings.dry_run and settings.record:
+            drift_ledger.ensure_ledger(tgt, settings.control_schema)
             with write():
-                drift_ledger.record_run(ledger_conn, control_schema, result)
-    _log_result(result)
-    return result
+                drift_ledger.record_run(tgt, settings.control_schema, result)
 
 
 def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,
@@ -309,12 +403,11 @@ def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str,
 
 
 def confirm_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,
-                  tgt_ident: tuple[str, str], found: list[Drift], primary_is_source: bool, grace_seconds: float,
+                  tgt_ident: tuple[str, str], found: list[Drift], primary_is_source: bool,
                   result: ReconcileResult) -> list[tuple[Drift, Outcome]]:
-    """Re-read every drifted key after the grace period and decide its fate."""
+    """Re-read every drifted key (the grace period has passed) and decide its fate."""
     if not found:
         return []
-    time.sleep(grace_seconds)
     decided: list[tuple[Drift, Outcome]] = []
     for start in range(0, len(found), READ_BATCH_KEYS):
         batch = found[start:start + READ_BATCH_KEYS]
