@@ -38,7 +38,6 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
 # whole modules in collection order, so one started last would run alone at the end.
 LONGEST_FIRST = (
     "test_live_lifecycle.py",
-    "test_security_lifecycle.py",
     "test_rollback_after_finalize.py",
     "test_manual_phases.py",
     "test_backfill_snapshot.py",

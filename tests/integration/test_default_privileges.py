@@ -15,7 +15,7 @@ from psycopg import sql
 
 from migration_engine.schema_sql import create_source_layout
 from migration_engine.source_access import set_app_writes
-from tests.integration.test_security_lifecycle import SOURCE_ROLE, psql_script
+from tests.integration.roles_support import SOURCE_ROLE, psql_script
 
 pytestmark = [pytest.mark.integration]
 
