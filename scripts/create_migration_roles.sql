@@ -1,10 +1,16 @@
--- The least-privileged roles a Credity migration needs. Run with psql, once per database:
+-- The least-privileged roles a Credity migration needs. Run with psql, once per database.
+-- `migration-env-contract roles` prints these commands with each service's tables filled in.
 --
 --   Each SOURCE database (wallet, issuer, recruiter), as its owner or an admin:
 --     psql "$SOURCE_ADMIN_URL" -v side=source -v role=credity_migration \
---          -v schema=public -v app_role=wallet_app -f scripts/create_migration_roles.sql
+--          -v schema=public -v app_role=wallet_app -v tables=users,credentials,... \
+--          -f scripts/create_migration_roles.sql
 --   The TARGET database, as the managed service's admin (Supabase: postgres, not a superuser):
 --     psql "$TARGET_ADMIN_URL" -v side=target -v role=credity_migrator -f scripts/create_migration_roles.sql
+--
+-- tables are the manifest's tables of the service, by their source names, comma-separated:
+-- the only tables the migration role may write. The script refuses, naming them, when one
+-- does not exist in the schema.
 --
 -- app_role is the role the service itself logs in as on its source database: the
 -- manifest's services.<name>.app_role, for Credity wallet_app, issuer_app and recruiter_app.
@@ -22,15 +28,22 @@
 --     covers sequences and any table a later app migration adds, with no default-privilege
 --     bookkeeping, and it grants no write. (Before 14: GRANT USAGE ON SCHEMA, SELECT ON ALL
 --     TABLES and ALL SEQUENCES, plus ALTER DEFAULT PRIVILEGES ... GRANT SELECT.)
---   * writes rows of the service tables (INSERT, UPDATE, DELETE; sequences USAGE, UPDATE):
---     after cutover the source is the secondary, and reconcile (target -> source) and
---     rollback's repair_source write it. No DDL, no TRUNCATE of its own.
---   * finalize revokes the app role's writes. Only the grantor of a privilege may revoke it,
---     so the app role's write grants are re-issued BY the migration role, which holds them
---     WITH GRANT OPTION: the app's effective privileges do not change, and the migration
---     role can take them back without owning a table. Default privileges for tables created
---     later stay the owner's, and the migration role cannot change them: finalize covers the
---     tables that exist when it runs (the schema is frozen by the preflight fingerprint until then).
+--   * writes rows of the manifest's tables only (INSERT, UPDATE, DELETE; USAGE, UPDATE on the
+--     sequences those tables own): after cutover the source is the secondary, and reconcile
+--     (target -> source) and rollback's repair write it. No DDL, no TRUNCATE.
+--   * finalize revokes the app role's writes on those tables. Only the grantor of a privilege
+--     may revoke it, so the app role's INSERT, UPDATE and DELETE grants are re-issued BY the
+--     migration role, which holds them WITH GRANT OPTION (on those tables, nothing more): the
+--     app keeps the same rows to write, and the migration role can take them back without
+--     owning a table.
+--   * the app role loses TRUNCATE on those tables for the migration's duration. TRUNCATE is
+--     not MVCC-safe: a transaction whose snapshot predates it sees the table empty, so a
+--     TRUNCATE during the backfill's snapshot copy would lose every row; no reconcile should
+--     have to chase one either. The owner grants it back after the contract phase if the app
+--     needs it.
+--   * default privileges for tables created later stay the owner's, and the migration role
+--     cannot change them: finalize covers the manifest's tables (the schema is frozen by the
+--     preflight fingerprint until then).
 --
 -- Target role: creates and owns the service schemas and migration_control (CONNECT and
 -- CREATE on the database), nothing cluster-wide.
@@ -55,6 +68,19 @@ SELECT :'side' = 'source' AS is_source \gset
     \echo 'app role' :'app_role' 'does not exist in this cluster: it is the role the service logs in as (see the header); nothing was changed'
     \quit
   \endif
+  \if :{?tables}
+  \else
+    \echo 'set -v tables=<the service''s manifest tables, comma-separated: migration-env-contract roles prints them>'
+    \quit
+  \endif
+  -- NULL (and the variable unset) when every table named exists in the schema.
+  SELECT string_agg(name, ', ') AS missing_tables
+  FROM unnest(string_to_array(:'tables', ',')) AS name
+  WHERE to_regclass(format('%I.%I', :'schema', name)) IS NULL \gset
+  \if :{?missing_tables}
+    \echo 'no such table in schema' :'schema' ':' :'missing_tables' '(tables are the manifest''s, by their source names); nothing was changed'
+    \quit
+  \endif
 \endif
 
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS', :'role')
@@ -65,17 +91,25 @@ SELECT format('GRANT CONNECT ON DATABASE %I TO %I', current_database(), :'role')
 \if :is_source
   GRANT pg_read_all_data TO :"role";
   GRANT USAGE ON SCHEMA :"schema" TO :"role";
-  GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA :"schema" TO :"role";
-  GRANT USAGE, UPDATE ON ALL SEQUENCES IN SCHEMA :"schema" TO :"role";
+  SELECT format('GRANT USAGE, UPDATE ON SEQUENCE %s TO %I', seq.oid::regclass, :'role')
+  FROM pg_class AS seq
+  JOIN pg_depend AS dep ON dep.classid = 'pg_class'::regclass AND dep.objid = seq.oid AND dep.deptype IN ('a', 'i')
+  JOIN pg_class AS tab ON tab.oid = dep.refobjid
+  WHERE seq.relkind = 'S' AND tab.relnamespace = :'schema'::regnamespace
+    AND tab.relname = ANY (string_to_array(:'tables', ',')) \gexec
   -- Re-issue the app's writes through the migration role (one transaction: no moment without them).
   BEGIN;
-  GRANT INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA :"schema" TO :"role" WITH GRANT OPTION;
+  SELECT format('GRANT INSERT, UPDATE, DELETE ON %I.%I TO %I WITH GRANT OPTION', :'schema', name, :'role')
+  FROM unnest(string_to_array(:'tables', ',')) AS name \gexec
   SET LOCAL ROLE :"role";
-  GRANT INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA :"schema" TO :"app_role";
+  SELECT format('GRANT INSERT, UPDATE, DELETE ON %I.%I TO %I', :'schema', name, :'app_role')
+  FROM unnest(string_to_array(:'tables', ',')) AS name \gexec
   RESET ROLE;
-  SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA %I FROM %I GRANTED BY %I',
-                :'schema', :'app_role', tableowner)
-  FROM (SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = :'schema') AS owners \gexec
+  SELECT format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %I.%I FROM %I GRANTED BY %I',
+                :'schema', tab.relname, :'app_role', pg_get_userbyid(tab.relowner))
+  FROM pg_class AS tab
+  WHERE tab.relkind IN ('r', 'p') AND tab.relnamespace = :'schema'::regnamespace
+    AND tab.relname = ANY (string_to_array(:'tables', ',')) \gexec
   COMMIT;
 \else
   SELECT format('GRANT CREATE ON DATABASE %I TO %I', current_database(), :'role') \gexec

@@ -23,8 +23,10 @@ transactions must not go through a transaction pooler (runbook 4.2).
 ``migration-env-contract`` (the installed command; also ``python -m
 migration_engine.env_contract``) prints ``export AIRFLOW_CONN_...`` lines
 (``--dotenv`` for a compose ``.env``); ``migration-env-contract pools`` prints the
-pools as JSON for ``airflow pools import``. Values hold passwords: they go to stdout
-only, and errors name variables, never values.
+pools as JSON for ``airflow pools import``; ``migration-env-contract roles`` prints the
+psql commands that create the least-privileged roles, each source's tables filled in
+from the manifest. Values hold passwords: they go to stdout only, and errors name
+variables, never values.
 """
 
 from __future__ import annotations
@@ -165,9 +167,26 @@ def _airflow_uri(url: str, variable: str, pooled: bool, default_ssl_mode: str | 
     return urlunsplit(("postgres", netloc, parts.path or "/postgres", urlencode(query), ""))
 
 
+ROLES_SCRIPT = "scripts/create_migration_roles.sql"
+
+
+def roles_commands(manifest: Manifest) -> str:
+    """The psql commands an admin runs once per database; the URLs are the admin's, left as variables."""
+    from migration_engine.source_access import roles_script_variables
+
+    lines = ["# Each source database, as its owner or an admin (then \\password the role inside psql):"]
+    for service in manifest.services:
+        variables = roles_script_variables(service, f"{manifest.migration}_migration")
+        flags = " ".join(f"-v {name}={shlex.quote(value)}" for name, value in variables.items())
+        lines.append(f'psql "${service.name.upper()}_SOURCE_ADMIN_URL" {flags} -f {ROLES_SCRIPT}')
+    lines += ["# The target database, as the managed service's admin:",
+              f'psql "$TARGET_ADMIN_URL" -v side=target -v role={manifest.migration}_migrator -f {ROLES_SCRIPT}']
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None, out=None) -> int:
     parser = argparse.ArgumentParser(prog="migration-env-contract", description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", nargs="?", choices=("connections", "pools"), default="connections")
+    parser.add_argument("what", nargs="?", choices=("connections", "pools", "roles"), default="connections")
     parser.add_argument("--manifest", default=os.environ.get("MIGRATION_MANIFEST") or str(DEFAULT_MANIFEST))
     parser.add_argument("--dotenv", action="store_true", help="print NAME='value' lines for a compose .env file")
     args = parser.parse_args(argv)
@@ -180,6 +199,9 @@ def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None
             json.dump({name: {"slots": slots, "description": pool_description(name), "include_deferred": False}
                        for name, slots in pools.items()}, out, indent=2)
             out.write("\n")
+            return 0
+        if args.what == "roles":
+            out.write(roles_commands(manifest))
             return 0
         connections = airflow_connections_from_env(manifest, environ)
     except (EnvContractError, ValueError) as exc:

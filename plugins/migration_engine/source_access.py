@@ -1,10 +1,12 @@
 """Finalize (runbook 5, phase F): the source becomes read-only for the apps.
 
 The app role keeps SELECT, so a rollback inside the retention window can still
-read; writes are revoked on every table the service's source schema holds when it
-runs. Tables the schema's owner creates later get the owner's default privileges,
-which a migration role that owns nothing cannot change. ``restore_app_writes`` is the
-documented reverse.
+read; its writes are revoked on the service's migrated tables (the manifest's), the
+only tables the least-privileged migration role may write or revoke. Tables the
+schema's owner creates later get the owner's default privileges, which a migration
+role that owns nothing cannot change. ``restore_app_writes`` is the reverse a
+rollback within the retention window runs: INSERT, UPDATE and DELETE, not TRUNCATE,
+which the roles script takes from the app for the migration's duration.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def statements(service: Service, *, revoke: bool) -> list[PlannedStatement]:
     if not service.app_role:
         raise ValueError(f"service {service.name} has no app_role in the manifest; add services.{service.name}.app_role")
     names = REVOKE_FILES if revoke else RESTORE_FILES
-    identifiers = {"schema": service.source_schema, "app_role": service.app_role}
+    identifiers = {"schema": service.source_schema, "app_role": service.app_role, "tables": migrated_tables(service)}
     return [PlannedStatement(f"finalize/{name}.sql", identifiers, service=service.name) for name in names]
 
 
@@ -54,6 +56,20 @@ def set_app_writes(
 
 
 def app_write_grants(conn: psycopg.Connection, service: Service) -> int:
-    """Tables of the service's source schema the app role can write (any of INSERT, UPDATE, DELETE, TRUNCATE)."""
+    """The service's migrated tables the app role can write (any of INSERT, UPDATE, DELETE, TRUNCATE)."""
     query = sqlfiles.load("finalize", "select_app_write_grants").render()
-    return conn.execute(query, {"app_role": service.app_role, "schema": service.source_schema}).fetchone()[0]
+    return conn.execute(query, {"app_role": service.app_role, "schema": service.source_schema,
+                                "tables": list(migrated_tables(service))}).fetchone()[0]
+
+
+def roles_script_variables(service: Service, role: str) -> dict[str, str]:
+    """The psql variables scripts/create_migration_roles.sql takes for one source database."""
+    if not service.app_role:
+        raise ValueError(f"service {service.name} has no app_role in the manifest; add services.{service.name}.app_role")
+    return {"side": "source", "role": role, "schema": service.source_schema, "app_role": service.app_role,
+            "tables": ",".join(migrated_tables(service))}
+
+
+def migrated_tables(service: Service) -> tuple[str, ...]:
+    """The service's tables by their source names: what finalize freezes and the migration role may write."""
+    return tuple(table.name for table in service.tables)

@@ -39,7 +39,7 @@ from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, Targ
 from migration_engine.verify import verify
 from tests.integration.backfill_support import target_sql
 from tests.integration.lifecycle_support import phase
-from tests.integration.roles_support import SOURCE_ROLE, psql_script
+from tests.integration.roles_support import SOURCE_ROLE, create_source_role, psql_script
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -76,8 +76,7 @@ def roles(estate, manifest):
     create_source_layout(manifest, sources)
     generate(manifest, sources, scale=SCALE, seed=5, replace=True)
     for service in manifest.services:
-        psql_script(estate.source, estate.source_db(service.name), side="source", role=SOURCE_ROLE,
-                    schema=service.source_schema, app_role=service.app_role)
+        create_source_role(estate.source, estate.source_db(service.name), service)
     estate.source.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
         sql.Identifier(SOURCE_ROLE), sql.Literal(f"{CANARY}-reader")))
     psql_script(estate.target, TARGET_DB, side="target", role=TARGET_OWNER)
@@ -342,15 +341,15 @@ def test_sensitive_values_were_repaired_but_never_printed(lifecycle, estate, air
 
 
 def test_a_revoke_that_leaves_the_app_writing_fails_instead_of_passing(lifecycle, estate, manifest):
-    """A table the owner granted the app after the roles script: the migration role cannot revoke that grant."""
+    """A write grant the owner made the app after the roles script: the migration role cannot revoke it."""
     from migration_engine.checks import CheckFailed
     from migration_engine.source_access import set_app_writes
 
-    estate.source.execute("CREATE TABLE public.added_later (id int)", dbname="wallet")
+    estate.source.execute("GRANT INSERT ON public.activities TO wallet_app", dbname="wallet")
     try:
         source = migration_source(estate, lifecycle["env"], manifest, "wallet")
         with source.connect(autocommit=True) as conn, pytest.raises(CheckFailed) as caught:
             set_app_writes(conn, manifest.service("wallet"), allowed=False, dry_run=False, log=lambda _line: None)
         assert "wallet_app can still write 1 table(s)" in str(caught.value)
     finally:
-        estate.source.execute("DROP TABLE public.added_later", dbname="wallet")
+        estate.source.execute("REVOKE INSERT ON public.activities FROM wallet_app", dbname="wallet")

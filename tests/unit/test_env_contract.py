@@ -165,6 +165,19 @@ def test_cli_dotenv_and_pools(manifest):
     assert {name: spec["slots"] for name, spec in pools.items()} == pools_from_env(manifest, {"DB_POOL_MAX": "5"})
 
 
+def test_cli_roles_prints_one_psql_command_per_database_with_the_manifest_tables(manifest):
+    out = io.StringIO()
+    assert main(["roles"], environ={}, out=out) == 0
+    commands = [shlex.split(line) for line in out.getvalue().splitlines() if line.startswith("psql ")]
+    assert len(commands) == len(manifest.services) + 1
+    for service, command in zip(manifest.services, commands, strict=False):
+        variables = dict(arg.split("=", 1) for arg in command[command.index("-v") + 1::2] if "=" in arg)
+        assert variables["app_role"] == service.app_role and variables["side"] == "source"
+        assert variables["tables"].split(",") == [table.name for table in service.tables]
+        assert command[-2:] == ["-f", "scripts/create_migration_roles.sql"]
+    assert "side=target" in commands[-1]
+
+
 def test_cli_error_names_variables_not_values(capsys):
     env = app_env(WALLET_DATABASE_URL_DIRECT=f"postgresql://u:{QUOTED}@h:bad/db")
     assert main([], environ=env, out=io.StringIO()) == 2

@@ -1,2 +1,4 @@
--- The documented reverse of finalize (run by hand, per service, on its source database).
-GRANT INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {{ schema | ident }} TO {{ app_role | ident }}
+-- The reverse of finalize: a rollback within the retention window gives the app its writes back.
+GRANT INSERT, UPDATE, DELETE ON
+{%- for table in tables %} {{ (schema, table) | ident }}{% if not loop.last %},{% endif %}{% endfor %}
+TO {{ app_role | ident }}

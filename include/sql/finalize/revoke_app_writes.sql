@@ -1,2 +1,4 @@
--- Finalize: the app role may still read its source (rollback window), but not write.
-REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA {{ schema | ident }} FROM {{ app_role | ident }}
+-- Finalize: the app role may still read its source (rollback window), but not write the migrated tables.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON
+{%- for table in tables %} {{ (schema, table) | ident }}{% if not loop.last %},{% endif %}{% endfor %}
+FROM {{ app_role | ident }}
