@@ -33,7 +33,9 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
    so a rollback repairs only what the failed window explains.
 6. The read path flipped to the target with `include/sql/cutover/set_read_path.sql`,
    rendered by Airflow: the task's **Rendered Template** tab shows the statements
-   that ran and their bound values.
+   that ran and their bound values. If the flip fails after it started (its retries
+   spent), it may have committed: `record_flip_outcome_unknown` moves the ledger to
+   `flip_unknown` and the run fails; trigger rollback, which accepts that state.
 7. Smoke checks through the pooler: a rolled-back write probe and the critical
    queries of each service (`include/sql/smoke/`).
 8. The drain: after *app_switch_seconds*, when every app writes the target first,
@@ -66,7 +68,7 @@ from datetime import timedelta
 from functools import partial
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Param, dag, get_current_context, task, teardown
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task, teardown
 
 from migration_engine import dag_support as ds
 from migration_engine.rendered_sql import RenderedSqlOperator
@@ -196,6 +198,11 @@ def cutover():
         plan=partial(steps.plan_read_path, "target"), run=steps.apply_read_path,
     )
 
+    # Only when the flip failed (retries spent): did it start, and so may it have committed?
+    @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ONE_FAILED)
+    def record_flip_outcome_unknown(params=None):
+        steps.record_flip_outcome_unknown(DAG_ID, _run_id(), dry_run=params["dry_run"])
+
     @task(pool=ds.TARGET_POOL)
     def run_smoke_checks():
         return steps.smoke_checks(DAG_ID, layout="target")
@@ -255,13 +262,15 @@ def cutover():
         >> flip_read_path_to_target
     smoke = run_smoke_checks()
     flip_read_path_to_target >> smoke
+    unknown = record_flip_outcome_unknown()
+    flip_read_path_to_target >> unknown
     branch = choose_after_smoke(smoke)
     drained = drain_old_primary(final, flip_horizon)
     cut_over = record_cut_over(smoke)
     branch >> drained >> cut_over
     failed = fail_after_rollback(smoke)
     branch >> roll_back_read_path >> record_rolled_back(smoke) >> failed
-    [cut_over, failed] >> write_status_report()
+    [cut_over, failed, unknown] >> write_status_report()
 
 
 cutover()

@@ -8,7 +8,8 @@ in critical tables.
 ## What it does, in order
 1. Refuses unless *confirm* is exactly `ROLLBACK` (before any database is touched).
 2. Ledger check: the migration is cut over, or finalized and still within the
-   retention window finalize recorded (or already rolled back: a re-run).
+   retention window finalize recorded, or a cutover's flip failed after it started
+   (`flip_unknown`: the apps may be on either side), or already rolled back (a re-run).
 3. **Evidence, then a human decision.** `gather_rollback_evidence` shows the
    ledger phase, each service's read path and dual-write flag (and warns when
    dual-write is off); `approve_rollback` waits up to 4 hours under **Required
@@ -26,7 +27,7 @@ in critical tables.
    plus *sequence_gap* (the apps drew ids on the target).
 9. The read path goes back to the source (`include/sql/cutover/set_read_path.sql`,
    rendered by Airflow: see the task's Rendered Template tab).
-10. Ledger `cut_over | finalized → rolled_back`.
+10. Ledger `cut_over | flip_unknown | finalized → rolled_back`.
 11. Validation queries on each source database (the same critical queries as the
    cutover's smoke checks, and a rolled-back write probe).
 12. A reverse reconciliation report: what the target has that the source lacks
@@ -110,7 +111,7 @@ def rollback():
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
-        return steps.check_rollback_window(DAG_ID, ds.require_phase(DAG_ID, {"cut_over", "finalized", "rolled_back"}, "rollback"))
+        return steps.check_rollback_window(DAG_ID, ds.require_phase(DAG_ID, {"cut_over", "flip_unknown", "finalized", "rolled_back"}, "rollback"))
 
     @task(pool=ds.TARGET_POOL)
     def gather_rollback_evidence(phase: dict):

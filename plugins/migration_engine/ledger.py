@@ -6,7 +6,13 @@ runbook's order is enforced by the software. Phases, in order::
 
     preflight_passed -> schema_applied -> backfilled -> verified
         -> dual_write -> soak -> cut_over -> finalized
+    soak -> flip_unknown -> rolled_back
     cut_over | finalized -> rolled_back -> dual_write | soak
+
+``flip_unknown`` is where a cutover leaves the ledger when its read-path flip
+failed after it started: the flip may have committed, so the apps may be on
+either side. No reconcile runs there (there is no known primary); rollback
+accepts it and puts every flag back on the source.
 
 After a rollback the read path is back on the source with dual-write still on,
 so the migration resumes the dual-write window (``dual_write``: reconcile until
@@ -57,6 +63,7 @@ PHASES = (
     "dual_write",
     "soak",
     "cut_over",
+    "flip_unknown",
     "finalized",
     "rolled_back",
 )
@@ -71,6 +78,9 @@ ALLOWED_TRANSITIONS: frozenset[tuple[str | None, str]] = frozenset(
         ("verified", "dual_write"),
         ("dual_write", "soak"),
         ("soak", "cut_over"),
+        # The cutover's flip failed after it started: its outcome is unknown until a rollback settles it.
+        ("soak", "flip_unknown"),
+        ("flip_unknown", "rolled_back"),
         ("cut_over", "finalized"),
         ("cut_over", "rolled_back"),
         ("rolled_back", "dual_write"),
@@ -89,6 +99,7 @@ PRODUCED_BY = {
     "dual_write": "dual_write",
     "soak": "reconcile",
     "cut_over": "cutover",
+    "flip_unknown": "cutover",
     "rolled_back": "rollback",
     "finalized": "finalize",
 }

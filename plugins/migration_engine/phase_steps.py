@@ -163,17 +163,43 @@ def plan_read_path(side: str, dag_id: str, run_id: str) -> list:
     return read_path.read_path_statements(ds.manifest(), side, changed_by=f"{dag_id}/{run_id}")
 
 
+FLIP_FACT = "read_path_flip"
+
+
 def apply_read_path(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
-    """Run the rendered read-path statements in one transaction (only log them on a dry run)."""
+    """Run the rendered read-path statements in one transaction (only log them on a dry run). A flip is
+    recorded as started, in a transaction of its own, before it runs: if it then fails, its outcome is
+    unknown (``record_flip_outcome_unknown``)."""
     m = ds.manifest()
     side = next(s.params["side"] for s in statements if "side" in s.params)
     epoch = ds.run_epoch(dag_id)
     with fail_without_retry(), ds.target_connection(dag_id) as conn:
+        if not dry_run:
+            with ledger.fenced(conn, m.control_schema, epoch, f"recording the flip of the read path to the {side}"):
+                ledger.record_fact(conn, m.control_schema, FLIP_FACT, {"side": side}, dag_id, run_id)
         changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info, control_schema=m.control_schema,
                                   epoch=epoch)
         flags = read_path.read_flags(conn, m)
     log.info("read path %s: %d service(s) changed; flags now %s", "rendered" if dry_run else "set", changed, flags)
     return {"side": side, "changed": changed, "flags": flags, "dry_run": dry_run}
+
+
+def record_flip_outcome_unknown(dag_id: str, run_id: str, *, dry_run: bool) -> None:
+    """After the cutover's flip task failed: when this run's flip had started, it may have committed, so the
+    ledger moves to ``flip_unknown`` (where rollback is accepted) and the run fails saying so. Reading the
+    flags needs the target: until it answers, this task fails and retries."""
+    m = ds.manifest()
+    with ds.target_connection(dag_id) as conn:
+        started = ledger.read_fact(conn, m.control_schema, FLIP_FACT)
+        flags = read_path.read_flags(conn, m)
+    if dry_run or started is None or (started.dag_id, started.run_id) != (dag_id, run_id):
+        log.info("the flip never started in this run: the read path was not touched (flags %s)", flags)
+        return
+    ds.advance_phase(dag_id, run_id, "flip_unknown", {"reason": "the read-path flip failed after it started",
+                                                      "flags_after": flags})
+    ds.refuse(f"the read-path flip to the target failed after it started, so it may have committed; the flags now "
+              f"read {flags}. The ledger says flip_unknown: trigger rollback (it puts every flag back on the source "
+              f"and repairs the cutover window), then the hourly reconcile leads back to a soak")
 
 
 def read_path_flags(dag_id: str) -> dict:

@@ -26,7 +26,8 @@ def statements(service: Service, *, revoke: bool) -> list[PlannedStatement]:
     if not service.app_role:
         raise ValueError(f"service {service.name} has no app_role in the manifest; add services.{service.name}.app_role")
     names = REVOKE_FILES if revoke else RESTORE_FILES
-    identifiers = {"schema": service.source_schema, "app_role": service.app_role, "tables": migrated_tables(service)}
+    identifiers = {"app_role": service.app_role,
+                   "tables": [(service.source_schema, name) for name in migrated_tables(service)]}
     return [PlannedStatement(f"finalize/{name}.sql", identifiers, service=service.name) for name in names]
 
 

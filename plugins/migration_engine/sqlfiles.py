@@ -48,6 +48,13 @@ def ident(value: str | tuple[str, ...] | list[str]) -> QuotedIdentifier:
     return QuotedIdentifier(sql.Identifier(*parts).as_string())
 
 
+def ident_list(values: list | tuple) -> QuotedIdentifier:
+    """The ``ident_list`` filter: identifiers (names, or qualified names as tuples), quoted and comma-separated."""
+    if isinstance(values, str) or not values:
+        raise TemplateError(f"an identifier list must be a non-empty list of identifiers, not {values!r}")
+    return QuotedIdentifier(", ".join(ident(value) for value in values))
+
+
 @jinja2.pass_context
 def _only_quoted(context, value):
     """Jinja ``finalize``: in a SQL file, every ``{{ … }}`` must pass through ``| ident``."""
@@ -60,7 +67,7 @@ def _only_quoted(context, value):
     return value
 
 
-FILTERS = {"ident": ident}
+FILTERS = {"ident": ident, "ident_list": ident_list}
 # What the DAGs pass as jinja_environment_kwargs: files render byte for byte as here.
 JINJA_OPTIONS = {"finalize": _only_quoted, "keep_trailing_newline": True}
 

@@ -5,7 +5,9 @@ A smoke query that sleeps holds the checks open; the pooler is stopped during
 that sleep. In the second case a lock on the flag store holds the read-path flip,
 and the pooler is stopped before it is let go, so every smoke connection is
 refused. Either way the cutover must not end on the target: the smoke checks fail,
-the read path goes back to the source and the ledger records rolled_back.
+the read path goes back to the source and the ledger records rolled_back. A flip
+that fails itself (the flag store locked against writes) leaves the ledger at
+flip_unknown, where no reconcile writes and rollback is accepted.
 """
 
 from __future__ import annotations
@@ -128,5 +130,35 @@ def test_pooler_down_when_the_smoke_checks_connect_rolls_back_to_the_source(soak
     failed(result, "fail_after_rollback", "cutover rolled back")
     assert result.state_of("roll_back_read_path") == "success"
     assert result.state_of("record_cut_over") == "skipped"
+    assert phase(estate) == "rolled_back"
+    assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
+    # The flip succeeded, so the unknown-outcome step had nothing to do.
+    assert result.state_of("record_flip_outcome_unknown") == "skipped", result.task_states
+
+
+def test_a_flip_that_fails_after_it_started_leaves_flip_unknown_which_rollback_accepts(soaking, estate, manifest, run):
+    """The flag store is locked against writes, so every try of the flip times out: from the DAG's side the flip
+    started and failed, and whether it committed cannot be told by its error."""
+    if phase(estate) != "soak":
+        set_phase(estate, "soak")
+    reconcile_clean(estate, manifest, "soak-2", Direction.SOURCE_TO_TARGET)
+    holder = psycopg.connect(estate.target_endpoint().conninfo)
+    holder.execute(f"LOCK TABLE {CONTROL}.read_path IN EXCLUSIVE MODE")
+    try:
+        result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1},
+                     DB_LOCK_TIMEOUT_MS="1500")
+    finally:
+        holder.close()
+    assert result.state_of("flip_read_path_to_target") == "failed", result.task_states
+    failed(result, "record_flip_outcome_unknown", "may have committed")
+    assert "The ledger says flip_unknown" in result.output
+    assert result.state_of("run_smoke_checks") == "upstream_failed", result.task_states
+    assert phase(estate) == "flip_unknown"
+    # With no known primary, reconciliation writes nothing in either direction.
+    skipped = run("reconcile")
+    assert skipped.state_of("check_ledger_phase") == "success" and skipped.state_of("reconcile_tables") == "skipped", \
+        skipped.task_states
+    rolled_back = run("rollback", {"confirm": "ROLLBACK", "dry_run": False})
+    assert rolled_back.succeeded, rolled_back.output[-4000:]
     assert phase(estate) == "rolled_back"
     assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}

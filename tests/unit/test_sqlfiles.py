@@ -34,6 +34,13 @@ def test_a_missing_identifier_is_an_error_naming_the_file_and_the_name():
         sqlfiles.load("cutover", "set_read_path").render()
 
 
+def test_an_identifier_list_quotes_each_name_and_refuses_an_empty_list():
+    rendered = sqlfiles.render_text("REVOKE ALL ON {{ tables | ident_list }}", {"tables": [("public", "users"), ("public", 'a"b')]})
+    assert rendered == 'REVOKE ALL ON "public"."users", "public"."a""b"'
+    with pytest.raises(sqlfiles.TemplateError, match="identifier list"):
+        sqlfiles.render_text("REVOKE ALL ON {{ tables | ident_list }}", {"tables": []})
+
+
 @pytest.mark.parametrize("value", ["", "a\x00b", ("schema", ""), 7])
 def test_an_identifier_that_cannot_be_quoted_is_refused(value):
     with pytest.raises(sqlfiles.TemplateError, match="identifier"):
@@ -47,7 +54,7 @@ def test_every_expression_in_every_sql_file_passes_through_ident():
         (path.relative_to(sqlfiles.SQL_ROOT).as_posix(), found.strip())
         for path in sorted(sqlfiles.SQL_ROOT.rglob("*.sql"))
         for found in expression.findall(path.read_text())
-        if not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*\|\s*ident\s*", found)
+        if not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*\|\s*(ident|ident_list)\s*", found)
     ]
     assert bare == []
 
