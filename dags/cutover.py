@@ -102,6 +102,11 @@ def _run_id() -> str:
                 description="Consecutive clean reconciliation runs (source to target, every table, no table task errored) required before cutover.",
             ),
             "gate_wait_hours": ds.gate_wait_param(),
+            "reachable_wait_seconds": Param(
+                120, type="integer", minimum=0, maximum=3600, title="Wait for the target (s)",
+                description="How long the cutover waits for the target's direct URL and its pooler to answer before it "
+                            "refuses (nothing changed yet).",
+            ),
             "sequence_gap": Param(
                 1000, type="integer", minimum=0, maximum=1_000_000_000, title="Sequence safety gap",
                 description="Target sequences are set at least this far above the source's, so inserts never collide.",
@@ -140,9 +145,10 @@ def cutover():
     def check_source_schema_unchanged():
         return steps.check_source_schema_unchanged(DAG_ID)
 
-    @task.sensor(poke_interval=10, timeout=timedelta(minutes=2).total_seconds(), mode="poke")
-    def wait_for_target_reachable():
-        return steps.target_reachable(DAG_ID)
+    # The Param bounds the wait; the sensor's own timeout is only the outer limit of that Param.
+    @task.sensor(poke_interval=5, timeout=timedelta(hours=1).total_seconds(), mode="poke")
+    def wait_for_target_reachable(params=None, ti=None):
+        return steps.target_reachable(DAG_ID, started_at=ti.start_date, wait_seconds=params["reachable_wait_seconds"])
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
     def run_final_reconcile(params=None):

@@ -12,6 +12,12 @@ from migration_engine.local.estate import Estate
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
 
 
+def pytest_configure(config):
+    # Retries still happen, one second apart instead of ten: most tests provoke failures on purpose and
+    # wait out every retry (the modules that must outlast a server restart set their own delay).
+    os.environ.setdefault("MIGRATION_RETRY_DELAY_SECONDS", "1")
+
+
 @pytest.fixture(scope="session")
 def manifest():
     return load_manifest(DEFAULT_MANIFEST)

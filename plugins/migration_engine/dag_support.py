@@ -63,13 +63,26 @@ def pooler_endpoint() -> Endpoint:
     return endpoint_for(manifest().target_pooler.conn_id, "target (pooler)")
 
 
+def retry_delay() -> timedelta:
+    """``MIGRATION_RETRY_DELAY_SECONDS`` (10): the first wait before a failed task is retried; each
+    later wait doubles, up to five minutes."""
+    raw = os.environ.get("MIGRATION_RETRY_DELAY_SECONDS") or "10"
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ValueError(f"MIGRATION_RETRY_DELAY_SECONDS must be a number of seconds from 0 to 3600, found {raw!r}")
+    return timedelta(seconds=seconds)
+
+
 def default_args(**overrides) -> dict:
     from migration_engine.alerts import notify_failure
 
     args = {
         "owner": OWNER,
         "retries": 2,
-        "retry_delay": timedelta(seconds=10),
+        "retry_delay": retry_delay(),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=5),
         "execution_timeout": timedelta(hours=2),

@@ -24,11 +24,14 @@ def check_confirmation(given, expected: str, dag_id: str) -> None:
         ds.refuse(str(exc))
 
 
-def target_reachable(dag_id: str) -> bool:
-    """For the reachability sensor: True once both the direct URL and the pooler answer."""
+def target_reachable(dag_id: str, *, started_at: datetime, wait_seconds: float) -> bool:
+    """For the reachability sensor: True once both the direct URL and the pooler answer; refuses, naming
+    what did not answer, once ``wait_seconds`` have passed since ``started_at``."""
     try:
         reached = gates.check_reachable([ds.target_endpoint(), ds.pooler_endpoint()], ds.application_name(dag_id))
     except gates.GateRefused as exc:
+        if datetime.now(UTC) - started_at >= timedelta(seconds=wait_seconds):
+            ds.refuse(f"{exc}; waited {wait_seconds:g} s (reachable_wait_seconds). Nothing was changed")
         log.warning("waiting: %s", exc)
         return False
     log.info("reachable: %s", reached)

@@ -96,6 +96,12 @@ def task_state(cluster: AirflowCluster, run_id: str, task_id: str) -> str | None
     return row[0] if row else None
 
 
+def task_logs(cluster: AirflowCluster, run_id: str, task_id: str) -> str:
+    """Every attempt's log of one task of the run, for a failure message."""
+    folder = cluster.home / "logs" / "dag_id=cutover" / f"run_id={run_id}" / f"task_id={task_id}"
+    return "\n".join(f"--- {path.name}\n{path.read_text()[-4000:]}" for path in sorted(folder.glob("*.log")))
+
+
 def trigger_and_wait_for_the_request(cluster: AirflowCluster) -> str:
     run_id = cluster.trigger("cutover", json.dumps(CUTOVER_CONF))
     assert wait_until(lambda: task_state(cluster, run_id, "approve_cutover") == "awaiting_input", timeout=600, interval=2), (
@@ -122,7 +128,7 @@ def test_a_rejected_cutover_flips_nothing(page, airflow, estate, manifest):
     before = flags(estate, manifest)
     run_id = trigger_and_wait_for_the_request(cluster)
     answer_under_required_actions(page, f"http://127.0.0.1:{cluster.api_port}", run_id, "Reject", "10_cutover_reject")
-    assert cluster.wait_for_run("cutover", run_id) == "success"
+    assert cluster.wait_for_run("cutover", run_id) == "success", task_logs(cluster, run_id, "approve_cutover")
     assert task_state(cluster, run_id, "sync_sequences") == "skipped"
     assert task_state(cluster, run_id, "flip_read_path_to_target") == "skipped"
     assert task_state(cluster, run_id, "record_cut_over") == "skipped"
@@ -136,7 +142,8 @@ def test_an_approved_cutover_flips_the_read_path_and_shows_the_sql_that_ran(page
     base = f"http://127.0.0.1:{cluster.api_port}"
     run_id = trigger_and_wait_for_the_request(cluster)
     answer_under_required_actions(page, base, run_id, "Approve", "11_cutover_approve")
-    assert cluster.wait_for_run("cutover", run_id) == "success", cluster.task_hosts("cutover", run_id)
+    assert cluster.wait_for_run("cutover", run_id) == "success", (
+        cluster.task_hosts("cutover", run_id), task_logs(cluster, run_id, "approve_cutover"))
     assert phase(estate) == "cut_over"
     assert {(f["primary_side"], f["dual_write"]) for f in flags(estate, manifest).values()} == {("target", True)}
 

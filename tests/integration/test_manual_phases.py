@@ -121,12 +121,13 @@ def test_cutover_refuses_a_changed_source_schema(soaking, estate, run):
 def test_cutover_refuses_while_the_pooler_is_down(soaking, estate, run):
     estate.pooler.stop()
     try:
-        result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1})
+        result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0,
+                                 "min_clean_reconciles": 1, "reachable_wait_seconds": 12})
     finally:
         estate.pooler.start()
     assert result.returncode != 0
     assert result.state_of("wait_for_target_reachable") == "failed", result.task_states
-    assert "target (pooler)" in result.output
+    assert "target (pooler)" in result.output and "waited 12 s (reachable_wait_seconds)" in result.output
     assert phase(estate) == "soak"
 
 

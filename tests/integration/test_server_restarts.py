@@ -54,7 +54,9 @@ def backfill_through_a_restart(estate, airflow_home, manifest, restart, logical_
 
     def run():
         outcome["result"] = airflow_home.run_dag(
-            "backfill", {"target_chunk_rows": CHUNK_ROWS}, extra_env=estate.airflow_env(), logical_date=logical_date)
+            "backfill", {"target_chunk_rows": CHUNK_ROWS}, logical_date=logical_date,
+            # The retries must outlast the restart, as in production.
+            extra_env={**estate.airflow_env(), "MIGRATION_RETRY_DELAY_SECONDS": "10"})
 
     thread = threading.Thread(target=run)
     thread.start()
