@@ -44,13 +44,22 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
 # whole modules in collection order, so one started last would run alone at the end.
 LONGEST_FIRST = (
     "test_live_lifecycle.py",
-    "test_rollback_after_finalize.py",
     "test_manual_phases.py",
+    "test_backfill_dag.py",
+    "test_rollback_after_finalize.py",
     "test_backfill_snapshot.py",
-    "test_clean_streak_gate.py",
-    "test_rollback_repair.py",
-    "test_celery_scaleout.py",
     "test_ledger_fence.py",
+    "test_rollback_repair.py",
+    "test_pooler_dies_in_smoke.py",
+    "test_server_restarts.py",
+    "test_preflight_schema.py",
+    "test_bad_input.py",
+    "test_clean_streak_gate.py",
+    "test_scheduler_restart.py",
+    "test_celery_scaleout.py",
+    "test_reconcile_killed.py",
+    "test_cutover_approval_ui.py",
+    "test_run_on_your_airflow.py",
 )
 
 
