@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/dags
 export AIRFLOW_HOME ?= $(CURDIR)/.airflow
 
-.PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile bench-load soak-interleaving clean
+.PHONY: venv system-packages test test-fast lint demo servers-up servers-down bench-backfill bench-reconcile bench-load bench-scale soak-interleaving clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -54,6 +54,10 @@ bench-reconcile: venv system-packages
 
 bench-load: venv system-packages
 	$(PY) bench/bench_load.py
+
+# About 1 M, 5 M and 20 M rows (BENCH_SCALE_ROWS): half an hour or more on 2 cores.
+bench-scale: venv system-packages
+	$(PY) bench/bench_scale.py
 
 clean:
 	rm -rf $(VENV) .airflow .pytest_cache

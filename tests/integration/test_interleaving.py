@@ -7,9 +7,10 @@ a reconcile run started (its phase and epoch read), a started run resumed (a
 table's find, confirm and repair under the epoch it read), a cutover (claim,
 flip, and a smoke failure now and then that flips back), a rollback (from
 `cut_over` or `finalized`), a finalize (claim, dual-write off), the way back to
-a soak, a flip of an old transition re-run (a cleared task), the pooler stopped
-or started. The transitions make the same engine calls, through the same fence,
-as their DAGs.
+a soak, a flip of an old transition re-run (a cleared task), a started run
+resumed in a child process that is SIGKILLed at a random moment (a killed task),
+the pooler stopped or started. The transitions make the same engine calls,
+through the same fence, as their DAGs.
 
 After every step:
 - every row the apps wrote on their primary since it became the primary holds
@@ -23,13 +24,18 @@ direction runs, and both sides hold the same rows.
 
 ``INTERLEAVING_SEEDS`` (comma-separated) and ``INTERLEAVING_STEPS`` (per seed)
 set the size; ``make soak-interleaving`` runs a longer one. Not covered here:
-Airflow itself (DAG runs, a SIGKILLed task): those are the DAG-level tests.
+Airflow itself (DAG runs, their scheduling): those are the DAG-level tests.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from dataclasses import dataclass, field
 
 import psycopg
@@ -46,6 +52,17 @@ SEEDS = [int(s) for s in os.environ.get("INTERLEAVING_SEEDS", "1,2,3").split(","
 STEPS = int(os.environ.get("INTERLEAVING_STEPS", "70"))
 DROP = 0.25
 TABLE = "recruiter.users"
+# A started reconcile run resumed in a process of its own, to be SIGKILLed.
+KILLED_CHILD = textwrap.dedent("""
+    import os
+    from migration_engine.endpoints import from_url
+    from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
+    from migration_engine.reconcile.engine import reconcile_table
+    table = load_manifest(DEFAULT_MANIFEST).table(os.environ["TABLE"])
+    reconcile_table(table, from_url("source", os.environ["SOURCE_URL"]), from_url("target", os.environ["TARGET_URL"]),
+                    run_id=os.environ["RUN_ID"], direction=os.environ["DIRECTION"], control_schema="migration_control",
+                    grace_seconds=0, epoch=int(os.environ["EPOCH"]))
+""")
 PRIMARY_SIDE = {"dual_write": "source", "soak": "source", "rolled_back": "source",
                 "cut_over": "target", "finalized": "target"}
 
@@ -57,6 +74,7 @@ class Figures:
     app_writes: int = 0
     writes_checked: int = 0
     refused_runs: int = 0
+    killed_runs: int = 0
     repaired_rows: int = 0
     lost: int = 0
     kinds: dict = field(default_factory=dict)
@@ -155,6 +173,21 @@ class Scheduler:
         FIGURES.repaired_rows += result.repaired
         return f"reconcile in {run.phase}: {result.repaired} repaired"
 
+    def kill_reconcile(self) -> str:
+        """A started run resumed in a child process, SIGKILLed at a random moment: before, during or after
+        its repair batches. Whatever it committed went through the fence; ``check`` then holds or fails."""
+        run = self.started.pop(self.rng.randrange(len(self.started)))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "TABLE": TABLE, "EPOCH": str(run.number),
+               "DIRECTION": direction_for_phase(run.phase).value, "RUN_ID": f"interleaving-{self.seed}-{self.step_no}",
+               "SOURCE_URL": self.estate.source_url("recruiter"), "TARGET_URL": self.estate.target_url()}
+        child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD], env=env, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        time.sleep(self.rng.uniform(0.2, 2.0))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        FIGURES.killed_runs += 1
+        return f"reconcile from {run.phase} SIGKILLed"
+
     def transition(self, epoch: ledger.Epoch) -> str:
         phase, run_id = epoch.phase, f"interleaving-{self.seed}-{self.step_no}"
         with target(self.estate) as conn:
@@ -217,8 +250,10 @@ class Scheduler:
             what = self.app_writes(flags)
         elif roll < 0.55:
             what = self.start_reconcile(epoch)
-        elif roll < 0.72 and self.started:
+        elif roll < 0.69 and self.started:
             what = self.resume_reconcile(epoch)
+        elif roll < 0.72 and self.started:
+            what = self.kill_reconcile()
         elif roll < 0.84:
             what = self.transition(epoch)
         elif roll < 0.92 and self.old_flips:
