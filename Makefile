@@ -20,10 +20,10 @@ venv: $(VENV)/.installed
 system-packages:
 	@bash scripts/ensure_system_packages.sh
 
-# Modules run side by side (each keeps its own servers); most of a module's time is
-# spent waiting on servers, sensors and retries, so three share two cores well.
+# Modules run side by side (each keeps its own servers); a module spends about a third of
+# its time waiting on servers, sensors and retries, so four share two cores well.
 test: venv system-packages
-	$(PY) -m pytest -n 3 --dist loadfile --durations=30
+	$(PY) -m pytest -n 4 --dist loadfile --durations=30
 
 test-fast: venv
 	$(PY) -m pytest tests/unit tests/dags

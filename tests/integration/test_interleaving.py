@@ -250,7 +250,7 @@ class Scheduler:
             what = self.app_writes(flags)
         elif roll < 0.55:
             what = self.start_reconcile(epoch)
-        elif roll < 0.69 and self.started:
+        elif roll < 0.65 and self.started:
             what = self.resume_reconcile(epoch)
         elif roll < 0.72 and self.started:
             what = self.kill_reconcile()

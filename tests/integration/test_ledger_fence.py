@@ -138,7 +138,8 @@ def test_a_cleared_flip_of_an_old_cutover_refuses_after_a_rollback(soaking, esta
                                  extra_env=estate.airflow_env(), check=False)
     output = rerun.stdout + rerun.stderr
     assert "DRY RUN" not in output, "the re-run must act as the old run did (dry_run off)"
-    assert "changing the read-path flags refused" in output, output[-3000:]
+    # Refused at its first write, the record that a flip starts: neither the record nor the flags changed.
+    assert "recording the flip of the read path to the target refused" in output, output[-3000:]
     assert "the ledger says rolled_back" in output
     assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
     assert phase(estate) == "rolled_back"
