@@ -3,6 +3,7 @@ runbook's order, with the apps imitated by the writer simulator.
 
     make demo                       # default scale, a few minutes here
     DEMO_SCALE=20 make demo         # bigger
+    DEMO_ROLLBACK=1 make demo       # a rollback after the first cutover, timed, then the way back
 
 Ends with one line stating the proof and the path of an HTML report; exits
 non-zero if anything does not hold.
@@ -37,6 +38,7 @@ class Demo:
     scale: float
     seed: int
     soak_runs: int
+    rollback: bool = False
     started: float = field(default_factory=time.monotonic)
 
     def say(self, text: str) -> None:
@@ -67,6 +69,7 @@ def main() -> int:
         scale=float(os.environ.get("DEMO_SCALE", "1")),
         seed=int(os.environ.get("DEMO_SEED", "42")),
         soak_runs=int(os.environ.get("DEMO_SOAK_RUNS", "2")),
+        rollback=os.environ.get("DEMO_ROLLBACK", "0") == "1",
     )
     manifest = load_manifest(os.environ.get("MIGRATION_MANIFEST") or DEFAULT_MANIFEST)
     demo.say(f"starting throwaway source, target and pgbouncer for migration {manifest.migration}")

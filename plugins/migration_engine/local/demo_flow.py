@@ -45,10 +45,9 @@ def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
         demo.run_dag(home, env, "verify")
         demo.run_dag(home, env, "dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
         soak(demo, home, env)
-        demo.run_dag(home, env, "cutover", {
-            "confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 3, "min_soak_hours": 0, "min_clean_reconciles": demo.soak_runs,
-        })
-        demo.say("the apps now read from the target and write it first")
+        cut_over(demo, home, env)
+        if demo.rollback:
+            roll_back_and_return(demo, home, env)
         soak(demo, home, env)
         demo.run_dag(home, env, "finalize", {
             "confirm": "FINALIZE", "dry_run": False, "min_cutover_hours": 0, "min_clean_reconciles": demo.soak_runs,
@@ -79,6 +78,24 @@ def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
         f"and repaired {drift['repaired']:,} over {drift['runs']} reconcile runs; total {time.monotonic() - demo.started:.0f}s; "
         f"report {html}"
     )
+
+
+def cut_over(demo: Demo, home: AirflowHome, env: dict) -> None:
+    demo.run_dag(home, env, "cutover", {
+        "confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 3, "min_soak_hours": 0, "min_clean_reconciles": demo.soak_runs,
+    })
+    demo.say("the apps now read from the target and write it first")
+
+
+def roll_back_and_return(demo: Demo, home: AirflowHome, env: dict) -> None:
+    """The runbook's rollback, timed from trigger to its end (target: 15 minutes), then the documented way
+    back: hourly reconciles in `rolled_back` start a new soak, and a second cutover."""
+    started = time.monotonic()
+    demo.run_dag(home, env, "rollback", {"confirm": "ROLLBACK", "dry_run": False})
+    demo.say(f"ROLLBACK: the apps are back on the source after {time.monotonic() - started:.0f}s from trigger to the "
+             f"rollback's end (runbook target: 15 minutes); dual-write stays on")
+    soak(demo, home, env)
+    cut_over(demo, home, env)
 
 
 def soak(demo: Demo, home: AirflowHome, env: dict) -> None:
