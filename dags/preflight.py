@@ -110,7 +110,7 @@ def preflight():
         return probe(ds.pooler_endpoint(), ds.application_name(DAG_ID))
 
     @task(pool=ds.TARGET_POOL)
-    def check_migration_phase() -> dict:
+    def check_ledger_phase() -> dict:
         """Read-only: the ledger may not exist yet, and nothing is created here."""
         from migration_engine import ledger
         from migration_engine.checks import fail_without_retry
@@ -118,7 +118,10 @@ def preflight():
 
         with fail_without_retry(), ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
             state = ledger.require_phase(conn, MANIFEST.control_schema, PREFLIGHT_ALLOWED, "preflight")
-        return {"phase": state.phase, "since": state.at.isoformat() if state.at else None}
+            # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
+            epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
+                conn, MANIFEST.control_schema) else 0
+        return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "epoch": epoch}
 
     @task
     def check_state_store(service: str) -> list[dict]:
@@ -197,10 +200,8 @@ def preflight():
         json_path, text_path = write_artifacts(artifact_folder(DAG_ID, context["run_id"]), "preflight_summary", summary)
         with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
             ledger.record_fact(conn, MANIFEST.control_schema, SUMMARY_FACT, summary, DAG_ID, context["run_id"])
-            moved = ledger.advance(
-                conn, MANIFEST.control_schema, "preflight_passed", DAG_ID, context["run_id"],
-                {"fingerprints": {f["service"]: f["sha256"] for f in fingerprints}, "summary": str(json_path)},
-            )
+        moved = ds.advance_phase(DAG_ID, context["run_id"], "preflight_passed", {
+            "fingerprints": {f["service"]: f["sha256"] for f in fingerprints}, "summary": str(json_path)})
         log = logging.getLogger("migration.preflight")
         log.info("%s", summary_text(summary))
         log.info("summary written to %s and %s; ledger %s", text_path, json_path,
@@ -210,7 +211,7 @@ def preflight():
     services = [s.name for s in MANIFEST.services]
     endpoint_checks = {s: check_source.override(task_id=f"check_{s}_source", pool=ds.source_pool(s))(s) for s in services}
     direct, pooler = check_target_direct(), check_target_pooler()
-    phase = check_migration_phase()
+    phase = check_ledger_phase()
     [*endpoint_checks.values(), direct, pooler] >> phase
 
     store_checks = {s: check_state_store.override(task_id=f"check_{s}_state_store", pool=ds.source_pool(s))(s) for s in services}

@@ -49,14 +49,17 @@ MANIFEST = ds.manifest()
 @dag(dag_id=DAG_ID, schedule=None, **ds.dag_arguments(__doc__, "phase-b", "manual"))
 def schema_baseline():
     @task(pool=ds.TARGET_POOL)
-    def check_migration_phase() -> dict:
+    def check_ledger_phase() -> dict:
         from migration_engine import ledger
         from migration_engine.checks import fail_without_retry
         from migration_engine.schema_baseline import BASELINE_ALLOWED
 
         with fail_without_retry(), ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
             state = ledger.require_phase(conn, MANIFEST.control_schema, BASELINE_ALLOWED, "schema_baseline")
-        return {"phase": state.phase, "since": state.at.isoformat() if state.at else None}
+            # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
+            epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
+                conn, MANIFEST.control_schema) else 0
+        return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "epoch": epoch}
 
     @task
     def check_source_unchanged(service: str) -> str:
@@ -87,14 +90,10 @@ def schema_baseline():
 
     @task(pool=ds.TARGET_POOL)
     def record_schema_applied(digests: dict) -> bool:
-        from migration_engine import ledger
-
-        run_id = get_current_context()["run_id"]
-        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
-            return ledger.advance(conn, MANIFEST.control_schema, "schema_applied", DAG_ID, run_id, {"target_schema_sha256": digests})
+        return ds.advance_phase(DAG_ID, get_current_context()["run_id"], "schema_applied", {"target_schema_sha256": digests})
 
     services = [s.name for s in MANIFEST.services]
-    phase = check_migration_phase()
+    phase = check_ledger_phase()
     unchanged = [check_source_unchanged.override(task_id=f"check_{s}_source_unchanged", pool=ds.source_pool(s))(s) for s in services]
     phase >> unchanged
 

@@ -338,7 +338,7 @@ def test_backfill_before_schema_baseline_is_refused_by_the_ledger(sources, manif
 def test_schema_baseline_on_an_empty_ledger_is_refused(sources, manifest, run):
     reset_target(sources, manifest)
     result = run("schema_baseline")
-    failed_with(result, "check_migration_phase",
+    failed_with(result, "check_ledger_phase",
                 "schema_baseline needs phase preflight_passed or schema_applied; the ledger is empty")
     assert target_schemas(sources) & {"wallet", "issuer", "recruiter", CONTROL} == set()
 
