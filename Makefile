@@ -23,7 +23,7 @@ system-packages:
 # Modules run side by side (each keeps its own servers); a module spends about a third of
 # its time waiting on servers, sensors and retries, so four share two cores well.
 test: venv system-packages
-	$(PY) -m pytest -n 4 --dist loadfile --durations=30
+	$(PY) -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=30
 
 test-fast: venv
 	$(PY) -m pytest tests/unit tests/dags

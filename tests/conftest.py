@@ -41,25 +41,27 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
 
 
 # The longest modules (minutes each on 2 cores, from `make test`'s durations) go first: workers take
-# whole modules in collection order, so one started last would run alone at the end.
+# whole modules in collection order (`--no-loadscope-reorder`; xdist's default orders them by their
+# number of tests), so one started last would run alone at the end.
 LONGEST_FIRST = (
-    "test_live_lifecycle.py",
     "test_manual_phases.py",
+    "test_live_lifecycle.py",
+    "test_preflight_schema.py",
     "test_backfill_dag.py",
     "test_rollback_after_finalize.py",
+    "test_reconcile_dag.py",
+    "test_pooler_dies_in_smoke.py",
+    "test_rollback_repair.py",
     "test_backfill_snapshot.py",
     "test_ledger_fence.py",
-    "test_rollback_repair.py",
-    "test_pooler_dies_in_smoke.py",
-    "test_server_restarts.py",
-    "test_preflight_schema.py",
     "test_bad_input.py",
     "test_clean_streak_gate.py",
-    "test_scheduler_restart.py",
     "test_celery_scaleout.py",
-    "test_reconcile_killed.py",
+    "test_server_restarts.py",
+    "test_scheduler_restart.py",
     "test_cutover_approval_ui.py",
-    "test_run_on_your_airflow.py",
+    "test_undeclared_conf.py",
+    "test_status_report.py",
 )
 
 
