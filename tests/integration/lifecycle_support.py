@@ -105,6 +105,18 @@ def move_flags(estate, manifest, statements) -> None:
         read_path.apply(conn, statements, dry_run=False, log=lambda _line: None, control_schema=CONTROL, epoch=epoch)
 
 
+def assert_the_app_reads_but_cannot_write(estate, service: str = "wallet") -> None:
+    """What finalize leaves on a source: the app's INSERT refused, its reads still served."""
+    import psycopg
+    import pytest
+
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        with psycopg.connect(estate.app_url(service)) as conn:
+            conn.execute("INSERT INTO public.activities (user_id, type, description) VALUES (1, 't', 'd')")
+    with psycopg.connect(estate.app_url(service)) as conn:
+        assert conn.execute("SELECT count(*) FROM public.activities").fetchone()[0] > 0
+
+
 def flags(estate, manifest) -> dict:
     with target(estate) as conn:
         return read_path.read_flags(conn, manifest)
