@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from migration_engine import dag_support as ds
 from migration_engine import sync_points
 from migration_engine.checks import CheckFailed, fail_without_retry
+from migration_engine.drain import source_horizons
 from migration_engine.manifest import Table
 from migration_engine.reconcile.engine import Direction, ReconcileResult, TableJob, reconcile_tables
-from migration_engine.reconcile.scan import current_horizon
 from migration_engine.reconcile_steps import left_unrepaired, results_of, settle
 
 log = logging.getLogger("migration.catch_up")
@@ -59,7 +59,7 @@ def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) ->
         tables_left = [state for state in tables_left if not state.done]
         if not tables_left:
             break
-        started_at = _source_horizons(dag_id, {state.table.service for state in tables_left})
+        started_at = source_horizons(dag_id)
         jobs = [TableJob(state.table, ds.source_endpoint(state.table.service),
                          horizon=state.baseline.xmin_horizon if state.baseline else None) for state in tables_left]
         with fail_without_retry():  # a stale run (the ledger moved on) refuses, no retry
@@ -94,15 +94,6 @@ def _after_pass(dag_id: str, run_id: str, state: _CatchingUp, number: int, resul
         with ds.target_connection(dag_id) as conn:
             sync_points.record(conn, m, table, state.baseline.xmin_horizon, dag_id, run_id)
     state.done = True
-
-
-def _source_horizons(dag_id: str, services: set[str]) -> dict[str, int]:
-    """Each source's xmin horizon now: what a pass starting now is caught up to once it leaves nothing behind."""
-    horizons = {}
-    for service in services:
-        with ds.source_endpoint(service).connect(application_name=ds.application_name(dag_id), autocommit=True) as src:
-            horizons[service] = current_horizon(src)
-    return horizons
 
 
 def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict:
