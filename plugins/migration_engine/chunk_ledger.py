@@ -35,7 +35,7 @@ def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
         with conn.transaction():
             # Concurrent first chunks would race on CREATE ... IF NOT EXISTS; one at a time.
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LEDGER_TABLE,))
-            conn.execute(sqlfiles.load("backfill", "create_control_schema").render(control_schema=manifest.control_schema))
+            conn.execute(sqlfiles.load("ledger", "create_control_schema").render(control_schema=manifest.control_schema))
             conn.execute(sqlfiles.load("backfill", "create_backfill_chunks").render(backfill_chunks=ledger_ident(manifest)))
             conn.execute(sqlfiles.load("snapshots", "add_chunk_snapshot_column").render(backfill_chunks=ledger_ident(manifest)))
             conn.execute(sqlfiles.load("backfill", "add_chunk_pacing_column").render(backfill_chunks=ledger_ident(manifest)))

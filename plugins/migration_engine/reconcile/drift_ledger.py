@@ -16,8 +16,7 @@ FINDINGS_TABLE = "reconcile_findings"
 RUNS_TABLE = "reconcile_runs"
 OUTCOMES_TABLE = "reconcile_run_outcomes"
 STREAK_VIEW = "reconcile_clean_streak"
-SETUP_FILES = ("create_control_schema", "create_drift_findings", "create_reconcile_runs", "create_run_outcomes",
-               "drop_clean_streak_view")
+SETUP_FILES = ("create_drift_findings", "create_reconcile_runs", "create_run_outcomes", "drop_clean_streak_view")
 
 
 def _identifiers(control_schema: str) -> dict:
@@ -38,6 +37,7 @@ def _statement(name: str, control_schema: str):
 def ensure_ledger(conn: psycopg.Connection, control_schema: str) -> None:
     """Create the ledger tables if missing and drop the retired streak view (safe to run every time)."""
     with conn.transaction():
+        conn.execute(sqlfiles.load("ledger", "create_control_schema").render(control_schema=control_schema))
         for name in SETUP_FILES:
             conn.execute(_statement(name, control_schema))
 
