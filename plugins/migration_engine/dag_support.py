@@ -13,12 +13,12 @@ from functools import cache
 
 from migration_engine import undeclared_conf
 from migration_engine.endpoints import Endpoint, from_airflow_connection
+from migration_engine.env_contract import TARGET_POOL
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
 from migration_engine.resources import SQL_ROOT
 
 SQL_TEMPLATE_PATH = str(SQL_ROOT)
 OWNER = "platform-infra"
-TARGET_POOL = "migration_target"
 # The longest any gate sensor may wait, whatever gate_wait_hours says (its maximum).
 MAX_GATE_WAIT = timedelta(hours=72)
 # Gates that can pass later (soak time, clean streak) wait in reschedule mode: no worker
@@ -34,10 +34,6 @@ APPROVAL = {"response_timeout": timedelta(hours=4), "retries": 0, "ignore_downst
 def manifest() -> Manifest:
     """The migration manifest (``MIGRATION_MANIFEST`` overrides the Credity default)."""
     return load_manifest(os.environ.get("MIGRATION_MANIFEST") or DEFAULT_MANIFEST)
-
-
-def source_pool(service: str) -> str:
-    return f"migration_source_{service}"
 
 
 def application_name(dag_id: str) -> str:

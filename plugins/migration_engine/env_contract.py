@@ -40,7 +40,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
-from migration_engine.dag_support import TARGET_POOL, source_pool
 from migration_engine.manifest import DEFAULT_MANIFEST, Connection, Manifest, load_manifest
 
 DIRECT_SUFFIX = "DATABASE_URL_DIRECT"
@@ -48,6 +47,12 @@ POOLER_SUFFIX = "DATABASE_URL"
 DEFAULT_POOL_MAX = 10
 SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 POOLER_FLAG = "pgbouncer"
+# Airflow pools: one per source database and one for the target, each DB_POOL_MAX slots.
+TARGET_POOL = "migration_target"
+
+
+def source_pool(service: str) -> str:
+    return f"migration_source_{service}"
 
 
 class EnvContractError(ValueError):

@@ -9,15 +9,16 @@ import shlex
 import pytest
 from airflow.sdk import Connection
 
-from migration_engine.dag_support import TARGET_POOL, source_pool
 from migration_engine.endpoints import from_airflow_connection, from_url
 from migration_engine.env_contract import (
+    TARGET_POOL,
     EnvContractError,
     airflow_conn_variable,
     airflow_connections_from_env,
     connection_sources,
     main,
     pools_from_env,
+    source_pool,
 )
 
 PASSWORD = "p@ss:w/rd%&?#"
