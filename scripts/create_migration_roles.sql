@@ -18,6 +18,9 @@
 -- that role does not exist. If the app connects as the database owner, create a login role
 -- for it first (CREATE ROLE wallet_app LOGIN; grant it what the app uses) and switch the app to it.
 --
+-- A refusal changes nothing and ends psql with an error (exit status 3), so a calling
+-- script stops too.
+--
 -- Passwords never appear here or on a command line (where the process list shows them):
 -- set them afterwards inside psql with  \password credity_migration
 -- The roles are NOSUPERUSER, NOCREATEROLE, NOCREATEDB, NOREPLICATION, NOBYPASSRLS.
@@ -51,35 +54,30 @@
 \set ON_ERROR_STOP on
 \if :{?side}
 \else
-  \echo 'set -v side=source or -v side=target'
-  \quit
+  DO $refuse$ BEGIN RAISE EXCEPTION 'set -v side=source or -v side=target'; END $refuse$;
 \endif
 
 SELECT :'side' = 'source' AS is_source \gset
 \if :is_source
   \if :{?app_role}
   \else
-    \echo 'set -v app_role=<the role the service logs in as: wallet_app, issuer_app or recruiter_app>'
-    \quit
+    DO $refuse$ BEGIN RAISE EXCEPTION 'set -v app_role=<the role the service logs in as: wallet_app, issuer_app or recruiter_app>'; END $refuse$;
   \endif
   SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_role') AS app_role_exists \gset
   \if :app_role_exists
   \else
-    \echo 'app role' :'app_role' 'does not exist in this cluster: it is the role the service logs in as (see the header); nothing was changed'
-    \quit
+    SELECT format('DO $refuse$ BEGIN RAISE EXCEPTION USING MESSAGE = %L; END $refuse$', format('app role %s does not exist in this cluster: it is the role the service logs in as (see the header); nothing was changed', :'app_role')) \gexec
   \endif
   \if :{?tables}
   \else
-    \echo 'set -v tables=<the service''s manifest tables, comma-separated: migration-env-contract roles prints them>'
-    \quit
+    DO $refuse$ BEGIN RAISE EXCEPTION 'set -v tables=<the service''s manifest tables, comma-separated: migration-env-contract roles prints them>'; END $refuse$;
   \endif
   -- NULL (and the variable unset) when every table named exists in the schema.
   SELECT string_agg(name, ', ') AS missing_tables
   FROM unnest(string_to_array(:'tables', ',')) AS name
   WHERE to_regclass(format('%I.%I', :'schema', name)) IS NULL \gset
   \if :{?missing_tables}
-    \echo 'no such table in schema' :'schema' ':' :'missing_tables' '(tables are the manifest''s, by their source names); nothing was changed'
-    \quit
+    SELECT format('DO $refuse$ BEGIN RAISE EXCEPTION USING MESSAGE = %L; END $refuse$', format('no such table in schema %s: %s (tables are the manifest''s, by their source names); nothing was changed', :'schema', :'missing_tables')) \gexec
   \endif
 \endif
 

@@ -9,6 +9,8 @@ that tables created later are read-only for the apps, and does not.
 
 from __future__ import annotations
 
+import subprocess
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -69,7 +71,9 @@ def test_the_migration_role_writes_only_the_manifest_tables_with_no_truncate(est
 
 def test_the_roles_script_refuses_a_table_the_schema_lacks_and_changes_nothing(estate, wallet):
     variables = {**roles_script_variables(wallet, "careless_migration"), "tables": "users,no_such_table"}
-    printed = psql_script(estate.source, estate.source_db("wallet"), **variables)
-    assert "no_such_table" in printed and "nothing was changed" in printed, printed
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        psql_script(estate.source, estate.source_db("wallet"), **variables)
+    assert "no such table in schema public: no_such_table" in refused.value.stderr, refused.value.stderr
+    assert "nothing was changed" in refused.value.stderr
     with estate.source_endpoint("wallet").connect() as conn:
         assert conn.execute("SELECT count(*) FROM pg_roles WHERE rolname = 'careless_migration'").fetchone() == (0,)

@@ -113,6 +113,8 @@ def test_every_manifest_connection_points_at_the_compose_services(manifest):
     for service in manifest.services:
         endpoint = expected[manifest.source_conn_id(service.name)]
         assert (endpoint.params["host"], endpoint.params["dbname"]) == ("source-postgres", Estate.source_db(service.name))
+        assert (endpoint.params["user"], endpoint.password) == (
+            f"{manifest.migration}_migration", env["SOURCE_MIGRATION_PASSWORD"])
         assert not endpoint.pooled
     direct, pooler = expected[manifest.target_direct.conn_id], expected[manifest.target_pooler.conn_id]
     assert (direct.params["host"], direct.params["port"], direct.params["dbname"], direct.params["user"]) == (
@@ -145,6 +147,18 @@ def test_every_variable_compose_needs_is_in_env_example():
                                      *(airflow_conn_variable(c) for c in ("credity_wallet_source", "credity_issuer_source",
                                                                           "credity_recruiter_source", "credity_target_direct",
                                                                           "credity_target_pooler"))}
+
+
+def test_source_setup_runs_before_any_task_and_no_connection_is_a_superuser():
+    setup = SERVICES["source-setup"]
+    script = setup["command"][-1]
+    mounts = dict(interpolate(v, {}).split(":")[1::-1] for v in setup["volumes"])
+    assert (REPO / mounts[str(Path(script).parent)] / Path(script).name).is_file()
+    assert SERVICES["airflow-worker"]["depends_on"]["source-setup"]["condition"] == "service_completed_successfully"
+    assert setup["depends_on"]["source-postgres"]["condition"] == "service_healthy"
+    for variable, value in COMMON_ENV.items():
+        if variable.startswith("AIRFLOW_CONN_CREDITY_"):
+            assert "://postgres:" not in value, variable
 
 
 @pytest.mark.parametrize("service", ["source-postgres", "target-postgres"])
