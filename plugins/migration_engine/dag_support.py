@@ -13,7 +13,7 @@ from functools import cache
 
 from migration_engine import undeclared_conf
 from migration_engine.endpoints import Endpoint, from_airflow_connection
-from migration_engine.env_contract import TARGET_POOL
+from migration_engine.env_contract import TARGET_POOL, source_pool  # noqa: F401 (the DAG files name pools through ds)
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
 from migration_engine.resources import SQL_ROOT
 
@@ -49,6 +49,11 @@ def endpoint_for(conn_id: str, name: str) -> Endpoint:
 def source_endpoint(service: str) -> Endpoint:
     m = manifest()
     return endpoint_for(m.source_conn_id(service), f"{service} source")
+
+
+def source_endpoints() -> dict[str, Endpoint]:
+    """Every service's source endpoint, by service name."""
+    return {service.name: source_endpoint(service.name) for service in manifest().services}
 
 
 def target_endpoint() -> Endpoint:
