@@ -40,6 +40,18 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     drop_metadata_db(dbname)
 
 
+@pytest.fixture
+def run(airflow_home, estate, tmp_path):
+    """``run(dag_id, conf, env={...}, **options)``: one ``airflow dags test`` run against the module's
+    estate, its backups and artifacts in this test's folder; ``options`` go to ``AirflowHome.run_dag``."""
+    def run_dag(dag_id: str, conf: dict | None = None, env: dict | None = None, **options):
+        extra_env = {**estate.airflow_env(), "MIGRATION_BACKUP_DIR": str(tmp_path / "backups"),
+                     "MIGRATION_ARTIFACT_DIR": str(tmp_path / "artifacts"), **(env or {})}
+        return airflow_home.run_dag(dag_id, conf, extra_env=extra_env, **options)
+
+    return run_dag
+
+
 # The longest modules (minutes each on 2 cores, from `make test`'s durations) go first: workers take
 # whole modules in collection order (`--no-loadscope-reorder`; xdist's default orders them by their
 # number of tests), so one started last would run alone at the end.

@@ -19,20 +19,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 @pytest.fixture(scope="module")
 def sources(estate, manifest):
-    endpoints = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    endpoints = estate.source_endpoints()
     create_source_layout(manifest, endpoints)
     generate(manifest, endpoints, scale=0.05, seed=3, replace=True)
     return estate
-
-
-@pytest.fixture
-def run(airflow_home, estate, tmp_path):
-    def run_dag(**env_overrides):
-        env = {**estate.airflow_env(), "MIGRATION_BACKUP_DIR": str(tmp_path / "backups"),
-               "MIGRATION_ARTIFACT_DIR": str(tmp_path / "artifacts"), **env_overrides}
-        return airflow_home.run_dag("preflight", extra_env=env)
-
-    return run_dag
 
 
 def wallet(estate, statement) -> None:
@@ -55,7 +45,7 @@ def assert_refused_with_nothing_written(result, estate, task_id: str, *phrases: 
 def test_a_manifest_table_missing_from_the_source_is_named(sources, run, tmp_path):
     wallet(sources, "ALTER TABLE public.evidence RENAME TO evidence_renamed")
     try:
-        result = run()
+        result = run("preflight")
     finally:
         wallet(sources, "ALTER TABLE public.evidence_renamed RENAME TO evidence")
     assert_refused_with_nothing_written(result, sources, "check_wallet_source",
@@ -66,7 +56,7 @@ def test_a_manifest_table_missing_from_the_source_is_named(sources, run, tmp_pat
 def test_a_key_that_is_not_unique_is_named(sources, run):
     wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_pkey")
     try:
-        result = run()
+        result = run("preflight")
     finally:
         wallet(sources, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
     assert_refused_with_nothing_written(result, sources, "check_wallet_source",
@@ -79,7 +69,7 @@ def test_a_nullable_unique_key_is_named(sources, run):
     wallet(sources, "ALTER TABLE public.otp_codes ADD CONSTRAINT otp_codes_id_key UNIQUE (id)")
     wallet(sources, "ALTER TABLE public.otp_codes ALTER COLUMN id DROP NOT NULL")
     try:
-        result = run()
+        result = run("preflight")
     finally:
         wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_id_key")
         wallet(sources, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
@@ -89,19 +79,19 @@ def test_a_nullable_unique_key_is_named(sources, run):
 
 def test_a_wrong_database_name_is_named_without_the_password(sources, manifest, run):
     var = _conn_var(manifest.source_conn_id("issuer"))
-    result = run(**{var: sources.source.url("issuer_typo")})
+    result = run("preflight", env={var: sources.source.url("issuer_typo")})
     assert_refused_with_nothing_written(result, sources, "check_issuer_source", "issuer source", "issuer_typo")
 
 
 def test_an_unreachable_source_host_is_named_without_the_password(sources, manifest, run):
     var = _conn_var(manifest.source_conn_id("recruiter"))
     closed = sources.source.url("recruiter").replace(f":{sources.source.port}/", f":{free_port()}/")
-    result = run(**{var: closed})
+    result = run("preflight", env={var: closed})
     assert_refused_with_nothing_written(result, sources, "check_recruiter_source", "recruiter source")
 
 
 def test_the_sources_as_restored_pass_the_same_checks(sources, run):
     """The refusals above come from the broken inputs, not from the estate."""
-    result = run()
+    result = run("preflight")
     assert result.succeeded, result.output[-3000:]
     assert {result.state_of(f"check_{s}_source") for s in ("wallet", "issuer", "recruiter")} == {"success"}

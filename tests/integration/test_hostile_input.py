@@ -158,14 +158,6 @@ def test_a_type_difference_under_hostile_names_is_named(estate, hostile_manifest
 SQL_FRAGMENTS = ["x; DROP TABLE wallet.users; --", "wallet.users'; --", 'wallet."users"', "wallet.ûsers ☃"]
 
 
-@pytest.fixture
-def run(airflow_home, estate):
-    def run_dag(dag_id: str, conf: dict | None = None):
-        return airflow_home.run_dag(dag_id, conf, extra_env=estate.airflow_env())
-
-    return run_dag
-
-
 def _target_state(estate, manifest) -> tuple:
     with estate.target_endpoint().connect(autocommit=True) as conn:
         schemas = sorted(r[0] for r in conn.execute(

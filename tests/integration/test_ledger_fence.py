@@ -45,14 +45,6 @@ def soaking(estate, manifest):
     return bring_to_soak(estate, manifest, scale=0.1, seed=13)
 
 
-@pytest.fixture
-def run(airflow_home, estate):
-    def run_dag(dag_id: str, conf: dict | None = None, **env):
-        return airflow_home.run_dag(dag_id, conf, extra_env={**estate.airflow_env(), **env})
-
-    return run_dag
-
-
 def cut_over_by_hand(estate, manifest, run_id: str) -> None:
     """What the cutover DAG does at its end: the read path to the target, then the ledger soak -> cut_over."""
     move_flags(estate, manifest, read_path.read_path_statements(manifest, "target", f"cutover/{run_id}"))
@@ -81,7 +73,7 @@ def test_a_reconcile_started_in_soak_refuses_after_the_cutover_and_writes_nothin
     holder.execute("LOCK TABLE recruiter.users IN ACCESS EXCLUSIVE MODE")
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(result=run(
-        "reconcile", {"tables": [HELD_TABLE], "grace_seconds": 0}, DB_LOCK_TIMEOUT_MS="600000")))
+        "reconcile", {"tables": [HELD_TABLE], "grace_seconds": 0}, env={"DB_LOCK_TIMEOUT_MS": "600000"})))
     thread.start()
     try:
         assert wait_until(held_on_the_lock, timeout=600, interval=0.2), "the reconcile never reached the held table"

@@ -38,14 +38,6 @@ def soaking(estate, manifest):
     return bring_to_verified(estate, manifest)
 
 
-@pytest.fixture
-def run(airflow_home, estate):
-    def run_dag(dag_id: str, conf: dict | None = None, **env):
-        return airflow_home.run_dag(dag_id, conf, extra_env={**estate.airflow_env(), **env})
-
-    return run_dag
-
-
 def test_dual_write_dry_run_then_real_run_opens_the_window(soaking, estate, manifest, run):
     dry = run("dual_write", {"confirm": "DUAL_WRITE"})
     assert dry.succeeded, dry.output[-3000:]

@@ -40,14 +40,6 @@ def soaking(estate, manifest):
     return bring_to_verified(estate, manifest, scale=0.1)
 
 
-@pytest.fixture
-def run(airflow_home, estate):
-    def run_dag(dag_id: str, conf: dict | None = None, **env):
-        return airflow_home.run_dag(dag_id, conf, extra_env={**estate.airflow_env(), **env})
-
-    return run_dag
-
-
 def slow_smoke_manifest(manifest, tmp_path):
     smoke = tmp_path / "smoke"
     shutil.copytree(manifest.smoke_sql, smoke)
@@ -74,7 +66,7 @@ def test_pooler_stopped_during_smoke_checks_rolls_back_to_the_source(soaking, es
     outcome = {}
     thread = threading.Thread(target=lambda: outcome.update(result=run(
         "cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1},
-        MIGRATION_MANIFEST=str(slow))))
+        env={"MIGRATION_MANIFEST": str(slow)})))
     thread.start()
     try:
         assert wait_until(smoke_sleeping, timeout=600, interval=0.1), "the smoke checks never reached the held query"
@@ -112,7 +104,7 @@ def test_pooler_down_when_the_smoke_checks_connect_rolls_back_to_the_source(soak
     holder.execute(f"LOCK TABLE {CONTROL}.read_path IN ACCESS EXCLUSIVE MODE")
     thread = threading.Thread(target=lambda: outcome.update(result=run(
         "cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1},
-        DB_LOCK_TIMEOUT_MS="600000")))
+        env={"DB_LOCK_TIMEOUT_MS": "600000"})))
     thread.start()
     try:
         assert wait_until(flip_waiting_on_the_lock, timeout=600, interval=0.2), "the flip never reached the flag store"

@@ -36,7 +36,7 @@ POOLER_VAR = "AIRFLOW_CONN_CREDITY_TARGET_POOLER"
 
 def fill_sources(estate, manifest) -> None:
     """A generated Credity source (small scale): every table and all twelve state-store keys, fresh."""
-    endpoints = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    endpoints = estate.source_endpoints()
     create_source_layout(manifest, endpoints)
     generate(manifest, endpoints, scale=0.2, seed=7, replace=True)
 
@@ -108,20 +108,6 @@ def sources(estate, manifest):
     return estate
 
 
-@pytest.fixture
-def run(airflow_home, estate, tmp_path):
-    def run_dag(dag_id, conf=None, **env_overrides):
-        env = {
-            **estate.airflow_env(),
-            "MIGRATION_BACKUP_DIR": str(tmp_path / "backups"),
-            "MIGRATION_ARTIFACT_DIR": str(tmp_path / "artifacts"),
-            **env_overrides,
-        }
-        return airflow_home.run_dag(dag_id, conf, extra_env=env)
-
-    return run_dag
-
-
 def failed_with(result, task_id: str, *phrases: str) -> None:
     """The run failed at ``task_id``, its output names every phrase, and nothing downstream ran."""
     assert result.returncode != 0, "airflow dags test exits non-zero when a task failed"
@@ -137,7 +123,7 @@ def test_preflight_then_schema_baseline_pass_and_the_ledger_shows_both(sources, 
     reset_target(sources, manifest)
     # The pooler connection as the apps' env writes it (pgbouncer=true, sslmode).
     pooler_url = sources.pooler_url() + "&sslmode=prefer"
-    result = run("preflight", **{POOLER_VAR: pooler_url})
+    result = run("preflight", env={POOLER_VAR: pooler_url})
     assert result.succeeded, result.output[-6000:]
     assert set(result.task_states.values()) == {"success"}
 
@@ -209,7 +195,7 @@ def test_preflight_reuses_its_verified_backup_on_a_re_run(sources, manifest, run
 def test_unreachable_target_fails_naming_the_endpoint(sources, manifest, run):
     reset_target(sources, manifest)
     wrong_port = sources.target_url().replace(f":{sources.target.port}/", f":{free_port()}/")
-    result = run("preflight", **{DIRECT_VAR: wrong_port})
+    result = run("preflight", env={DIRECT_VAR: wrong_port})
     failed_with(result, "check_target_direct", "cannot connect to target (direct)")
     assert result.state_of("record_preflight_passed") == "upstream_failed"
     assert manifest.control_schema not in target_schemas(sources)
@@ -220,7 +206,7 @@ def test_wrong_password_fails_and_the_password_is_nowhere(sources, manifest, run
     wrong = "Wr0ng-Secret-Pw-4711"
     url = sources.target_url().replace(f":{sources.target_password}@", f":{wrong}@")
     assert wrong in url
-    result = run("preflight", **{DIRECT_VAR: url})
+    result = run("preflight", env={DIRECT_VAR: url})
     failed_with(result, "check_target_direct", "cannot connect to target (direct)", "password authentication failed")
     assert manifest.control_schema not in target_schemas(sources)
     for secret in [wrong, *sources.secrets()]:

@@ -19,7 +19,6 @@ from tests.integration.lifecycle_support import (
     phase,
     set_phase,
     snapshot,
-    sources,
     target,
 )
 
@@ -29,14 +28,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 @pytest.fixture(scope="module")
 def verified(estate, manifest):
     return bring_to_verified(estate, manifest, scale=0.2, seed=11)
-
-
-@pytest.fixture
-def run(airflow_home, estate):
-    def run_dag(conf: dict | None = None):
-        return airflow_home.run_dag("reconcile", conf, extra_env=estate.airflow_env())
-
-    return run_dag
 
 
 def _findings(estate, run_id_like: str = "%") -> set[tuple[str, str, str]]:
@@ -67,7 +58,7 @@ def _inject_drift(estate) -> set[tuple[str, str, str]]:
 
 def test_outside_the_soak_phases_the_run_is_skipped(verified, estate, run):
     assert phase(estate) == "verified"
-    result = run()
+    result = run("reconcile")
     assert result.returncode == 0, result.output[-3000:]
     assert result.state_of("check_ledger_phase") == "success"
     assert {result.state_of("list_tables"), result.state_of("judge_run")} == {"skipped"}
@@ -75,7 +66,7 @@ def test_outside_the_soak_phases_the_run_is_skipped(verified, estate, run):
 
 def test_hostile_table_names_are_refused_before_anything_runs(verified, estate, run):
     set_phase(estate, "dual_write")
-    result = run({"tables": ["wallet.users; DROP TABLE wallet.users"]})
+    result = run("reconcile", {"tables": ["wallet.users; DROP TABLE wallet.users"]})
     failed(result, "list_tables", "not in the manifest")
 
 
@@ -86,7 +77,7 @@ def injected(verified, estate):
 
 def test_dry_run_finds_and_writes_nothing(injected, estate, manifest, run):
     before = snapshot(estate, manifest)
-    result = run({"dry_run": True})
+    result = run("reconcile", {"dry_run": True})
     assert result.succeeded, result.output[-3000:]
     assert snapshot(estate, manifest) == before
     assert phase(estate) == "dual_write"
@@ -97,7 +88,7 @@ def test_drift_above_the_cap_repairs_nothing_fails_and_alerts(verified, estate, 
     with target(estate) as conn:
         conn.execute("DELETE FROM wallet.activities WHERE id IN (SELECT id FROM wallet.activities ORDER BY id LIMIT 3)")
     before = snapshot(estate, manifest)
-    result = run({"repair_cap": 2, "tables": ["wallet.activities"]})
+    result = run("reconcile", {"repair_cap": 2, "tables": ["wallet.activities"]})
     failed(result, "judge_run", "repair cap of 2 rows exceeded", "wallet.activities")
     drift_alert = next(line for line in result.output.splitlines() if "migration drift:" in line)
     assert "Table: wallet.activities" in drift_alert and "repair cap exceeded" in drift_alert
@@ -107,14 +98,14 @@ def test_drift_above_the_cap_repairs_nothing_fails_and_alerts(verified, estate, 
 
 def test_every_drift_is_found_key_for_key_repaired_and_starts_the_soak(injected, estate, manifest, run):
     expected = injected
-    result = run()
+    result = run("reconcile")
     assert result.succeeded, result.output[-3000:]
     found = _findings(estate)
     assert expected <= found, expected - found
     assert {f for f in found if f[0] != "wallet.activities" or f[2] != "missing_in_target"} <= expected
-    assert verify(sources(estate, manifest), estate.target_endpoint(), manifest)["ok"]
+    assert verify(estate.source_endpoints(), estate.target_endpoint(), manifest)["ok"]
     assert phase(estate) == "soak"
-    second = run()
+    second = run("reconcile")
     assert second.succeeded, second.output[-3000:]
     assert "'drifted': 0" in second.output or '"drifted": 0' in second.output
 
@@ -123,18 +114,18 @@ def test_a_lossy_dual_write_converges_once_the_writer_stops(verified, estate, ma
     if phase(estate) == "verified":
         set_phase(estate, "dual_write")
     config = SimulatorConfig(rate_per_s=40, duration_s=60, dual_write=True, faults=TargetFaults(drop=0.02), seed=3)
-    writer = DualWriteSimulator(manifest, sources(estate, manifest), estate.target_endpoint(), config).start()
+    writer = DualWriteSimulator(manifest, estate.source_endpoints(), estate.target_endpoint(), config).start()
     try:
         time.sleep(3)
-        during = run({"grace_seconds": 1, "max_unrepaired_rows": 1000})
+        during = run("reconcile", {"grace_seconds": 1, "max_unrepaired_rows": 1000})
         assert during.returncode == 0, during.output[-3000:]
     finally:
         writer.stop()
         report = writer.join()
     assert report.total > 0 and report.secondary.get("dropped", 0) > 0, report.as_dict()
-    final = run({"grace_seconds": 0})
+    final = run("reconcile", {"grace_seconds": 0})
     assert final.succeeded, final.output[-3000:]
     # Rows equal; sequences are not: dual-written inserts carry the source's ids, and
     # the target's sequences are moved at cutover (cutover's sync_sequences).
-    result = verify(sources(estate, manifest), estate.target_endpoint(), manifest, sequences=False)
+    result = verify(estate.source_endpoints(), estate.target_endpoint(), manifest, sequences=False)
     assert result["ok"], result["failures"]

@@ -43,14 +43,6 @@ def soaking(estate, manifest):
     return bring_to_soak(estate, manifest, scale=0.1, seed=17, reconciled=True)
 
 
-@pytest.fixture
-def run(airflow_home, estate):
-    def run_dag(dag_id: str, conf: dict | None = None, **kwargs):
-        return airflow_home.run_dag(dag_id, conf, extra_env=estate.airflow_env(), **kwargs)
-
-    return run_dag
-
-
 def cut_over(run, estate) -> None:
     cut = run("cutover", {"confirm": "CUTOVER", "min_soak_hours": 0, **GATES})
     assert cut.succeeded, cut.output[-3000:]

@@ -34,14 +34,6 @@ def cut_over(estate, manifest, airflow_home):
     return estate
 
 
-@pytest.fixture
-def run(airflow_home, estate):
-    def run_dag(dag_id: str, conf: dict | None = None):
-        return airflow_home.run_dag(dag_id, conf, extra_env=estate.airflow_env())
-
-    return run_dag
-
-
 def recruiter_source(estate, query: str, params=()):
     with estate.source_endpoint("recruiter").connect() as conn:
         return conn.execute(query, params).fetchall()
