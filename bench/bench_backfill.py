@@ -75,7 +75,7 @@ def log(message: str) -> None:
 class Bench:
     def __init__(self, estate: Estate, manifest, workdir: Path):
         self.estate, self.manifest, self.workdir = estate, manifest, workdir
-        self.sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+        self.sources = estate.source_endpoints()
         self.target = estate.target_endpoint()
         # Peers take libpq URIs; passwords go to a private passfile, never a command line.
         self.passfile = workdir / "pgpass"

@@ -110,7 +110,7 @@ class LoadRun:
         self.estate, self.home, self.apps = estate, home, apps
         self.rate = apps.config.rate_per_s
         self.m = estate.manifest
-        self.sources = {s.name: estate.source_endpoint(s.name) for s in self.m.services}
+        self.sources = estate.source_endpoints()
         self.env = {**estate.airflow_env(), "MIGRATION_BACKUP_DIR": str(work / "backups"),
                     "MIGRATION_ARTIFACT_DIR": str(work / "artifacts"), "DB_POOL_MAX": "4"}
         self.windows: list[dict] = []
@@ -310,7 +310,7 @@ def main() -> int:
     started = time.monotonic()
     try:
         with Estate(manifest) as estate:
-            sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+            sources = estate.source_endpoints()
             create_source_layout(manifest, sources)
             rows = sum(generate(manifest, sources, scale=scale, seed=3).values())
             log(f"generated {rows:,} rows (scale {scale:g}); writer at {rate:g} writes/s; load average {load_before}")

@@ -38,7 +38,7 @@ def measure(source, target, manifest, chunk: Chunk) -> dict:
 def main(small_rows: int) -> dict:
     manifest = load_manifest()
     with Estate(manifest, with_pooler=False) as estate:
-        sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+        sources = estate.source_endpoints()
         create_source_layout(manifest, sources)
         with estate.target_endpoint().connect(autocommit=True) as conn:
             for step in manifest.schema_steps:

@@ -31,7 +31,7 @@ def plan(dag_id: str, run_id: str, tables: list[str], target_rows: int | None, m
 
     m = ds.manifest()
     chosen = _chosen_tables(tables)
-    endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
+    endpoints = ds.source_endpoints()
     app = ds.application_name(dag_id)
     chunks = plan_all(m, endpoints, target_rows=target_rows, max_chunks_total=max_tasks, application_name=app)
     planned = [c for c in chunks if chosen is None or c.table in chosen]

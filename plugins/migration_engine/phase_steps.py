@@ -311,7 +311,7 @@ def sync_sequences(dag_id: str, *, gap: int, dry_run: bool, to_source: bool = Fa
 
     gates.check_non_negative("sequence_gap", gap, maximum=10**12)
     m = ds.manifest()
-    endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
+    endpoints = ds.source_endpoints()
     moved_side = "source" if to_source else "target"
     epoch = None if dry_run else ds.run_epoch(dag_id)
     with fail_without_retry(), ds.target_connection(dag_id) as fence_conn:

@@ -22,7 +22,7 @@ def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
     if unknown:
         with fail_without_retry():
             raise CheckFailed(f"tables {unknown!r} are not in the manifest {m.file.name}; known tables: {sorted(known)}")
-    endpoints = {s.name: ds.source_endpoint(s.name) for s in m.services}
+    endpoints = ds.source_endpoints()
     chosen = [m.table(t) for t in tables] if tables else list(m.tables)
     with ds.target_connection(dag_id) as conn:
         sync_points.ensure_table(conn, m)

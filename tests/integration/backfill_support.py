@@ -10,13 +10,9 @@ from migration_engine.manifest import Manifest
 from migration_engine.schema_sql import apply_step, create_source_layout
 
 
-def source_endpoints(estate: Estate, manifest: Manifest) -> dict:
-    return {s.name: estate.source_endpoint(s.name) for s in manifest.services}
-
-
 def create_schema(estate: Estate, manifest: Manifest) -> None:
     """The source layout (public) per service, and the target before its post-load constraints."""
-    create_source_layout(manifest, source_endpoints(estate, manifest))
+    create_source_layout(manifest, estate.source_endpoints())
     with estate.target_endpoint().connect(autocommit=True) as conn:
         for step in manifest.schema_steps:
             if not step.after_backfill:

@@ -23,10 +23,6 @@ def target(estate):
     return estate.target_endpoint().connect(autocommit=True)
 
 
-def sources(estate, manifest) -> dict:
-    return {s.name: estate.source_endpoint(s.name) for s in manifest.services}
-
-
 def bring_to_schema_applied(estate, manifest, *, scale: float, seed: int) -> dict:
     """Layout and data on the sources, the target's schema before its post-load constraints,
     frozen fingerprints; the ledger at `schema_applied`, ready for the backfill DAG."""
@@ -50,7 +46,7 @@ def bring_to_verified(estate, manifest, *, scale: float = 0.2, seed: int = 7) ->
 
 
 def _sources_and_target_schema(estate, manifest, *, scale: float, seed: int) -> dict:
-    endpoints = sources(estate, manifest)
+    endpoints = estate.source_endpoints()
     create_source_layout(manifest, endpoints)
     generate(manifest, endpoints, scale=scale, seed=seed)
     with target(estate) as conn:

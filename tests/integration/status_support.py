@@ -13,7 +13,7 @@ from migration_engine.local.estate import Estate
 from migration_engine.manifest import Manifest
 from migration_engine.reconcile import Direction, reconcile_table
 from migration_engine.verify import verify
-from tests.integration.backfill_support import create_schema, source_endpoints, target_sql
+from tests.integration.backfill_support import create_schema, target_sql
 
 PHASES = (("preflight_passed", "preflight"), ("schema_applied", "schema_baseline"), ("backfilled", "backfill"),
           ("verified", "verify"), ("dual_write", "reconcile"))
@@ -44,7 +44,7 @@ def advance(estate: Estate, manifest: Manifest, phase: str, dag_id: str, run_id:
 def build_migration(estate: Estate, manifest: Manifest) -> dict:
     """The ledgers of a migration in ``dual_write``; returns what was copied, verified and reconciled."""
     create_schema(estate, manifest)
-    sources = source_endpoints(estate, manifest)
+    sources = estate.source_endpoints()
     generate(manifest, sources, scale=1, seed=7)
     target = estate.target_endpoint()
     for phase, dag_id in PHASES[:2]:

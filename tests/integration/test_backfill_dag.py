@@ -55,7 +55,7 @@ def preflighted(estate, manifest, airflow_home, env):
     estate.source.restart()
     estate.target.configure(TimeZone="UTC", DateStyle="ISO, MDY")
     estate.target.restart()
-    endpoints = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    endpoints = estate.source_endpoints()
     create_source_layout(manifest, endpoints)
     generate(manifest, endpoints, scale=1, seed=SEED)
     result = airflow_home.run_dag("preflight", extra_env=env)
@@ -124,7 +124,7 @@ def verified(estate, manifest, tables=None) -> dict:
     """The verification engine the verify DAG runs (without moving the ledger)."""
     from migration_engine.verify import verify
 
-    endpoints = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    endpoints = estate.source_endpoints()
     return verify(endpoints, estate.target_endpoint(), manifest, tables=tables)
 
 

@@ -16,7 +16,7 @@ from migration_engine.copier import CopyError, copy_chunk
 from migration_engine.manifest import load_manifest
 from migration_engine.sequences import sync_sequences
 from migration_engine.verify import verify
-from tests.integration.backfill_support import create_schema, source_endpoints, source_sql, target_sql
+from tests.integration.backfill_support import create_schema, source_sql, target_sql
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def estate_with_schema(estate, manifest):
 
 @pytest.fixture(scope="module")
 def sources(estate_with_schema, manifest):
-    return source_endpoints(estate_with_schema, manifest)
+    return estate_with_schema.source_endpoints()
 
 
 def copy_table(estate, manifest, sources, qualified: str, *, target_rows: int, force: bool = False) -> list[dict]:

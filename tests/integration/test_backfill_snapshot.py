@@ -63,7 +63,7 @@ def stop_apps_and_compare(estate, manifest, apps, airflow_home, env) -> dict:
     assert written.total > 0
     caught_up = airflow_home.run_dag("catch_up", extra_env=env)
     assert caught_up.succeeded, caught_up.output[-6000:]
-    result = verify({s.name: estate.source_endpoint(s.name) for s in manifest.services}, estate.target_endpoint(), manifest)
+    result = verify(estate.source_endpoints(), estate.target_endpoint(), manifest)
     assert result["ok"], result["failures"]
     return result
 

@@ -28,7 +28,7 @@ NOT_MIGRATED = "app_notes"
 @pytest.fixture(scope="module")
 def wallet(estate, manifest):
     """The wallet source as a real estate has it, then the migration role from the roles script."""
-    create_source_layout(manifest, {s.name: estate.source_endpoint(s.name) for s in manifest.services})
+    create_source_layout(manifest, estate.source_endpoints())
     # A table of the app's that the manifest does not migrate.
     estate.source.execute(f"CREATE TABLE public.{NOT_MIGRATED} (id int); GRANT ALL ON public.{NOT_MIGRATED} TO wallet_app",
                           dbname=estate.source_db("wallet"))

@@ -21,7 +21,7 @@ MIN_PAYLOAD_BYTES = 1_000_000
 
 @pytest.fixture(scope="module")
 def sources(estate, manifest):
-    endpoints = {service.name: estate.source_endpoint(service.name) for service in manifest.services}
+    endpoints = estate.source_endpoints()
     create_source_layout(manifest, endpoints)
     return endpoints
 

@@ -72,7 +72,7 @@ def estate(manifest):
 def roles(estate, manifest):
     """The source as a real estate has it (data, app roles), then the migration roles from the script;
     the Airflow environment that connects to the sources as the migration role."""
-    sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    sources = estate.source_endpoints()
     create_source_layout(manifest, sources)
     generate(manifest, sources, scale=SCALE, seed=5, replace=True)
     for service in manifest.services:
@@ -140,7 +140,7 @@ def caplog_module():
 @pytest.fixture(scope="module")
 def apps(estate, manifest, roles):
     """The apps, writing from before preflight, as the superusers (the migration's roles are not theirs)."""
-    sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    sources = estate.source_endpoints()
     config = SimulatorConfig(
         rate_per_s=WRITES_PER_S, duration_s=3600, follow_read_path=True, faults=TargetFaults(drop=0.05), seed=5,
         tables=tuple(t.qualified for t in manifest.tables if t.qualified not in (UNTOUCHED, SENSITIVE)),
@@ -226,7 +226,7 @@ def test_the_apps_wrote_throughout_and_both_sides_end_equal(lifecycle, estate, m
     assert written.total / written.seconds >= 0.8 * WRITES_PER_S, written.as_dict()
     assert written.secondary["applied"] > 0, "dual-write never reached the other side"
     assert [r.dag_id for r in lifecycle["runs"]][:5] == ["preflight", "schema_baseline", "backfill", "catch_up", "verify"]
-    sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    sources = estate.source_endpoints()
     final = verify(sources, estate.target_endpoint(), manifest)
     assert final["ok"], final["failures"]
 

@@ -44,7 +44,7 @@ END $$
 
 @pytest.fixture(scope="module")
 def credity(estate, manifest):
-    sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    sources = estate.source_endpoints()
     create_source_layout(manifest, sources)
     target = estate.target_endpoint()
     with target.connect(autocommit=True) as conn:

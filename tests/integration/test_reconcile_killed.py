@@ -21,7 +21,7 @@ from migration_engine.copier import copy_chunk
 from migration_engine.generator import generate
 from migration_engine.local.servers import wait_until
 from migration_engine.reconcile.engine import Direction, reconcile_table
-from tests.integration.backfill_support import create_schema, source_endpoints, source_sql, target_sql
+from tests.integration.backfill_support import create_schema, source_sql, target_sql
 
 pytestmark = [pytest.mark.integration]
 
@@ -45,7 +45,7 @@ CHILD = textwrap.dedent("""
 @pytest.fixture(scope="module")
 def copied(estate, manifest):
     create_schema(estate, manifest)
-    sources = source_endpoints(estate, manifest)
+    sources = estate.source_endpoints()
     generate(manifest, sources, scale=1, seed=9)
     for chunk in plan_all(manifest, sources):
         if chunk.table == TABLE:
@@ -92,7 +92,7 @@ def test_reconcile_killed_mid_repair_then_rerun_converges(copied, manifest):
     clean = reconcile_table(table, estate.source_endpoint("wallet"), estate.target_endpoint(), run_id="clean",
                             direction=Direction.SOURCE_TO_TARGET, control_schema=CONTROL, cap=CAP, grace_seconds=0)
     assert clean.clean
-    result = verify.verify(source_endpoints(estate, manifest), estate.target_endpoint(), manifest, tables=[TABLE],
+    result = verify.verify(estate.source_endpoints(), estate.target_endpoint(), manifest, tables=[TABLE],
                            state_store=False, sequences=False)
     assert result["ok"], result["failures"]
     total, distinct = target_sql(estate, "SELECT count(*), count(DISTINCT id) FROM wallet.activities")[0]

@@ -637,7 +637,7 @@ def test_target_schema_applies_twice_as_the_non_superuser_owner_and_matches_the_
 
 
 def test_source_layout_in_each_source_database_matches_the_facts(estate, manifest):
-    endpoints = {service.name: estate.source_endpoint(service.name) for service in manifest.services}
+    endpoints = estate.source_endpoints()
 
     first = create_source_layout(manifest, endpoints)
     second = create_source_layout(manifest, endpoints)

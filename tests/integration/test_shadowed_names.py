@@ -82,7 +82,7 @@ def test_reconcile_finds_and_repairs_drift_without_calling_the_planted_functions
 
 def test_a_merged_chunk_stages_in_its_own_temporary_table_and_leaves_public_alone(planted, manifest):
     estate = planted
-    sources = {s.name: estate.source_endpoint(s.name) for s in manifest.services}
+    sources = estate.source_endpoints()
     chunk = next(c for c in plan_all(manifest, sources) if c.table == "wallet.users")
     with target(estate) as conn:
         conn.execute("UPDATE wallet.users SET bio = 'stale' WHERE id = (SELECT min(id) FROM wallet.users)")

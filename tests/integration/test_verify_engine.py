@@ -10,7 +10,7 @@ from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
 from migration_engine.sequences import sync_sequences
 from migration_engine.verify import VerificationFailed, assert_verified, verify, write_report
-from tests.integration.backfill_support import create_schema, source_endpoints, source_sql, target_sql
+from tests.integration.backfill_support import create_schema, source_sql, target_sql
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def fill_sources(estate, manifest) -> None:
 def backfilled(estate, manifest):
     create_schema(estate, manifest)
     fill_sources(estate, manifest)
-    sources = source_endpoints(estate, manifest)
+    sources = estate.source_endpoints()
     for chunk in plan_all(manifest, sources, target_rows=150):
         copy_chunk(sources[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk, run_id="verify-test")
     sync_sequences(sources, estate.target_endpoint(), manifest)
@@ -49,7 +49,7 @@ def backfilled(estate, manifest):
 
 @pytest.fixture(scope="module")
 def sources(backfilled, manifest):
-    return source_endpoints(backfilled, manifest)
+    return backfilled.source_endpoints()
 
 
 def test_identical_data_verifies_and_report_is_written(backfilled, manifest, sources, tmp_path):

@@ -22,7 +22,7 @@ def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
     from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, TargetFaults
 
     m = estate.manifest
-    sources = {s.name: estate.source_endpoint(s.name) for s in m.services}
+    sources = estate.source_endpoints()
     target = estate.target_endpoint()
     demo.say(f"creating the source layout and generating Credity data (scale {demo.scale:g}, seed {demo.seed})")
     create_source_layout(m, sources)

@@ -98,6 +98,10 @@ class Estate:
     def source_endpoint(self, service: str) -> Endpoint:
         return from_url(f"{service} source", self.source_url(service))
 
+    def source_endpoints(self) -> dict[str, Endpoint]:
+        """Every service's source endpoint, by service name."""
+        return {service.name: self.source_endpoint(service.name) for service in self.manifest.services}
+
     def target_endpoint(self) -> Endpoint:
         return from_url("target (direct)", self.target_url())
 
