@@ -29,6 +29,12 @@ source snapshot was held open. Each p95 is set against the idle baseline and the
 runbook's rollback trigger (over +30 %). Lost writes = tables that differ after
 the final reconcile (must be 0).
 
+Machines as a deployment has them: the source server and the writer run on one core,
+Airflow, the target, the pooler and Airflow's metadata DB on the other (``core_split``),
+so the apps' latency measures what the migration's reads cost the source rather than
+Airflow's own processes on the same two cores (BENCH_LOAD_SPLIT_CORES=0: no split).
+After cutover the apps' primary is the target, which here shares its core with Airflow.
+
 Knobs: BENCH_LOAD_RATE (writes/s, 40), BENCH_LOAD_SCALE (generator scale, 150:
 about 1.8 M rows, 0.75 GB, so the unpaced backfill lasts about a minute),
 BENCH_LOAD_IDLE_S (each idle window, 60); docs/reliability.md has the last run's
@@ -48,7 +54,9 @@ import psycopg
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "dags")]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "dags"), str(ROOT / "bench")]
+
+from core_split import CoreSplit, postmaster_pid  # noqa: E402
 
 from migration_engine import verify  # noqa: E402
 from migration_engine.chunk_ledger import ledger_ident  # noqa: E402
@@ -297,7 +305,10 @@ def print_table(result: dict) -> None:
           f"{result['lost_writes']}: after the final reconcile {result['tables_compared']} tables compared, "
           f"differing: {result['lost_writes_tables'] or 'none'}")
     conditions = result["conditions"]
-    print(f"{conditions['cores']} cores; load average (1, 5, 15 min) before {conditions['load_before']}, "
+    split = conditions["core_split"]
+    cores = (f"source and apps on {split['source_and_apps']}, the rest on {split['airflow_target_pooler_metadata']}"
+             if split else "not split")
+    print(f"{conditions['cores']} cores ({cores}); load average (1, 5, 15 min) before {conditions['load_before']}, "
           f"after {conditions['load_after']}")
 
 
@@ -316,17 +327,26 @@ def main() -> int:
             log(f"generated {rows:,} rows (scale {scale:g}); writer at {rate:g} writes/s; load average {load_before}")
             home = AirflowHome(HOME, create_metadata_db(METADATA_DB))
             home.migrate()
+            split = CoreSplit(estate.source.datadir, [postmaster_pid(estate.target.datadir), estate.pooler.process.pid])
+            split_cores = split.possible and os.environ.get("BENCH_LOAD_SPLIT_CORES", "1") != "0"
+            if split_cores:
+                split.pin_servers()
+                split.on_source_core()
             config = SimulatorConfig(rate_per_s=rate, duration_s=None, max_writes=10**9, follow_read_path=True, seed=1)
             apps = DualWriteSimulator(manifest, sources, estate.target_endpoint(), config).start()
+            if split_cores:
+                split.on_other_cores()
             try:
                 lifecycle = LoadRun(estate, home, apps, HOME / "work").lifecycle(idle_s)
             finally:
                 apps.stop()
                 apps.join()
+                split.restore()
     finally:
         drop_metadata_db(METADATA_DB)
     conditions = {"cores": os.cpu_count(), "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
-                  "bench_seconds": round(time.monotonic() - started)}
+                  "bench_seconds": round(time.monotonic() - started),
+                  "core_split": split.describe() if split_cores else None}
     result = {"scale": scale, "rows": rows, "conditions": conditions, **lifecycle}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
