@@ -324,6 +324,11 @@ def main() -> int:
             sources = estate.source_endpoints()
             create_source_layout(manifest, sources)
             rows = sum(generate(manifest, sources, scale=scale, seed=3).values())
+            # The generator's aftermath (autovacuum of fresh tables, dirty pages) must not land in an idle window.
+            for source in sources.values():
+                with source.connect(autocommit=True) as conn:
+                    conn.execute("VACUUM ANALYZE")
+            estate.source.execute("CHECKPOINT")
             log(f"generated {rows:,} rows (scale {scale:g}); writer at {rate:g} writes/s; load average {load_before}")
             home = AirflowHome(HOME, create_metadata_db(METADATA_DB))
             home.migrate()
