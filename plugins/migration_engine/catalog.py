@@ -66,7 +66,7 @@ def strip_schema(text: str | None, schema: str) -> str | None:
 
 
 def _run(conn: psycopg.Connection, name: str, schema: str) -> list[tuple]:
-    return conn.execute(sqlfiles.load("catalog", name).render(), {"schema": schema}).fetchall()
+    return sqlfiles.run(conn, f"catalog/{name}", {"schema": schema}).fetchall()
 
 
 def fingerprint(conn: psycopg.Connection, schemas: Iterable[str]) -> Fingerprint:
@@ -77,7 +77,7 @@ def fingerprint(conn: psycopg.Connection, schemas: Iterable[str]) -> Fingerprint
         for schema in schemas:
             # Expressions print unqualified for objects visible on the search_path; pg_catalog
             # first, so a built-in (gen_random_uuid) prints the same whatever extensions a schema holds.
-            conn.execute(sqlfiles.load("catalog", "pin_search_path").render(), {"schema": schema})
+            sqlfiles.run(conn, "catalog/pin_search_path", {"schema": schema})
             result[schema] = _schema(conn, schema)
     return Fingerprint(result)
 

@@ -35,31 +35,29 @@ def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
         with conn.transaction():
             # Concurrent first chunks would race on CREATE ... IF NOT EXISTS; one at a time.
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LEDGER_TABLE,))
-            conn.execute(sqlfiles.load("ledger", "create_control_schema").render(control_schema=manifest.control_schema))
-            conn.execute(sqlfiles.load("backfill", "create_backfill_chunks").render(backfill_chunks=ledger_ident(manifest)))
-            conn.execute(sqlfiles.load("snapshots", "add_chunk_snapshot_column").render(backfill_chunks=ledger_ident(manifest)))
-            conn.execute(sqlfiles.load("backfill", "add_chunk_pacing_column").render(backfill_chunks=ledger_ident(manifest)))
-            conn.execute(sqlfiles.load("snapshots", "create_source_snapshots").render(
-                source_snapshots=(manifest.control_schema, SNAPSHOTS_TABLE)))
+            sqlfiles.run(conn, "ledger/create_control_schema", control_schema=manifest.control_schema)
+            sqlfiles.run(conn, "backfill/create_backfill_chunks", backfill_chunks=ledger_ident(manifest))
+            sqlfiles.run(conn, "snapshots/add_chunk_snapshot_column", backfill_chunks=ledger_ident(manifest))
+            sqlfiles.run(conn, "backfill/add_chunk_pacing_column", backfill_chunks=ledger_ident(manifest))
+            sqlfiles.run(conn, "snapshots/create_source_snapshots",
+                         source_snapshots=(manifest.control_schema, SNAPSHOTS_TABLE))
     if not conn.autocommit:
         conn.commit()
 
 
 def lock_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
-    conn.execute(sqlfiles.load("backfill", "lock_chunk").render(), {"chunk_id": chunk.chunk_id})
+    sqlfiles.run(conn, "backfill/lock_chunk", {"chunk_id": chunk.chunk_id})
 
 
 def find_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk) -> dict | None:
-    cur = conn.execute(
-        sqlfiles.load("backfill", "find_chunk").render(backfill_chunks=ledger_ident(manifest)), {"chunk_id": chunk.chunk_id}
-    )
+    cur = sqlfiles.run(conn, "backfill/find_chunk", {"chunk_id": chunk.chunk_id}, backfill_chunks=ledger_ident(manifest))
     row = cur.fetchone()
     return dict(zip([d.name for d in cur.description], row, strict=True)) if row else None
 
 
 def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, result: Mapping, run_id: str) -> None:
-    conn.execute(
-        sqlfiles.load("backfill", "record_chunk").render(backfill_chunks=ledger_ident(manifest)),
+    sqlfiles.run(
+        conn, "backfill/record_chunk",
         {
             "chunk_id": chunk.chunk_id,
             "table_name": chunk.table,
@@ -78,12 +76,13 @@ def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, res
             "source_snapshot": result.get("source_snapshot"),
             "pacing": None if result.get("pacing") is None else Jsonb(result["pacing"]),
         },
+        backfill_chunks=ledger_ident(manifest),
     )
 
 
 def read_progress(conn: psycopg.Connection, manifest: Manifest) -> dict[str, dict]:
     """Per table recorded so far: chunks, rows, bytes, the wall time they span and the last chunk's time (reads only)."""
-    cur = conn.execute(sqlfiles.load("backfill", "read_backfill_progress").render(backfill_chunks=ledger_ident(manifest)))
+    cur = sqlfiles.run(conn, "backfill/read_backfill_progress", backfill_chunks=ledger_ident(manifest))
     names = [d.name for d in cur.description]
     return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in cur.fetchall()}
 

@@ -160,9 +160,7 @@ def _objects(control_schema: str) -> dict[str, str | tuple[str, str]]:
 
 
 def _run(conn: psycopg.Connection, control_schema: str, name: str, params: dict | None = None) -> psycopg.Cursor:
-    sql_file = sqlfiles.load("ledger", name)
-    identifiers = {k: v for k, v in _objects(control_schema).items() if k in sql_file.placeholders}
-    return conn.execute(sql_file.render(**identifiers), params)
+    return sqlfiles.run(conn, f"ledger/{name}", params, **_objects(control_schema))
 
 
 def check_transition(current: str | None, to_phase: str) -> bool:

@@ -49,7 +49,7 @@ class SchemaChanged(CheckFailed):
 
 
 def _query(conn: psycopg.Connection, name: str, params: dict | None = None, **identifiers) -> list[tuple]:
-    return conn.execute(sqlfiles.load("preflight", name).render(**identifiers), params).fetchall()
+    return sqlfiles.run(conn, f"preflight/{name}", params, **identifiers).fetchall()
 
 
 def probe(endpoint: Endpoint, application_name: str, *, need_create_schema: bool = False) -> dict:

@@ -87,7 +87,7 @@ def read_flags(conn: psycopg.Connection, manifest: Manifest) -> dict[str, dict]:
     ).fetchone()[0]
     if not exists:
         return {}
-    rows = conn.execute(sqlfiles.load("cutover", "select_read_path").render(control_schema=manifest.control_schema))
+    rows = sqlfiles.run(conn, "cutover/select_read_path", control_schema=manifest.control_schema)
     return {
         service: {"primary_side": side, "dual_write": dual, "changed_at": at.isoformat(), "changed_by": by}
         for service, side, dual, at, by in rows

@@ -48,11 +48,11 @@ def hold(order: dict) -> int:
     with target.connect(application_name=app, autocommit=True) as tgt:
         try:
             with source.connect(application_name=app, autocommit=True, statement_timeout_ms=0) as src:
-                src.execute(sqlfiles.load("snapshots", "disable_session_timeouts").render())
+                sqlfiles.run(src, "snapshots/disable_session_timeouts")
                 src.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 src.read_only = True
                 with src.transaction():
-                    snapshot_id, lsn, horizon, pid = src.execute(sqlfiles.load("snapshots", "export_snapshot").render()).fetchone()
+                    snapshot_id, lsn, horizon, pid = sqlfiles.run(src, "snapshots/export_snapshot").fetchone()
                     snapshots.publish(tgt, schema, run_id, service, state="holding", holder=order["holder"], snapshot={
                         "snapshot_id": snapshot_id, "lsn": lsn, "xmin_horizon": horizon, "backend_pid": pid})
                     log.info("holding snapshot %s of the %s source at LSN %s (xmin horizon %s) for run %s",

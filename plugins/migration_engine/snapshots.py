@@ -65,7 +65,7 @@ class SourceSnapshot:
 
 
 def _statement(name: str, control_schema: str) -> sql.Composed:
-    return sqlfiles.load("snapshots", name).render(source_snapshots=(control_schema, SNAPSHOTS_TABLE))
+    return sqlfiles.statement(f"snapshots/{name}", source_snapshots=(control_schema, SNAPSHOTS_TABLE))
 
 
 def publish(conn: psycopg.Connection, control_schema: str, run_id: str, service: str, *, state: str,
@@ -117,8 +117,7 @@ def release_other_runs(conn: psycopg.Connection, control_schema: str, run_id: st
 
 
 def holder_alive(source: psycopg.Connection, backend_pid: int) -> bool:
-    return source.execute(sqlfiles.load("snapshots", "select_backend_alive").render(),
-                          {"backend_pid": backend_pid}).fetchone()[0]
+    return sqlfiles.run(source, "snapshots/select_backend_alive", {"backend_pid": backend_pid}).fetchone()[0]
 
 
 def start_holder(source: Endpoint, target: Endpoint, *, control_schema: str, run_id: str, service: str,

@@ -58,9 +58,8 @@ def set_app_writes(
 
 def app_write_grants(conn: psycopg.Connection, service: Service) -> int:
     """The service's migrated tables the app role can write (any of INSERT, UPDATE, DELETE, TRUNCATE)."""
-    query = sqlfiles.load("finalize", "select_app_write_grants").render()
-    return conn.execute(query, {"app_role": service.app_role, "schema": service.source_schema,
-                                "tables": list(migrated_tables(service))}).fetchone()[0]
+    return sqlfiles.run(conn, "finalize/select_app_write_grants", {
+        "app_role": service.app_role, "schema": service.source_schema, "tables": list(migrated_tables(service))}).fetchone()[0]
 
 
 def roles_script_variables(service: Service, role: str) -> dict[str, str]:

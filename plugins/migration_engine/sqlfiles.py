@@ -176,6 +176,18 @@ def load(*parts: str) -> SqlFile:
     return SqlFile(path)
 
 
+def statement(name: str, **identifiers) -> sql.Composed:
+    """``phase/verb_object`` (``include/sql/<phase>/<verb_object>.sql``) rendered with the identifiers its
+    placeholders name; others are ignored, so a module may pass its whole set of objects."""
+    sql_file = load(*name.split("/"))
+    return sql_file.render(**{k: v for k, v in identifiers.items() if k in sql_file.placeholders})
+
+
+def run(conn, name: str, params: dict | None = None, **identifiers):
+    """Execute one SQL file (see ``statement``) with its values bound; returns the cursor."""
+    return conn.execute(statement(name, **identifiers), params)
+
+
 def render_template(text: str, identifiers: dict, origin: str = "<text>.sql") -> sql.Composed:
     """Compose SQL template text that is not a file under ``include/sql`` (a drizzle statement)."""
     return sql.Composed([sql.SQL(render_text(text, identifiers, origin=origin))])

@@ -89,11 +89,11 @@ def record_verification(conn: psycopg.Connection, manifest: Manifest, result: Ma
 # Reading.
 
 def _exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
-    return bool(conn.execute(sqlfiles.load("ledger", "select_ledger_exists").render(), {"schema": schema, "table": table}).fetchone()[0])
+    return bool(sqlfiles.run(conn, "ledger/select_ledger_exists", {"schema": schema, "table": table}).fetchone()[0])
 
 
 def _rows(conn: psycopg.Connection, name: str, params: dict | None = None, **identifiers) -> list[dict]:
-    cur = conn.execute(sqlfiles.load("status_report", name).render(**identifiers), params)
+    cur = sqlfiles.run(conn, f"status_report/{name}", params, **identifiers)
     names = [d.name for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 

@@ -41,9 +41,7 @@ def _identifiers(manifest: Manifest) -> dict:
 
 
 def _run(conn: psycopg.Connection, manifest: Manifest, name: str, params: dict | None = None) -> psycopg.Cursor:
-    sql_file = sqlfiles.load("sync_points", name)
-    ids = {k: v for k, v in _identifiers(manifest).items() if k in sql_file.placeholders}
-    return conn.execute(sql_file.render(**ids), params)
+    return sqlfiles.run(conn, f"sync_points/{name}", params, **_identifiers(manifest))
 
 
 def ensure_table(conn: psycopg.Connection, manifest: Manifest) -> None:

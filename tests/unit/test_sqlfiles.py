@@ -29,6 +29,13 @@ def test_an_unquoted_expression_is_refused_naming_the_file(template):
         sqlfiles.render_text(template, {"name": HOSTILE}, origin="probe.sql")
 
 
+def test_a_statement_by_its_phase_and_name_takes_the_identifiers_it_names_and_ignores_the_rest():
+    rendered = sqlfiles.statement("ledger/select_fence", fence=("control", "fence"), runs=("control", "runs"))
+    assert rendered.as_string() == 'SELECT epoch, phase, claimed_by FROM "control"."fence"'
+    with pytest.raises(sqlfiles.TemplateError, match=r"SQL file not found: include/sql/ledger/no_such_file\.sql"):
+        sqlfiles.statement("ledger/no_such_file")
+
+
 def test_a_missing_identifier_is_an_error_naming_the_file_and_the_name():
     with pytest.raises(sqlfiles.TemplateError, match=r"cutover/set_read_path\.sql: 'control_schema' is undefined"):
         sqlfiles.load("cutover", "set_read_path").render()

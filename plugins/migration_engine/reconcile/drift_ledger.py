@@ -30,14 +30,13 @@ def _identifiers(control_schema: str) -> dict:
 
 
 def _statement(name: str, control_schema: str):
-    sql_file = sqlfiles.load("reconcile", name)
-    return sql_file.render(**{k: v for k, v in _identifiers(control_schema).items() if k in sql_file.placeholders})
+    return sqlfiles.statement(f"reconcile/{name}", **_identifiers(control_schema))
 
 
 def ensure_ledger(conn: psycopg.Connection, control_schema: str) -> None:
     """Create the ledger tables if missing and drop the retired streak view (safe to run every time)."""
     with conn.transaction():
-        conn.execute(sqlfiles.load("ledger", "create_control_schema").render(control_schema=control_schema))
+        sqlfiles.run(conn, "ledger/create_control_schema", control_schema=control_schema)
         for name in SETUP_FILES:
             conn.execute(_statement(name, control_schema))
 
