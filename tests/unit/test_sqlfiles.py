@@ -31,7 +31,7 @@ def test_an_unquoted_expression_is_refused_naming_the_file(template):
 
 def test_a_statement_by_its_phase_and_name_takes_the_identifiers_it_names_and_ignores_the_rest():
     rendered = sqlfiles.statement("ledger/select_fence", fence=("control", "fence"), runs=("control", "runs"))
-    assert rendered.as_string() == 'SELECT epoch, phase, claimed_by FROM "control"."fence"'
+    assert rendered.as_string().strip() == 'SELECT epoch, phase, claimed_by FROM "control"."fence"'
     with pytest.raises(sqlfiles.TemplateError, match=r"SQL file not found: include/sql/ledger/no_such_file\.sql"):
         sqlfiles.statement("ledger/no_such_file")
 
