@@ -134,7 +134,7 @@ def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, 
     assert load_manifest(broken).smoke_sql == smoke
 
     result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1},
-                 MIGRATION_MANIFEST=str(broken))
+                 env={"MIGRATION_MANIFEST": str(broken)})
     failed(result, "fail_after_rollback", "cutover rolled back", "fail_on_purpose.sql")
     assert result.state_of("roll_back_read_path") == "success"
     assert result.state_of("record_cut_over") == "skipped"

@@ -138,7 +138,7 @@ def test_a_flip_that_fails_after_it_started_leaves_flip_unknown_which_rollback_a
     holder.execute(f"LOCK TABLE {CONTROL}.read_path IN EXCLUSIVE MODE")
     try:
         result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1},
-                     DB_LOCK_TIMEOUT_MS="1500")
+                     env={"DB_LOCK_TIMEOUT_MS": "1500"})
     finally:
         holder.close()
     assert result.state_of("flip_read_path_to_target") == "failed", result.task_states
