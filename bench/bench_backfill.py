@@ -44,7 +44,7 @@ from chunk_rss import measure  # noqa: E402
 
 from migration_engine import ledger, preflight  # noqa: E402
 from migration_engine.chunk_ledger import ensure_chunk_ledger, ledger_ident  # noqa: E402
-from migration_engine.chunks import Chunk, plan_all  # noqa: E402
+from migration_engine.chunks import Chunk, plan_all, table_size  # noqa: E402
 from migration_engine.copier import copy_chunk  # noqa: E402
 from migration_engine.generator import generate, planned_rows  # noqa: E402
 from migration_engine.local.cluster import AirflowCluster  # noqa: E402
@@ -201,8 +201,7 @@ class Bench:
 
     def _source_bytes(self, table) -> int:
         with self.sources[table.service].connect(autocommit=True) as conn:
-            name = sql.Identifier(*table.source_ident).as_string(conn)
-            return conn.execute("SELECT pg_total_relation_size(%s::regclass)", (name,)).fetchone()[0]
+            return table_size(conn, table)[1]
 
     def _pipe_table(self, table) -> None:
         name = sql.Identifier(*table.source_ident).as_string()
