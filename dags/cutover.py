@@ -70,6 +70,7 @@ from functools import partial
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task, teardown
 
+from migration_engine import checks
 from migration_engine import dag_support as ds
 from migration_engine.rendered_sql import RenderedSqlOperator
 
@@ -128,7 +129,7 @@ def cutover():
 
     @task
     def check_confirmation(params=None):
-        steps.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
+        checks.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -248,7 +249,7 @@ def cutover():
 
     @task
     def fail_after_rollback(smoke: dict):
-        ds.refuse(f"cutover rolled back: {len(smoke['failed'])} smoke check(s) failed: {smoke['failed']}")
+        raise checks.CheckFailed(f"cutover rolled back: {len(smoke['failed'])} smoke check(s) failed: {smoke['failed']}")
 
     @teardown
     @task(pool=ds.TARGET_POOL)

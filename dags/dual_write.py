@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, get_current_context, task
 
+from migration_engine import checks
 from migration_engine import dag_support as ds
 
 DAG_ID = "dual_write"
@@ -51,7 +52,7 @@ def dual_write():
 
     @task
     def check_confirmation(params=None):
-        steps.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
+        checks.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():

@@ -59,6 +59,7 @@ from functools import partial
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
+from migration_engine import checks
 from migration_engine import dag_support as ds
 from migration_engine.rendered_sql import RenderedSqlOperator
 
@@ -107,7 +108,7 @@ def finalize():
 
     @task
     def check_confirmation(params=None):
-        steps.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
+        checks.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():

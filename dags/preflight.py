@@ -85,23 +85,19 @@ MANIFEST = ds.manifest()
 def preflight():
     @task
     def check_source(service: str) -> dict:
-        from migration_engine.checks import fail_without_retry
         from migration_engine.preflight import check_manifest_tables, probe, snapshot_hold_estimate
 
-        with fail_without_retry():
-            report = probe(ds.source_endpoint(service), ds.application_name(DAG_ID))
-            with ds.source_endpoint(service).connect(application_name=ds.application_name(DAG_ID)) as conn:
-                report["manifest_tables"] = check_manifest_tables(conn, MANIFEST, service)
-                report["snapshot_hold"] = snapshot_hold_estimate(conn, MANIFEST, service)
-            return report
+        report = probe(ds.source_endpoint(service), ds.application_name(DAG_ID))
+        with ds.source_endpoint(service).connect(application_name=ds.application_name(DAG_ID)) as conn:
+            report["manifest_tables"] = check_manifest_tables(conn, MANIFEST, service)
+            report["snapshot_hold"] = snapshot_hold_estimate(conn, MANIFEST, service)
+        return report
 
     @task(pool=ds.TARGET_POOL)
     def check_target_direct() -> dict:
-        from migration_engine.checks import fail_without_retry
         from migration_engine.preflight import probe
 
-        with fail_without_retry():
-            return probe(ds.target_endpoint(), ds.application_name(DAG_ID), need_create_schema=True)
+        return probe(ds.target_endpoint(), ds.application_name(DAG_ID), need_create_schema=True)
 
     @task(pool=ds.TARGET_POOL)
     def check_target_pooler() -> dict:
@@ -113,10 +109,9 @@ def preflight():
     def check_ledger_phase() -> dict:
         """Read-only: the ledger may not exist yet, and nothing is created here."""
         from migration_engine import ledger
-        from migration_engine.checks import fail_without_retry
         from migration_engine.preflight import PREFLIGHT_ALLOWED
 
-        with fail_without_retry(), ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
+        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
             state = ledger.require_phase(conn, MANIFEST.control_schema, PREFLIGHT_ALLOWED, "preflight")
             # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
             epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
@@ -125,12 +120,11 @@ def preflight():
 
     @task
     def check_state_store(service: str) -> list[dict]:
-        from migration_engine.checks import fail_without_retry
         from migration_engine.preflight import check_state_store
 
         params = get_current_context()["params"]
         window = params["max_age_hours"] if params["max_age_hours"] is not None else MANIFEST.state_store.max_age_hours
-        with fail_without_retry(), ds.source_endpoint(service).connect(application_name=ds.application_name(DAG_ID)) as conn:
+        with ds.source_endpoint(service).connect(application_name=ds.application_name(DAG_ID)) as conn:
             return check_state_store(conn, MANIFEST, service, float(window))
 
     @task(pool=ds.TARGET_POOL)
@@ -156,7 +150,6 @@ def preflight():
         from airflow.sdk import Variable
 
         from migration_engine import backup, ledger
-        from migration_engine.checks import fail_without_retry
         from migration_engine.preflight import BACKUP_FACT, frozen_fingerprint
 
         context = get_current_context()
@@ -167,14 +160,13 @@ def preflight():
         key = BACKUP_FACT.format(service=service)
         app = ds.application_name(DAG_ID)
         # No target session stays open (idle in transaction) while pg_dump runs.
-        with fail_without_retry():
-            with ds.target_endpoint().connect(application_name=app) as target:
-                fingerprint, _ = frozen_fingerprint(target, MANIFEST, service)
-                previous = ledger.read_fact(target, MANIFEST.control_schema, key)
-            record = backup.back_up(
-                ds.source_endpoint(service), service, root / MANIFEST.migration, fingerprint.sha256, expected,
-                jobs=params["backup_jobs"], previous=previous.value if previous else None, fresh=params["fresh_backup"],
-            )
+        with ds.target_endpoint().connect(application_name=app) as target:
+            fingerprint, _ = frozen_fingerprint(target, MANIFEST, service)
+            previous = ledger.read_fact(target, MANIFEST.control_schema, key)
+        record = backup.back_up(
+            ds.source_endpoint(service), service, root / MANIFEST.migration, fingerprint.sha256, expected,
+            jobs=params["backup_jobs"], previous=previous.value if previous else None, fresh=params["fresh_backup"],
+        )
         with ds.target_endpoint().connect(application_name=app) as target:
             ledger.record_fact(target, MANIFEST.control_schema, key, record.as_dict(), DAG_ID, context["run_id"])
         return record.as_dict()

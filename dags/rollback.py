@@ -65,6 +65,7 @@ from functools import partial
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import Param, dag, get_current_context, task, teardown
 
+from migration_engine import checks
 from migration_engine import dag_support as ds
 from migration_engine.rendered_sql import RenderedSqlOperator
 
@@ -105,9 +106,9 @@ def rollback():
 
     @task
     def check_confirmation(params=None):
-        steps.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
+        checks.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
         if params["repair_source"] not in (None, "", REPAIR_WORD):
-            ds.refuse(f"repair_source must be empty or exactly {REPAIR_WORD!r}; nothing was changed")
+            raise checks.CheckFailed(f"repair_source must be empty or exactly {REPAIR_WORD!r}; nothing was changed")
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -159,7 +160,7 @@ def rollback():
     def validate_source():
         result = steps.smoke_checks(DAG_ID, layout="source")
         if not result["ok"]:
-            ds.refuse(f"source validation failed: {result['failed']}")
+            raise checks.CheckFailed(f"source validation failed: {result['failed']}")
         return result
 
     @task(pool=ds.TARGET_POOL)

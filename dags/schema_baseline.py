@@ -51,10 +51,9 @@ def schema_baseline():
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase() -> dict:
         from migration_engine import ledger
-        from migration_engine.checks import fail_without_retry
         from migration_engine.schema_baseline import BASELINE_ALLOWED
 
-        with fail_without_retry(), ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
+        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
             state = ledger.require_phase(conn, MANIFEST.control_schema, BASELINE_ALLOWED, "schema_baseline")
             # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
             epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
@@ -63,11 +62,10 @@ def schema_baseline():
 
     @task
     def check_source_unchanged(service: str) -> str:
-        from migration_engine.checks import fail_without_retry
         from migration_engine.preflight import check_fingerprint_unchanged
 
         app = ds.application_name(DAG_ID)
-        with fail_without_retry(), ds.target_endpoint().connect(application_name=app) as target, \
+        with ds.target_endpoint().connect(application_name=app) as target, \
                 ds.source_endpoint(service).connect(application_name=app) as source:
             return check_fingerprint_unchanged(target, source, MANIFEST, service)
 
@@ -80,11 +78,10 @@ def schema_baseline():
 
     @task
     def check_schema_matches(service: str) -> str:
-        from migration_engine.checks import fail_without_retry
         from migration_engine.schema_baseline import check_schema_matches_source
 
         app = ds.application_name(DAG_ID)
-        with fail_without_retry(), ds.target_endpoint().connect(application_name=app) as target, \
+        with ds.target_endpoint().connect(application_name=app) as target, \
                 ds.source_endpoint(service).connect(application_name=app) as source:
             return check_schema_matches_source(source, target, MANIFEST, service, deferred=True)
 

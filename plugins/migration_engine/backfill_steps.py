@@ -6,7 +6,7 @@ import logging
 from collections import Counter
 
 from migration_engine import dag_support as ds
-from migration_engine.checks import CheckFailed, fail_without_retry
+from migration_engine.checks import CheckFailed
 from migration_engine.task_packing import SMALL_TABLES_TASK_BYTES, group_label, pack, source_table_bytes
 
 log = logging.getLogger("migration.backfill")
@@ -19,8 +19,7 @@ def _chosen_tables(tables: list[str]) -> set[str] | None:
     known = {t.qualified for t in m.tables}
     unknown = [t for t in tables if t not in known]
     if unknown:
-        with fail_without_retry():
-            raise CheckFailed(f"tables {unknown!r} are not in the manifest {m.file.name}; known tables: {sorted(known)}")
+        raise CheckFailed(f"tables {unknown!r} are not in the manifest {m.file.name}; known tables: {sorted(known)}")
     return set(tables)
 
 
@@ -121,16 +120,14 @@ def snapshots_published(dag_id: str, run_id: str, tables: list[str]) -> dict | N
             log.info("%s source: waiting for its snapshot holder to publish", service)
             return None
         if row["state"] != "holding":
-            with fail_without_retry():
-                raise CheckFailed(f"{service} source: the snapshot holder {row['holder']} ended ({row['state']}): "
-                                  f"{row['error'] or 'no cause recorded'}. Fix the cause, then clear hold_source_snapshots")
+            raise CheckFailed(f"{service} source: the snapshot holder {row['holder']} ended ({row['state']}): "
+                              f"{row['error'] or 'no cause recorded'}. Fix the cause, then clear hold_source_snapshots")
         snapshot = snapshots.SourceSnapshot(service, row["snapshot_id"], row["lsn"], row["xmin_horizon"], row["backend_pid"],
                                             row["holder"], run_id)
         with ds.source_endpoint(service).connect(application_name=ds.application_name(dag_id), autocommit=True) as source:
             if not snapshots.holder_alive(source, snapshot.backend_pid):
-                with fail_without_retry():
-                    raise snapshots.SnapshotLost(f"{snapshot.describe()}: its session on the source is gone; "
-                                                 "clear hold_source_snapshots to take a new one")
+                raise snapshots.SnapshotLost(f"{snapshot.describe()}: its session on the source is gone; "
+                                             "clear hold_source_snapshots to take a new one")
         log.info("%s", snapshot.describe())
         published[service] = snapshot.to_dict()
     return published
@@ -183,14 +180,13 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
     results = []
     for chunk in task["chunks"]:
         table = m.table(chunk["table"])
-        with fail_without_retry():
-            results.append(copy_chunk(
-                ds.source_endpoint(table.service), target, m, chunk,
-                force=force, run_id=run_id, application_name=ds.application_name(dag_id), max_mb_per_s=max_mb_per_s,
-                load_budget=LoadBudget(**load_budgets[table.service]) if load_budgets else None,
-                snapshot=SourceSnapshot.from_dict(snapshots[table.service]),
-                recopy_other_snapshots=phase == "schema_applied",
-            ))
+        results.append(copy_chunk(
+            ds.source_endpoint(table.service), target, m, chunk,
+            force=force, run_id=run_id, application_name=ds.application_name(dag_id), max_mb_per_s=max_mb_per_s,
+            load_budget=LoadBudget(**load_budgets[table.service]) if load_budgets else None,
+            snapshot=SourceSnapshot.from_dict(snapshots[table.service]),
+            recopy_other_snapshots=phase == "schema_applied",
+        ))
     for table, entry in backfill_progress(target, m, {}).items():
         if table in {c["table"] for c in task["chunks"]}:
             log.info("progress %s: %s chunk(s) recorded, %s rows so far", table, entry["chunks_done"], entry["rows"])
@@ -223,7 +219,7 @@ def post_load_constraints(dag_id: str) -> list[str]:
 
     m = ds.manifest()
     step = next(s for s in m.schema_steps if s.after_backfill)
-    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+    with ds.target_connection(dag_id) as conn:
         try:
             applied = apply_step(lambda service: conn, m, step.name, "target")
         except psycopg.errors.ForeignKeyViolation as exc:
@@ -258,7 +254,7 @@ def full_schema_compare(dag_id: str) -> dict:
     m = ds.manifest()
     digests = {}
     app = ds.application_name(dag_id)
-    with fail_without_retry(), ds.target_connection(dag_id) as target:
+    with ds.target_connection(dag_id) as target:
         for service in m.services:
             with ds.source_endpoint(service.name).connect(application_name=app, autocommit=True) as source:
                 digests[service.name] = check_schema_matches_source(source, target, m, service.name, deferred=False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from migration_engine import dag_support as ds
 from migration_engine import sync_points
-from migration_engine.checks import CheckFailed, fail_without_retry
+from migration_engine.checks import CheckFailed
 from migration_engine.drain import source_horizons
 from migration_engine.manifest import Table
 from migration_engine.reconcile.engine import Direction, ReconcileResult, TableJob, reconcile_tables
@@ -62,12 +62,11 @@ def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) ->
         started_at = source_horizons(dag_id)
         jobs = [TableJob(state.table, ds.source_endpoint(state.table.service),
                          horizon=state.baseline.xmin_horizon if state.baseline else None) for state in tables_left]
-        with fail_without_retry():  # a stale run (the ledger moved on) refuses, no retry
-            results = results_of({state.table.qualified: result for state, result in zip(tables_left, reconcile_tables(
-                jobs, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
-                cap=params["repair_cap"], grace_seconds=params["grace_seconds"], record=False,
-                repair_unexplained=params["repair_unexplained"], epoch=ds.run_epoch(dag_id),
-            ), strict=True)})
+        results = results_of({state.table.qualified: result for state, result in zip(tables_left, reconcile_tables(
+            jobs, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
+            cap=params["repair_cap"], grace_seconds=params["grace_seconds"], record=False,
+            repair_unexplained=params["repair_unexplained"], epoch=ds.run_epoch(dag_id),
+        ), strict=True)})
         for state, result in zip(tables_left, results.values(), strict=True):
             _after_pass(dag_id, run_id, state, number, result, started_at[state.table.service], params)
     return [state.summary(params["converged_rows"]) for state in states]
@@ -108,13 +107,12 @@ def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict
               if left_unrepaired(s) > s["refused_late"] or s["cap_exceeded"]}
     log.info("catch-up %s: %s over %d tables; not converged: %s", run_id, totals, len(summaries),
              [s["table"] for s in summaries if not s["converged"]])
-    with fail_without_retry():
-        if unexplained:
-            raise CheckFailed(
-                f"drift the sources' history does not explain (their rows are older than the last sync, so no app "
-                f"write explains the target's difference): {unexplained}. Something other than the migration changed "
-                f"or deleted these target rows; find out what, then trigger catch_up with repair_unexplained on"
-            )
-        if behind:
-            raise CheckFailed(f"rows left unrepaired (cap exceeded or refused): {behind}; see each table task's log")
+    if unexplained:
+        raise CheckFailed(
+            f"drift the sources' history does not explain (their rows are older than the last sync, so no app "
+            f"write explains the target's difference): {unexplained}. Something other than the migration changed "
+            f"or deleted these target rows; find out what, then trigger catch_up with repair_unexplained on"
+        )
+    if behind:
+        raise CheckFailed(f"rows left unrepaired (cap exceeded or refused): {behind}; see each table task's log")
     return {**totals, "tables": len(summaries), "converged": all(s["converged"] for s in summaries)}

@@ -12,6 +12,7 @@ from datetime import timedelta
 from functools import cache
 
 from migration_engine import undeclared_conf
+from migration_engine.checks import CheckFailed
 from migration_engine.endpoints import Endpoint, from_airflow_connection
 from migration_engine.env_contract import TARGET_POOL, source_pool  # noqa: F401 (the DAG files name pools through ds)
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
@@ -89,9 +90,22 @@ def default_args(**overrides) -> dict:
         "execution_timeout": timedelta(hours=2),
         "on_failure_callback": notify_failure,
         "pre_execute": refuse_undeclared_conf,
+        "retry_policy": refusals_fail_at_once(),
     }
     args.update(overrides)
     return args
+
+
+def refusals_fail_at_once():
+    """The one place a refusal becomes a task failure without retries: ``CheckFailed``, raised
+    anywhere in a task (its body, the engine it calls, a gate, ``pre_execute``), fails the task
+    at once, since a retry would meet the same decision. Anything else (a connection error, a
+    server restart) keeps the task's retries."""
+    from airflow.sdk import ExceptionRetryPolicy, RetryAction, RetryRule
+
+    return ExceptionRetryPolicy(rules=[
+        RetryRule(exception=CheckFailed, action=RetryAction.FAIL, reason="refused: a retry would meet the same decision"),
+    ])
 
 
 def refuse_undeclared_conf(context) -> None:
@@ -105,15 +119,8 @@ def refuse_undeclared_conf(context) -> None:
     dag = context["dag"]
     unknown = undeclared_conf.undeclared_keys(context["dag_run"].conf, dag.params)
     if unknown:
-        refuse(f"{undeclared_conf.refusal(dag.dag_id, unknown, dag.params)} Nothing was run; "
-               f"{undeclared_conf.trigger_again(unknown)}")
-
-
-def refuse(message: str):
-    """Fail the task without retries: a refusal is a decision, not a transient error."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    raise AirflowFailException(message)
+        raise CheckFailed(f"{undeclared_conf.refusal(dag.dag_id, unknown, dag.params)} Nothing was run; "
+                          f"{undeclared_conf.trigger_again(unknown)}")
 
 
 def target_connection(dag_id: str):
@@ -133,10 +140,7 @@ def require_phase(dag_id: str, allowed: set, action: str) -> dict:
         ledger.ensure_ledger(conn, m.control_schema)
         # The epoch before the phase: a move in between leaves the run an older epoch, so it refuses, never a newer one.
         epoch = ledger.current_epoch(conn, m.control_schema)
-        try:
-            state = ledger.require_phase(conn, m.control_schema, allowed, action)
-        except ledger.PhaseError as exc:
-            refuse(str(exc))
+        state = ledger.require_phase(conn, m.control_schema, allowed, action)
     return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "run_id": state.run_id,
             "epoch": epoch.number}
 
@@ -163,8 +167,8 @@ def run_start() -> dict:
 
     started = get_current_context()["ti"].xcom_pull(task_ids="check_ledger_phase")
     if not isinstance(started, dict) or "epoch" not in started:
-        refuse("this run recorded no ledger epoch at its start (its check_ledger_phase task did not return one); "
-               "nothing was written. Trigger a new run")
+        raise CheckFailed("this run recorded no ledger epoch at its start (its check_ledger_phase task did not return one); "
+                          "nothing was written. Trigger a new run")
     return started
 
 
@@ -172,10 +176,9 @@ def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None 
                   through: tuple[str, ...] = ()) -> bool:
     """Move the ledger, fenced by the epoch this run started under (a stale run refuses, no retry)."""
     from migration_engine import ledger
-    from migration_engine.checks import fail_without_retry
 
     epoch = run_epoch(dag_id)
-    with fail_without_retry(), target_connection(dag_id) as conn:
+    with target_connection(dag_id) as conn:
         return ledger.advance(conn, manifest().control_schema, to_phase, dag_id, run_id, details,
                               epoch=epoch, through=through)
 

@@ -25,7 +25,6 @@ import logging
 import time
 
 from migration_engine import dag_support as ds
-from migration_engine.checks import CheckFailed, fail_without_retry
 from migration_engine.reconcile import scan
 from migration_engine.reconcile.engine import Direction, TableJob, reconcile_tables
 from migration_engine.reconcile_steps import left_unrepaired, settle, summaries_of
@@ -63,12 +62,11 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
     def drain_some(names: list[str]) -> dict[str, dict]:
         jobs = [TableJob(m.table(name), ds.source_endpoint(m.table(name).service),
                          horizon=source_horizons[m.table(name).service]) for name in names]
-        with fail_without_retry():  # a cleared drain of an old cutover refuses once the ledger has moved
-            return summaries_of(dict(zip(names, reconcile_tables(
-                jobs, target, run_id=f"{dag_id}/{run_id}/drain", direction=Direction.SOURCE_TO_TARGET,
-                control_schema=m.control_schema, cap=cap, repair_unexplained=False, target_horizon=flip_horizon,
-                epoch=epoch,
-            ), strict=True)))
+        return summaries_of(dict(zip(names, reconcile_tables(
+            jobs, target, run_id=f"{dag_id}/{run_id}/drain", direction=Direction.SOURCE_TO_TARGET,
+            control_schema=m.control_schema, cap=cap, repair_unexplained=False, target_horizon=flip_horizon,
+            epoch=epoch,
+        ), strict=True)))
 
     results = settle(list(drain_some([t.qualified for t in m.tables]).values()), drain_some)
     totals = {key: sum(r[key] for r in results) for key in ("drifted", "repaired", "in_flight", "held_back")}
@@ -78,6 +76,6 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
     log.info("drained the old primary: %s; left to the target's way: %s", totals, held)
     if left:
         # Retried: a refused child usually lands once its parent has.
-        raise CheckFailed(f"rows the old primary wrote could not be carried to the target: {left}; the ledger stays "
-                          f"in soak until this task succeeds, so no reconcile runs target → source over them")
+        raise RuntimeError(f"rows the old primary wrote could not be carried to the target: {left}; the ledger stays "
+                           f"in soak until this task succeeds, so no reconcile runs target → source over them")
     return {**totals, "held_back_keys": held}

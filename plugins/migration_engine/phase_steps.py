@@ -8,34 +8,41 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
+import psycopg
+
 from migration_engine import dag_support as ds
-from migration_engine import gates, ledger, read_path, reconcile_steps, smoke, source_access
-from migration_engine.checks import fail_without_retry
+from migration_engine import ledger, read_path, reconcile_steps, smoke, source_access
+from migration_engine.checks import (
+    CheckFailed,
+    check_non_negative,
+    clean_streak_gate,
+    reachable_gate,
+    rollback_window_gate,
+    time_in_phase_gate,
+)
+from migration_engine.endpoints import EndpointError, redact
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import CutoverWindow, Direction, TableJob, reconcile_tables
 
 log = logging.getLogger("migration.phases")
 
 
-def check_confirmation(given, expected: str, dag_id: str) -> None:
-    try:
-        gates.check_confirmation(given, expected, dag_id)
-    except gates.GateRefused as exc:
-        ds.refuse(str(exc))
-
-
 def target_reachable(dag_id: str, *, started_at: datetime, wait_seconds: float) -> bool:
     """For the reachability sensor: True once both the direct URL and the pooler answer; refuses, naming
     what did not answer, once ``wait_seconds`` have passed since ``started_at``."""
-    try:
-        reached = gates.check_reachable([ds.target_endpoint(), ds.pooler_endpoint()], ds.application_name(dag_id))
-    except gates.GateRefused as exc:
-        if datetime.now(UTC) - started_at >= timedelta(seconds=wait_seconds):
-            ds.refuse(f"{exc}; waited {wait_seconds:g} s (reachable_wait_seconds). Nothing was changed")
-        log.warning("waiting: %s", exc)
-        return False
-    log.info("reachable: %s", reached)
-    return True
+    failures, reached = [], []
+    for endpoint in (ds.target_endpoint(), ds.pooler_endpoint()):
+        try:
+            with endpoint.connect(application_name=ds.application_name(dag_id), autocommit=True) as conn:
+                version = conn.execute("SHOW server_version").fetchone()[0]
+            reached.append({"endpoint": endpoint.name, "where": endpoint.describe(), "server_version": version})
+        except (EndpointError, psycopg.Error) as exc:
+            failures.append(str(exc) if isinstance(exc, EndpointError) else f"{endpoint.name}: {redact(str(exc), endpoint.password)}")
+    waited = (datetime.now(UTC) - started_at).total_seconds()
+    if reachable_gate(failures, waited_seconds=waited, wait_seconds=wait_seconds):
+        log.info("reachable: %s", reached)
+        return True
+    return False
 
 
 def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int,
@@ -55,16 +62,15 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
             window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
                       if cutover_window else None)
             jobs.append(TableJob(table, ds.source_endpoint(table.service), window=window))
-        with fail_without_retry():  # a stale run refuses at its first write, no retry
-            return reconcile_steps.summaries_of(dict(zip(names, reconcile_tables(
-                jobs, target, run_id=f"{dag_id}/{run_id}", direction=direction, control_schema=m.control_schema,
-                cap=cap, dry_run=dry_run, epoch=epoch,
-            ), strict=True)))
+        return reconcile_steps.summaries_of(dict(zip(names, reconcile_tables(
+            jobs, target, run_id=f"{dag_id}/{run_id}", direction=direction, control_schema=m.control_schema,
+            cap=cap, dry_run=dry_run, epoch=epoch,
+        ), strict=True)))
 
     results = list(reconcile_some([table.qualified for table in m.tables]).values())
     if not dry_run:
         results = reconcile_steps.settle(results, reconcile_some)
-        with fail_without_retry(), ds.target_connection(dag_id) as conn, \
+        with ds.target_connection(dag_id) as conn, \
              ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile pass"):
             drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
                                         [t.qualified for t in m.tables])
@@ -85,11 +91,11 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
     }
     log.info("reconcile pass (%s, dry_run=%s): %s", direction.value, dry_run, total)
     if any(r["cap_exceeded"] for r in results):
-        ds.refuse(f"reconciliation refused to repair: drift above the cap of {cap} rows in "
-                  f"{[r['table'] for r in results if r['cap_exceeded']]}")
+        raise CheckFailed(f"reconciliation refused to repair: drift above the cap of {cap} rows in "
+                          f"{[r['table'] for r in results if r['cap_exceeded']]}")
     if not dry_run and unrepaired > max_unrepaired:
-        ds.refuse(f"{unrepaired} drifted row(s) remain unrepaired (max {max_unrepaired}) in {total['dirty_tables']}; "
-                  f"refused by: { {r['table']: r['refused_by'] for r in results if r['refused_by']} }")
+        raise CheckFailed(f"{unrepaired} drifted row(s) remain unrepaired (max {max_unrepaired}) in {total['dirty_tables']}; "
+                          f"refused by: { {r['table']: r['refused_by'] for r in results if r['refused_by']} }")
     return total
 
 
@@ -100,12 +106,10 @@ def check_rollback_window(dag_id: str, started: dict) -> dict:
         return started
     with ds.target_connection(dag_id) as conn:
         fact = ledger.read_fact(conn, ds.manifest().control_schema, "rollback_retention")
-    until = datetime.fromisoformat(fact.value["keep_source_until"]) if fact else None
-    if until is None or until <= datetime.now(UTC):
-        ds.refuse(f"rollback after finalize is possible only within the retention window; it "
-                  f"{'ended at ' + until.isoformat() if until else 'was never recorded'}. Nothing was changed")
-    log.info("finalized, within the retention window (sources kept until %s): the rollback may run", until.isoformat())
-    return {**started, "keep_source_until": until.isoformat()}
+    allowed = rollback_window_gate(started, datetime.fromisoformat(fact.value["keep_source_until"]) if fact else None)
+    log.info("finalized, within the retention window (sources kept until %s): the rollback may run",
+             allowed["keep_source_until"])
+    return allowed
 
 
 def restore_app_writes(dag_id: str, run_id: str, statements: list, dry_run: bool) -> dict:
@@ -138,7 +142,7 @@ def record_cutover_window(dag_id: str, run_id: str, *, dry_run: bool) -> dict | 
         with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id), autocommit=True) as src:
             sources[service.name] = current_horizon(src)
     epoch = ds.run_epoch(dag_id)
-    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+    with ds.target_connection(dag_id) as conn:
         window = {"sources": sources, "target": current_horizon(conn)}
         if dry_run:
             log.info("dry run: the cutover window %s is not recorded", window)
@@ -155,9 +159,9 @@ def read_cutover_window(dag_id: str) -> dict:
     with ds.target_connection(dag_id) as conn:
         fact = ledger.read_fact(conn, ds.manifest().control_schema, "cutover_window")
     if fact is None:
-        ds.refuse("no cutover window is recorded (the cutover ran before it was recorded): the source repair "
-                  "cannot tell the failed window's writes from the apps' later ones, so it writes nothing. Reconcile "
-                  "the rows named in the reverse drift report by hand")
+        raise CheckFailed("no cutover window is recorded (the cutover ran before it was recorded): the source repair "
+                          "cannot tell the failed window's writes from the apps' later ones, so it writes nothing. Reconcile "
+                          "the rows named in the reverse drift report by hand")
     return fact.value
 
 
@@ -176,7 +180,7 @@ def apply_read_path(dag_id: str, run_id: str, statements: list, dry_run: bool) -
     m = ds.manifest()
     side = next(s.params["side"] for s in statements if "side" in s.params)
     epoch = ds.run_epoch(dag_id)
-    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+    with ds.target_connection(dag_id) as conn:
         if not dry_run:
             with ledger.fenced(conn, m.control_schema, epoch, f"recording the flip of the read path to the {side}"):
                 ledger.record_fact(conn, m.control_schema, FLIP_FACT, {"side": side}, dag_id, run_id)
@@ -200,9 +204,9 @@ def record_flip_outcome_unknown(dag_id: str, run_id: str, *, dry_run: bool) -> N
         return
     ds.advance_phase(dag_id, run_id, "flip_unknown", {"reason": "the read-path flip failed after it started",
                                                       "flags_after": flags})
-    ds.refuse(f"the read-path flip to the target failed after it started, so it may have committed; the flags now "
-              f"read {flags}. The ledger says flip_unknown: trigger rollback (it puts every flag back on the source "
-              f"and repairs the cutover window), then the hourly reconcile leads back to a soak")
+    raise CheckFailed(f"the read-path flip to the target failed after it started, so it may have committed; the flags now "
+                      f"read {flags}. The ledger says flip_unknown: trigger rollback (it puts every flag back on the source "
+                      f"and repairs the cutover window), then the hourly reconcile leads back to a soak")
 
 
 def read_path_flags(dag_id: str) -> dict:
@@ -229,7 +233,7 @@ def claim_fence(dag_id: str, run_id: str, reason: str, *, dry_run: bool) -> int 
         log.info("dry run: the fence is not taken")
         return None
     epoch = ds.run_epoch(dag_id)
-    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+    with ds.target_connection(dag_id) as conn:
         claimed = ledger.claim(conn, ds.manifest().control_schema, epoch, dag_id, run_id, reason)
     log.info("fence taken: ledger epoch %d -> %d (%s)", epoch, claimed, reason)
     return claimed
@@ -249,7 +253,7 @@ def set_app_writes(allowed: bool, dag_id: str, run_id: str, statements: list, dr
     action = "restoring" if allowed else "revoking"
     remaining = {}
     for service in m.services:
-        with fail_without_retry(), ds.target_connection(dag_id) as fence_conn, ds.source_endpoint(service.name).connect(
+        with ds.target_connection(dag_id) as fence_conn, ds.source_endpoint(service.name).connect(
             application_name=ds.application_name(dag_id), autocommit=True
         ) as conn, ledger.fenced(fence_conn, m.control_schema, epoch, f"{action} the {service.name} app's writes", conn):
             remaining[service.name] = source_access.set_app_writes(
@@ -270,9 +274,9 @@ def app_writable_tables(dag_id: str) -> dict[str, int]:
 
 
 def record_retention(dag_id: str, run_id: str, retention_days: int) -> dict:
-    gates.check_non_negative("retention_days", retention_days, maximum=3650)
+    check_non_negative("retention_days", retention_days, maximum=3650)
     if retention_days < 7:
-        ds.refuse(f"retention_days must be at least 7 (runbook section 11), got {retention_days}")
+        raise CheckFailed(f"retention_days must be at least 7 (runbook section 11), got {retention_days}")
     until = datetime.now(UTC) + timedelta(days=retention_days)
     fact = {"retention_days": retention_days, "keep_source_until": until.isoformat()}
     with ds.target_connection(dag_id) as conn:
@@ -284,7 +288,7 @@ def set_dual_write(dag_id: str, run_id: str, enabled: bool, *, dry_run: bool) ->
     m = ds.manifest()
     statements = read_path.dual_write_statements(m, enabled, changed_by=f"{dag_id}/{run_id}")
     epoch = ds.run_epoch(dag_id)
-    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+    with ds.target_connection(dag_id) as conn:
         changed = read_path.apply(conn, statements, dry_run=dry_run, log=log.info, control_schema=m.control_schema,
                                   epoch=epoch)
         flags = read_path.read_flags(conn, m)
@@ -298,7 +302,7 @@ def check_source_schema_unchanged(dag_id: str) -> dict:
     def connect(service: str):
         return ds.source_endpoint(service).connect(application_name=ds.application_name(dag_id))
 
-    with fail_without_retry(), ds.target_connection(dag_id) as ledger_conn:
+    with ds.target_connection(dag_id) as ledger_conn:
         return check_sources_unchanged(ledger_conn, ds.manifest(), connect)
 
 
@@ -309,12 +313,12 @@ def sync_sequences(dag_id: str, *, gap: int, dry_run: bool, to_source: bool = Fa
 
     from migration_engine.sequences import sync_sequences as sync
 
-    gates.check_non_negative("sequence_gap", gap, maximum=10**12)
+    check_non_negative("sequence_gap", gap, maximum=10**12)
     m = ds.manifest()
     endpoints = ds.source_endpoints()
     moved_side = "source" if to_source else "target"
     epoch = None if dry_run else ds.run_epoch(dag_id)
-    with fail_without_retry(), ds.target_connection(dag_id) as fence_conn:
+    with ds.target_connection(dag_id) as fence_conn:
         fence = None if dry_run else partial(ledger.fenced, fence_conn, m.control_schema, epoch,
                                               f"moving the {moved_side} sequences")
         moved = sync(endpoints, ds.target_endpoint(), m, gap=gap, dry_run=dry_run, to_source=to_source,
@@ -333,7 +337,7 @@ def final_backup(dag_id: str, run_id: str, *, dry_run: bool) -> dict:
     m = ds.manifest()
     root = backup.default_backup_root() / m.migration / "final"
     records = {}
-    with fail_without_retry(), ds.target_connection(dag_id) as conn:
+    with ds.target_connection(dag_id) as conn:
         for service in m.services:
             if dry_run:
                 log.info("dry run: would write a final verified backup of the %s source under %s", service.name, root)
@@ -351,42 +355,20 @@ def final_backup(dag_id: str, run_id: str, *, dry_run: bool) -> dict:
 def wait_for_time_in_phase(dag_id: str, phase: str, min_hours: float, *, wait_left_hours: float) -> dict | None:
     """For a rescheduling sensor: the time in ``phase`` once it reaches ``min_hours``, None while
     waiting; refuses at once when more time is missing than the run may still wait."""
-    gates.check_non_negative("min_soak_hours", min_hours, maximum=24 * 365)
     with ds.target_connection(dag_id) as conn:
         state = ledger.current_state(conn, ds.manifest().control_schema)
-    try:
-        elapsed = gates.check_time_in_phase(state, phase, min_hours)
-    except gates.GateRefused as exc:
-        if state.phase != phase:
-            ds.refuse(f"gate refused: {exc}")
-        missing = min_hours - gates.hours_in_phase(state)
-        if missing > wait_left_hours:
-            ds.refuse(f"gate refused: {exc}; {missing:.2f} h more than this run may still wait "
-                      f"({max(wait_left_hours, 0):.2f} h left of gate_wait_hours)")
-        log.info("waiting: %s; %.2f h to go", exc, missing)
-        return None
-    return {"phase": phase, "hours": round(elapsed, 3), "required_hours": min_hours}
+    return time_in_phase_gate(state, phase, min_hours, wait_left_hours=wait_left_hours)
 
 
 def wait_for_clean_streak(dag_id: str, min_clean: int, direction: Direction, *, wait_left_hours: float) -> dict | None:
     """For a rescheduling sensor: the clean streak once it reaches ``min_clean`` finished runs that were
     complete, all-table, error-free and clean in ``direction``; None while waiting for more reconciliation
     runs; refuses when the run may wait no longer."""
-    gates.check_non_negative("min_clean_reconciles", min_clean, maximum=10_000)
     m = ds.manifest()
     with ds.target_connection(dag_id) as conn:
         drift_ledger.ensure_ledger(conn, m.control_schema)
         streak = drift_ledger.clean_streak(conn, m.control_schema, direction.value, [t.qualified for t in m.tables])
-    if streak.consecutive_clean_runs >= min_clean:
-        passed = {"consecutive_clean_runs": streak.consecutive_clean_runs, "required": min_clean,
-                  "direction": direction.value, "last_run_at": streak.last_run_at.isoformat() if streak.last_run_at else None}
+    passed = clean_streak_gate(streak, min_clean, direction.value, wait_left_hours=wait_left_hours)
+    if passed:
         log.info("clean streak: %s", passed)
-        return passed
-    reason = (f"the last {min_clean} reconciliation run(s) must be clean ({direction.value}, every table, no table task "
-              f"errored); only {streak.consecutive_clean_runs} in a row are (last run at {streak.last_run_at or 'never'}; "
-              f"the streak ends at {streak.last_unclean_at or 'no run'}"
-              f"{': ' + streak.last_unclean_reason if streak.last_unclean_reason else ''})")
-    if wait_left_hours <= 0:
-        ds.refuse(f"gate refused: {reason}; the run may wait no longer (gate_wait_hours)")
-    log.info("waiting: %s; %.2f h left to wait", reason, wait_left_hours)
-    return None
+    return passed

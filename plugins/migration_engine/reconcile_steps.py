@@ -6,7 +6,7 @@ import logging
 
 from migration_engine import alerts, ledger, task_packing
 from migration_engine import dag_support as ds
-from migration_engine.checks import CheckFailed, fail_without_retry
+from migration_engine.checks import CheckFailed
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import ReconcileResult, TableJob, direction_for_phase, reconcile_tables
 
@@ -21,9 +21,9 @@ def phase_to_reconcile(dag_id: str) -> dict | None:
         started = ledger.current_epoch(conn, schema) if ledger.ledger_exists(conn, schema) else ledger.Epoch(0, None)
     phase = started.phase
     if started.claimed_by:
-        ds.refuse(f"{started.claimed_by} holds the ledger's fence (ledger epoch {started.number}, phase {phase}): a "
-                  f"transition is under way and may change which side the apps write, so this run writes nothing. "
-                  f"It ends when that run moves the ledger; if that run failed, re-run it or roll back")
+        raise CheckFailed(f"{started.claimed_by} holds the ledger's fence (ledger epoch {started.number}, phase {phase}): a "
+                          f"transition is under way and may change which side the apps write, so this run writes nothing. "
+                          f"It ends when that run moves the ledger; if that run failed, re-run it or roll back")
     if direction_for_phase(phase or "") is None:
         log.info("ledger phase is %s: reconciliation runs only in dual_write, soak, cut_over, finalized and rolled_back; skipped%s",
                  phase, " (before dual-write, the catch_up DAG brings the apps' writes over)"
@@ -37,8 +37,7 @@ def tables_to_check(tables: list[str]) -> list[str]:
     known = [t.qualified for t in m.tables]
     unknown = [t for t in tables if t not in known]
     if unknown:
-        with fail_without_retry():
-            raise CheckFailed(f"parameter tables: {unknown!r} not in the manifest {m.file.name}; known tables: {known}")
+        raise CheckFailed(f"parameter tables: {unknown!r} not in the manifest {m.file.name}; known tables: {known}")
     return [t for t in known if not tables or t in tables]
 
 
@@ -56,8 +55,9 @@ def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict,
     for table in errored:
         log.error("%s: reconciliation errored", table, exc_info=outcomes[table])
     if errored:
-        raise CheckFailed(f"reconciliation errored on {errored} (their logs above say why); the other tables of "
-                          f"this task were reconciled")
+        # Not a refusal: what errored (a lost connection, a restarted server) may pass, so the task retries.
+        raise RuntimeError(f"reconciliation errored on {errored} (their logs above say why); the other tables of "
+                           f"this task were reconciled")
     return [outcome.summary() for outcome in outcomes.values()]
 
 
@@ -66,14 +66,11 @@ def reconcile_some(dag_id: str, context, tables: list[str], phase: str, params: 
     """Table -> its result, or the exception its reconciliation raised; refuses once the ledger has moved."""
     m = ds.manifest()
     jobs = [TableJob(m.table(name), ds.source_endpoint(m.table(name).service)) for name in tables]
-    try:
-        results = reconcile_tables(
-            jobs, ds.target_endpoint(), run_id=context["run_id"], direction=direction_for_phase(phase),
-            control_schema=m.control_schema, cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
-            dry_run=params["dry_run"], epoch=epoch,
-        )
-    except ledger.StaleEpoch as exc:
-        ds.refuse(str(exc))
+    results = reconcile_tables(
+        jobs, ds.target_endpoint(), run_id=context["run_id"], direction=direction_for_phase(phase),
+        control_schema=m.control_schema, cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
+        dry_run=params["dry_run"], epoch=epoch,
+    )
     for name, result in zip(tables, results, strict=True):
         if isinstance(result, ReconcileResult) and result.cap_exceeded:
             alerts.notify_drift(context, name, result.drifted, "repair cap exceeded, nothing repaired")
@@ -133,20 +130,19 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     """
     run_id = context["run_id"]
     if tables is None:
-        ds.refuse("the tables to reconcile were never listed (list_tables failed): nothing to judge")
+        raise CheckFailed("the tables to reconcile were never listed (list_tables failed): nothing to judge")
     reported = {s["table"] for s in summaries}
     errored = [t for t in tables if t not in reported]
     if not params["dry_run"]:
-        with fail_without_retry():  # a stale run refuses at its first write, no retry
-            summaries = settle(summaries, lambda names: summaries_of(
-                reconcile_some(dag_id, context, names, phase, params, epoch=epoch)))
-        with fail_without_retry(), ds.target_connection(dag_id) as conn, \
+        summaries = settle(summaries, lambda names: summaries_of(
+            reconcile_some(dag_id, context, names, phase, params, epoch=epoch)))
+        with ds.target_connection(dag_id) as conn, \
              ledger.fenced(conn, ds.manifest().control_schema, epoch, "recording the reconcile run"):
             drift_ledger.record_outcome(conn, ds.manifest().control_schema, run_id, direction_for_phase(phase).value,
                                         tables, errored)
     if errored:
-        ds.refuse(f"{len(errored)} table task(s) errored: {errored}; their logs say why. This run does not count "
-                  f"toward the clean streak the cutover and finalize gates require")
+        raise CheckFailed(f"{len(errored)} table task(s) errored: {errored}; their logs say why. This run does not count "
+                          f"toward the clean streak the cutover and finalize gates require")
     totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "drifted", "repaired", "in_flight", "unrepaired")}
     unrepaired = sum(left_unrepaired(s) for s in summaries)
     capped = [s["table"] for s in summaries if s["cap_exceeded"]]
@@ -155,11 +151,11 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
         log.info("dry run: findings reported above, nothing repaired or recorded")
         return {**totals, "clean": totals["drifted"] == 0, "tables": len(summaries), "dry_run": True}
     if capped:
-        ds.refuse(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
+        raise CheckFailed(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
     if unrepaired > params["max_unrepaired_rows"]:
         dirty = {s["table"]: s.get("refused_by") or {} for s in summaries if left_unrepaired(s) > 0}
-        ds.refuse(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
-                  f"refused by: {dirty}")
+        raise CheckFailed(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
+                          f"refused by: {dirty}")
     clean = all(s["clean"] for s in summaries)
     # The first clean all-table run with dual-write on (after a rollback too) starts the soak.
     if phase in ("dual_write", "rolled_back") and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:

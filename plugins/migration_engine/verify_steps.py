@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from migration_engine import dag_support as ds
-from migration_engine.checks import CheckFailed, fail_without_retry
+from migration_engine.checks import CheckFailed
 
 log = logging.getLogger("migration.verify")
 
@@ -20,8 +20,7 @@ def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
     known = {t.qualified for t in m.tables}
     unknown = [t for t in tables if t not in known]
     if unknown:
-        with fail_without_retry():
-            raise CheckFailed(f"tables {unknown!r} are not in the manifest {m.file.name}; known tables: {sorted(known)}")
+        raise CheckFailed(f"tables {unknown!r} are not in the manifest {m.file.name}; known tables: {sorted(known)}")
     endpoints = ds.source_endpoints()
     chosen = [m.table(t) for t in tables] if tables else list(m.tables)
     with ds.target_connection(dag_id) as conn:
@@ -44,6 +43,6 @@ def check(result: dict) -> dict:
     try:
         assert_verified(result)
     except AssertionError as exc:
-        ds.refuse(f"{exc} (report: {result['report_html']})")
+        raise CheckFailed(f"{exc} (report: {result['report_html']})") from None
     return {"tables": len(result["tables"]), "rows": sum(r["rows_source"] for r in result["tables"]),
             "in_flight": result["in_flight"], "report_html": result["report_html"]}

@@ -63,6 +63,8 @@ def test_every_dag_has_tags_owner_retries_and_docs(dagbag):
             else:
                 assert task.retries >= 2, f"{dag_id}.{task.task_id}: retries {task.retries} < 2"
             assert READABLE_ID.match(task.task_id), f"{dag_id}.{task.task_id}: unreadable task id"
+            # Without it a refusal (CheckFailed) would be retried like a lost connection.
+            assert task.retry_policy is not None, f"{dag_id}.{task.task_id}: no retry policy for refusals"
 
 
 def test_every_dag_is_tagged_for_the_refusal_of_undeclared_conf_at_trigger(dagbag):
@@ -114,3 +116,14 @@ def test_backfill_numbers_outside_their_bounds_are_refused_by_the_param_schema(d
             schema.resolve(value=value)
     for value in taken:
         assert schema.resolve(value=value) == value
+
+
+@pytest.mark.parametrize(("dag_id", "word"), [("dual_write", "DUAL_WRITE"), ("cutover", "CUTOVER"),
+                                              ("rollback", "ROLLBACK"), ("finalize", "FINALIZE")])
+def test_each_manual_dags_confirmation_task_refuses_a_wrong_word(dagbag, dag_id, word):
+    """The task body itself, run without Airflow: it must reach the check, not some other callable of that name."""
+    from migration_engine.checks import CheckFailed
+
+    body = dagbag.dags[dag_id].get_task("check_confirmation").python_callable
+    with pytest.raises(CheckFailed, match=f"the confirm parameter must be exactly '{word}', got 'nope'"):
+        body(params={"confirm": "nope", "repair_source": None})

@@ -11,10 +11,10 @@ copy of the parent table, brings the missing parent and the constraints apply.
 from __future__ import annotations
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
 
 from migration_engine import backfill_steps
 from migration_engine import dag_support as ds
+from migration_engine.checks import CheckFailed
 from migration_engine.chunks import plan_all, plan_chunks
 from migration_engine.copier import copy_chunk
 from tests.integration.backfill_support import source_sql, target_sql
@@ -55,7 +55,7 @@ def test_a_child_copied_after_its_late_parent_is_named_and_a_forced_parent_copy_
     source_sql(estate, "issuer", "INSERT INTO public.users (username, password, tenant_id) VALUES ('late-child', 'x', %s)", (tenant,))
     copy_again(estate, manifest, copied, "issuer.users")
 
-    with pytest.raises(AirflowFailException) as refused:
+    with pytest.raises(CheckFailed) as refused:
         backfill_steps.post_load_constraints("backfill")
     message = str(refused.value)
     for phrase in ("users_tenant_id_tenants_id_fk", "issuer.users", "issuer.tenants", "force on and tables [issuer.tenants]"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_engine.gates import GateRefused, check_confirmation
+from migration_engine.checks import CheckFailed, check_confirmation
 
 
 @pytest.mark.parametrize(("given", "shown"), [
@@ -14,7 +14,7 @@ from migration_engine.gates import GateRefused, check_confirmation
     ("C" * 100, f"got '{'C' * 40}'"),
 ])
 def test_anything_but_the_exact_word_refuses_naming_it(given, shown):
-    with pytest.raises(GateRefused) as refused:
+    with pytest.raises(CheckFailed) as refused:
         check_confirmation(given, "CUTOVER", "cutover")
     assert "the confirm parameter must be exactly 'CUTOVER'" in str(refused.value) and shown in str(refused.value)
 
