@@ -98,15 +98,25 @@ def _after_pass(dag_id: str, run_id: str, state: _CatchingUp, number: int, resul
 def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict:
     """Settle rows refused by a foreign key (parents first); fail naming unexplained drift or rows left behind."""
     summaries = settle(summaries, lambda names: {summary["table"]: summary
-                                                  for summary in catch_up_group(dag_id, run_id, names, params)})
-    totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "repaired_all_passes", "in_flight", "unexplained")}
+                                                  for summary in catch_up_group(dag_id, run_id, names, params)},
+                       ds.manifest().tables)
+    log.info("catch-up %s: %s over %d tables; not converged: %s", run_id, totals_of(summaries), len(summaries),
+             [s["table"] for s in summaries if not s["converged"]])
+    return verdict(summaries)
+
+
+def totals_of(summaries: list[dict]) -> dict:
+    return {key: sum(s[key] for s in summaries) for key in ("checked_rows", "repaired_all_passes", "in_flight", "unexplained")}
+
+
+def verdict(summaries: list[dict]) -> dict:
+    """How a catch-up run ends, from its tables' last passes once settled: refuses naming drift the sources'
+    history does not explain, then rows left unrepaired; else its totals and whether every table converged."""
     unexplained = {s["table"]: s["unexplained_keys"] for s in summaries if s["held_back"]}
     # Children still refused after settling whose source rows are newer than the last sync wait for parents
     # the apps are writing now: the next catch-up or the dual-write reconciliation brings both.
     behind = {s["table"]: left_unrepaired(s) - s["refused_late"] for s in summaries
               if left_unrepaired(s) > s["refused_late"] or s["cap_exceeded"]}
-    log.info("catch-up %s: %s over %d tables; not converged: %s", run_id, totals, len(summaries),
-             [s["table"] for s in summaries if not s["converged"]])
     if unexplained:
         raise CheckFailed(
             f"drift the sources' history does not explain (their rows are older than the last sync, so no app "
@@ -115,4 +125,4 @@ def judge(dag_id: str, run_id: str, summaries: list[dict], params: dict) -> dict
         )
     if behind:
         raise CheckFailed(f"rows left unrepaired (cap exceeded or refused): {behind}; see each table task's log")
-    return {**totals, "tables": len(summaries), "converged": all(s["converged"] for s in summaries)}
+    return {**totals_of(summaries), "tables": len(summaries), "converged": all(s["converged"] for s in summaries)}

@@ -68,7 +68,7 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
             epoch=epoch,
         ), strict=True)))
 
-    results = settle(list(drain_some([t.qualified for t in m.tables]).values()), drain_some)
+    results = settle(list(drain_some([t.qualified for t in m.tables]).values()), drain_some, m.tables)
     totals = {key: sum(r[key] for r in results) for key in ("drifted", "repaired", "in_flight", "held_back")}
     left = {r["table"]: {"unrepaired": left_unrepaired(r), "refused_by": r["refused_by"], "cap_exceeded": r["cap_exceeded"]}
             for r in results if left_unrepaired(r) or r["cap_exceeded"]}

@@ -69,34 +69,14 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
 
     results = list(reconcile_some([table.qualified for table in m.tables]).values())
     if not dry_run:
-        results = reconcile_steps.settle(results, reconcile_some)
+        results = reconcile_steps.settle(results, reconcile_some, m.tables)
         with ds.target_connection(dag_id) as conn, \
              ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile pass"):
             drift_ledger.record_outcome(conn, m.control_schema, f"{dag_id}/{run_id}", direction.value,
                                         [t.qualified for t in m.tables])
-    unrepaired = sum(reconcile_steps.left_unrepaired(r) for r in results)
-    total = {
-        "tables": len(results),
-        "checked_rows": sum(r["checked_rows"] for r in results),
-        "drifted": sum(r["drifted"] for r in results),
-        "repaired": sum(r["repaired"] for r in results),
-        "in_flight": sum(r["in_flight"] for r in results),
-        "unrepaired": unrepaired,
-        "held_back": sum(r["held_back"] for r in results),
-        "held_back_keys": {r["table"]: r["unexplained_keys"] for r in results if r["held_back"]},
-        "dirty_tables": [r["table"] for r in results if reconcile_steps.left_unrepaired(r)],
-        "per_table": [
-            {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
-        ],
-    }
+    total = reconcile_steps.pass_totals(results)
     log.info("reconcile pass (%s, dry_run=%s): %s", direction.value, dry_run, total)
-    if any(r["cap_exceeded"] for r in results):
-        raise CheckFailed(f"reconciliation refused to repair: drift above the cap of {cap} rows in "
-                          f"{[r['table'] for r in results if r['cap_exceeded']]}")
-    if not dry_run and unrepaired > max_unrepaired:
-        raise CheckFailed(f"{unrepaired} drifted row(s) remain unrepaired (max {max_unrepaired}) in {total['dirty_tables']}; "
-                          f"refused by: { {r['table']: r['refused_by'] for r in results if r['refused_by']} }")
-    return total
+    return reconcile_steps.pass_verdict(results, total, cap=cap, max_unrepaired=max_unrepaired, dry_run=dry_run)
 
 
 def check_rollback_window(dag_id: str, started: dict) -> dict:
@@ -191,6 +171,12 @@ def apply_read_path(dag_id: str, run_id: str, statements: list, dry_run: bool) -
     return {"side": side, "changed": changed, "flags": flags, "dry_run": dry_run}
 
 
+def flip_started_in_run(started: ledger.Fact | None, dag_id: str, run_id: str, *, dry_run: bool) -> bool:
+    """Whether the flip fact the ledger holds (``FLIP_FACT``) says this run's flip started, so that it may
+    have committed. A dry run flips nothing; a fact from another run says nothing about this one."""
+    return not dry_run and started is not None and (started.dag_id, started.run_id) == (dag_id, run_id)
+
+
 def record_flip_outcome_unknown(dag_id: str, run_id: str, *, dry_run: bool) -> None:
     """After the cutover's flip task failed: when this run's flip had started, it may have committed, so the
     ledger moves to ``flip_unknown`` (where rollback is accepted) and the run fails saying so. Reading the
@@ -199,7 +185,7 @@ def record_flip_outcome_unknown(dag_id: str, run_id: str, *, dry_run: bool) -> N
     with ds.target_connection(dag_id) as conn:
         started = ledger.read_fact(conn, m.control_schema, FLIP_FACT)
         flags = read_path.read_flags(conn, m)
-    if dry_run or started is None or (started.dag_id, started.run_id) != (dag_id, run_id):
+    if not flip_started_in_run(started, dag_id, run_id, dry_run=dry_run):
         log.info("the flip never started in this run: the read path was not touched (flags %s)", flags)
         return
     ds.advance_phase(dag_id, run_id, "flip_unknown", {"reason": "the read-path flip failed after it started",

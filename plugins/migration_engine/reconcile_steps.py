@@ -7,6 +7,7 @@ import logging
 from migration_engine import alerts, ledger, task_packing
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
+from migration_engine.manifest import Table
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import ReconcileResult, TableJob, direction_for_phase, reconcile_tables
 
@@ -95,30 +96,102 @@ def left_unrepaired(summary: dict) -> int:
 
 
 SETTLE_PASSES = 3
+SUMMED = ("checked_rows", "drifted", "repaired", "in_flight", "unrepaired")
 
 
-def settle(summaries: list[dict], again) -> list[dict]:
+def settle(summaries: list[dict], again, tables: list[Table]) -> list[dict]:
     """Run ``again`` (table names, parents first -> their summaries) on the tables left with unrepaired
-    rows, their parents included, up to ``SETTLE_PASSES`` times while any is left.
+    rows, their parents included, up to ``SETTLE_PASSES`` times while any is left. ``tables`` are the
+    manifest's, parents first: their order and references decide what runs again.
 
     Tables run side by side (or one after the other, parents first), so a child row
     can be refused by its foreign key when its parent was written after the parent's
     table was checked; once the parent is level, the child repairs. The apps keep
     writing meanwhile, so one pass can leave a new such pair behind.
     """
-    m = ds.manifest()
     for _ in range(SETTLE_PASSES):
         dirty = {s["table"] for s in summaries if left_unrepaired(s) > 0 and not s["cap_exceeded"]}
         if not dirty:
             break
         wanted = set(dirty)
-        for table in reversed(m.tables):
+        for table in reversed(tables):
             if table.qualified in wanted:
                 wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
         log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
-        redone = again([t.qualified for t in m.tables if t.qualified in wanted])
+        redone = again([t.qualified for t in tables if t.qualified in wanted])
         summaries = [redone.get(s["table"], s) for s in summaries]
     return summaries
+
+
+def errored_tables(tables: list[str] | None, summaries: list[dict]) -> list[str]:
+    """The run's tables that have no summary: their table task errored. Refuses when the tables were
+    never listed."""
+    if tables is None:
+        raise CheckFailed("the tables to reconcile were never listed (list_tables failed): nothing to judge")
+    reported = {s["table"] for s in summaries}
+    return [t for t in tables if t not in reported]
+
+
+def run_totals(summaries: list[dict]) -> dict:
+    return {key: sum(s[key] for s in summaries) for key in SUMMED}
+
+
+def run_verdict(summaries: list[dict], errored: list[str], params: dict) -> dict:
+    """How a reconcile run ends, from its tables' summaries once settled: its totals and whether it was
+    clean; refuses when a table task errored, a repair cap was exceeded or more rows than
+    ``max_unrepaired_rows`` are left (rows in flight and unexplained rows held back aside). A dry run
+    repaired nothing, so it is judged on its findings alone."""
+    if errored:
+        raise CheckFailed(f"{len(errored)} table task(s) errored: {errored}; their logs say why. This run does not count "
+                          f"toward the clean streak the cutover and finalize gates require")
+    totals = run_totals(summaries)
+    if params["dry_run"]:
+        return {**totals, "clean": totals["drifted"] == 0, "tables": len(summaries), "dry_run": True}
+    capped = [s["table"] for s in summaries if s["cap_exceeded"]]
+    if capped:
+        raise CheckFailed(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
+    unrepaired = sum(left_unrepaired(s) for s in summaries)
+    if unrepaired > params["max_unrepaired_rows"]:
+        dirty = {s["table"]: s.get("refused_by") or {} for s in summaries if left_unrepaired(s) > 0}
+        raise CheckFailed(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
+                          f"refused by: {dirty}")
+    return {**totals, "clean": all(s["clean"] for s in summaries), "tables": len(summaries)}
+
+
+def pass_totals(results: list[dict]) -> dict:
+    """One reconcile pass of a manual phase over every table: its totals, per table too."""
+    return {
+        "tables": len(results),
+        "checked_rows": sum(r["checked_rows"] for r in results),
+        "drifted": sum(r["drifted"] for r in results),
+        "repaired": sum(r["repaired"] for r in results),
+        "in_flight": sum(r["in_flight"] for r in results),
+        "unrepaired": sum(left_unrepaired(r) for r in results),
+        "held_back": sum(r["held_back"] for r in results),
+        "held_back_keys": {r["table"]: r["unexplained_keys"] for r in results if r["held_back"]},
+        "dirty_tables": [r["table"] for r in results if left_unrepaired(r)],
+        "per_table": [
+            {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
+        ],
+    }
+
+
+def pass_verdict(results: list[dict], total: dict, *, cap: int, max_unrepaired: int, dry_run: bool) -> dict:
+    """A manual phase's reconcile pass refuses when a table's drift is above the repair ``cap`` (nothing was
+    repaired there), or, unless a dry run, when more than ``max_unrepaired`` rows are left; else its totals."""
+    capped = [r["table"] for r in results if r["cap_exceeded"]]
+    if capped:
+        raise CheckFailed(f"reconciliation refused to repair: drift above the cap of {cap} rows in {capped}")
+    if not dry_run and total["unrepaired"] > max_unrepaired:
+        raise CheckFailed(f"{total['unrepaired']} drifted row(s) remain unrepaired (max {max_unrepaired}) in "
+                          f"{total['dirty_tables']}; refused by: { {r['table']: r['refused_by'] for r in results if r['refused_by']} }")
+    return total
+
+
+def starts_soak(phase: str, verdict: dict, tables: list[str], all_tables: list[str]) -> bool:
+    """The first clean all-table run with dual-write on (after a rollback too) starts the soak."""
+    return (phase in ("dual_write", "rolled_back") and not verdict.get("dry_run") and verdict["clean"]
+            and set(tables) == set(all_tables))
 
 
 def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict, *,
@@ -128,37 +201,22 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
 
     Runs once every table task is done, failed or not: a table with no summary errored.
     """
+    m = ds.manifest()
     run_id = context["run_id"]
-    if tables is None:
-        raise CheckFailed("the tables to reconcile were never listed (list_tables failed): nothing to judge")
-    reported = {s["table"] for s in summaries}
-    errored = [t for t in tables if t not in reported]
+    errored = errored_tables(tables, summaries)
     if not params["dry_run"]:
         summaries = settle(summaries, lambda names: summaries_of(
-            reconcile_some(dag_id, context, names, phase, params, epoch=epoch)))
+            reconcile_some(dag_id, context, names, phase, params, epoch=epoch)), m.tables)
         with ds.target_connection(dag_id) as conn, \
-             ledger.fenced(conn, ds.manifest().control_schema, epoch, "recording the reconcile run"):
-            drift_ledger.record_outcome(conn, ds.manifest().control_schema, run_id, direction_for_phase(phase).value,
+             ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile run"):
+            drift_ledger.record_outcome(conn, m.control_schema, run_id, direction_for_phase(phase).value,
                                         tables, errored)
-    if errored:
-        raise CheckFailed(f"{len(errored)} table task(s) errored: {errored}; their logs say why. This run does not count "
-                          f"toward the clean streak the cutover and finalize gates require")
-    totals = {key: sum(s[key] for s in summaries) for key in ("checked_rows", "drifted", "repaired", "in_flight", "unrepaired")}
-    unrepaired = sum(left_unrepaired(s) for s in summaries)
-    capped = [s["table"] for s in summaries if s["cap_exceeded"]]
+    totals = run_totals(summaries)
     log.info("reconcile run %s (%s): %s over %d tables", run_id, phase, totals, len(summaries))
+    verdict = run_verdict(summaries, errored, params)
     if params["dry_run"]:
         log.info("dry run: findings reported above, nothing repaired or recorded")
-        return {**totals, "clean": totals["drifted"] == 0, "tables": len(summaries), "dry_run": True}
-    if capped:
-        raise CheckFailed(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
-    if unrepaired > params["max_unrepaired_rows"]:
-        dirty = {s["table"]: s.get("refused_by") or {} for s in summaries if left_unrepaired(s) > 0}
-        raise CheckFailed(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
-                          f"refused by: {dirty}")
-    clean = all(s["clean"] for s in summaries)
-    # The first clean all-table run with dual-write on (after a rollback too) starts the soak.
-    if phase in ("dual_write", "rolled_back") and clean and set(tables) == {t.qualified for t in ds.manifest().tables}:
+    elif starts_soak(phase, verdict, tables, [t.qualified for t in m.tables]):
         ds.advance_phase(dag_id, run_id, "soak", {"first_clean_reconcile": run_id, **totals})
         log.info("first clean reconciliation with dual-write on: the soak starts now")
-    return {**totals, "clean": clean, "tables": len(summaries)}
+    return verdict
