@@ -87,8 +87,9 @@ def preflight():
     def check_source(service: str) -> dict:
         from migration_engine.preflight import check_manifest_tables, probe, snapshot_hold_estimate
 
-        report = probe(ds.source_endpoint(service), ds.application_name(DAG_ID))
-        with ds.source_endpoint(service).connect(application_name=ds.application_name(DAG_ID)) as conn:
+        conns = ds.Connections(DAG_ID)
+        report = probe(conns.source_endpoint(service))
+        with conns.source(service, autocommit=False) as conn:
             report["manifest_tables"] = check_manifest_tables(conn, MANIFEST, service)
             report["snapshot_hold"] = snapshot_hold_estimate(conn, MANIFEST, service)
         return report
@@ -97,13 +98,15 @@ def preflight():
     def check_target_direct() -> dict:
         from migration_engine.preflight import probe
 
-        return probe(ds.target_endpoint(), ds.application_name(DAG_ID), need_create_schema=True)
+        conns = ds.Connections(DAG_ID)
+        return probe(conns.target_endpoint, need_create_schema=True)
 
     @task(pool=ds.TARGET_POOL)
     def check_target_pooler() -> dict:
         from migration_engine.preflight import probe
 
-        return probe(ds.pooler_endpoint(), ds.application_name(DAG_ID))
+        conns = ds.Connections(DAG_ID)
+        return probe(conns.pooler_endpoint)
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase() -> dict:
@@ -111,7 +114,8 @@ def preflight():
         from migration_engine import ledger
         from migration_engine.preflight import PREFLIGHT_ALLOWED
 
-        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
+        conns = ds.Connections(DAG_ID)
+        with conns.target(autocommit=False) as conn:
             state = ledger.require_phase(conn, MANIFEST.control_schema, PREFLIGHT_ALLOWED, "preflight")
             # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
             epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
@@ -122,25 +126,27 @@ def preflight():
     def check_state_store(service: str) -> list[dict]:
         from migration_engine.preflight import check_state_store
 
+        conns = ds.Connections(DAG_ID)
         params = get_current_context()["params"]
         window = params["max_age_hours"] if params["max_age_hours"] is not None else MANIFEST.state_store.max_age_hours
-        with ds.source_endpoint(service).connect(application_name=ds.application_name(DAG_ID)) as conn:
+        with conns.source(service, autocommit=False) as conn:
             return check_state_store(conn, MANIFEST, service, float(window))
 
     @task(pool=ds.TARGET_POOL)
     def prepare_ledger() -> None:
         from migration_engine import ledger
 
-        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
+        conns = ds.Connections(DAG_ID)
+        with conns.target(autocommit=False) as conn:
             ledger.ensure_ledger(conn, MANIFEST.control_schema)
 
     @task
     def freeze_schema(service: str) -> dict:
         from migration_engine.preflight import freeze_fingerprint
 
+        conns = ds.Connections(DAG_ID)
         run_id = get_current_context()["run_id"]
-        app = ds.application_name(DAG_ID)
-        with ds.source_endpoint(service).connect(application_name=app) as source, ds.target_endpoint().connect(application_name=app) as target:
+        with conns.source(service, autocommit=False) as source, conns.target(autocommit=False) as target:
             return freeze_fingerprint(source, target, MANIFEST, service, DAG_ID, run_id)
 
     @task
@@ -152,22 +158,22 @@ def preflight():
         from migration_engine import backup, ledger
         from migration_engine.preflight import BACKUP_FACT, frozen_fingerprint
 
+        conns = ds.Connections(DAG_ID)
         context = get_current_context()
         params = context["params"]
         root = Path(params["backup_dir"] or Variable.get("migration_backup_dir", default=None) or backup.default_backup_root())
         svc = MANIFEST.service(service)
         expected = [t.source_ident for t in svc.tables]
         key = BACKUP_FACT.format(service=service)
-        app = ds.application_name(DAG_ID)
         # No target session stays open (idle in transaction) while pg_dump runs.
-        with ds.target_endpoint().connect(application_name=app) as target:
+        with conns.target(autocommit=False) as target:
             fingerprint, _ = frozen_fingerprint(target, MANIFEST, service)
             previous = ledger.read_fact(target, MANIFEST.control_schema, key)
         record = backup.back_up(
-            ds.source_endpoint(service), service, root / MANIFEST.migration, fingerprint.sha256, expected,
+            conns.source_endpoint(service), service, root / MANIFEST.migration, fingerprint.sha256, expected,
             jobs=params["backup_jobs"], previous=previous.value if previous else None, fresh=params["fresh_backup"],
         )
-        with ds.target_endpoint().connect(application_name=app) as target:
+        with conns.target(autocommit=False) as target:
             ledger.record_fact(target, MANIFEST.control_schema, key, record.as_dict(), DAG_ID, context["run_id"])
         return record.as_dict()
 
@@ -178,6 +184,7 @@ def preflight():
         from migration_engine import ledger
         from migration_engine.preflight import SUMMARY_FACT, artifact_folder, summary_text, write_artifacts
 
+        conns = ds.Connections(DAG_ID)
         context = get_current_context()
         params = context["params"]
         summary = {
@@ -190,7 +197,7 @@ def preflight():
             "backups": backups,
         }
         json_path, text_path = write_artifacts(artifact_folder(DAG_ID, context["run_id"]), "preflight_summary", summary)
-        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
+        with conns.target(autocommit=False) as conn:
             ledger.record_fact(conn, MANIFEST.control_schema, SUMMARY_FACT, summary, DAG_ID, context["run_id"])
         moved = ds.advance_phase(DAG_ID, context["run_id"], "preflight_passed", {
             "fingerprints": {f["service"]: f["sha256"] for f in fingerprints}, "summary": str(json_path)})

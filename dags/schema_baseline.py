@@ -53,7 +53,8 @@ def schema_baseline():
         from migration_engine import ledger
         from migration_engine.schema_baseline import BASELINE_ALLOWED
 
-        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID)) as conn:
+        conns = ds.Connections(DAG_ID)
+        with conns.target(autocommit=False) as conn:
             state = ledger.require_phase(conn, MANIFEST.control_schema, BASELINE_ALLOWED, "schema_baseline")
             # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
             epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
@@ -64,25 +65,26 @@ def schema_baseline():
     def check_source_unchanged(service: str) -> str:
         from migration_engine.preflight import check_fingerprint_unchanged
 
-        app = ds.application_name(DAG_ID)
-        with ds.target_endpoint().connect(application_name=app) as target, \
-                ds.source_endpoint(service).connect(application_name=app) as source:
+        conns = ds.Connections(DAG_ID)
+        with conns.target(autocommit=False) as target, \
+                conns.source(service, autocommit=False) as source:
             return check_fingerprint_unchanged(target, source, MANIFEST, service)
 
     @task(pool=ds.TARGET_POOL)
     def apply_step(step_name: str) -> list[str]:
         from migration_engine.schema_sql import apply_step
 
-        with ds.target_endpoint().connect(application_name=ds.application_name(DAG_ID), autocommit=True) as conn:
+        conns = ds.Connections(DAG_ID)
+        with conns.target() as conn:
             return apply_step(lambda _service: conn, MANIFEST, step_name, "target")
 
     @task
     def check_schema_matches(service: str) -> str:
         from migration_engine.schema_baseline import check_schema_matches_source
 
-        app = ds.application_name(DAG_ID)
-        with ds.target_endpoint().connect(application_name=app) as target, \
-                ds.source_endpoint(service).connect(application_name=app) as source:
+        conns = ds.Connections(DAG_ID)
+        with conns.target(autocommit=False) as target, \
+                conns.source(service, autocommit=False) as source:
             return check_schema_matches_source(source, target, MANIFEST, service, deferred=True)
 
     @task(pool=ds.TARGET_POOL)

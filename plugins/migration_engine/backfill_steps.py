@@ -28,18 +28,17 @@ def plan(dag_id: str, run_id: str, tables: list[str], target_rows: int | None, m
     from migration_engine.chunks import plan_all
     from migration_engine.status_report import record_backfill_plan
 
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
     chosen = _chosen_tables(tables)
-    endpoints = ds.source_endpoints()
-    app = ds.application_name(dag_id)
-    chunks = plan_all(m, endpoints, target_rows=target_rows, max_chunks_total=max_tasks, application_name=app)
+    chunks = plan_all(m, conns.source_endpoints(), target_rows=target_rows, max_chunks_total=max_tasks)
     planned = [c for c in chunks if chosen is None or c.table in chosen]
     whole = [c for c in planned if c.lower is None and c.upper is None]
-    units = pack_tasks(planned, source_table_bytes([c.table for c in whole], app))
+    units = pack_tasks(planned, source_table_bytes([c.table for c in whole], conns))
     per_table = Counter(c.table for c in planned)
     log.info("planned %d chunks over %d tables in %d tasks: %s", len(planned), len(per_table), len(units), dict(per_table))
     # Recorded now, so the status report shows chunk totals while the copies run.
-    with ds.target_connection(dag_id) as conn:
+    with conns.target() as conn:
         record_backfill_plan(conn, m, [c.table for c in planned], dag_id, run_id)
     return units
 
@@ -77,15 +76,15 @@ def hold_snapshots(dag_id: str, run_id: str, tables: list[str], max_hold_s: floa
     from migration_engine.chunk_ledger import ensure_chunk_ledger
     from migration_engine.preflight import artifact_folder
 
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
-    app = ds.application_name(dag_id)
     started = {}
-    with ds.target_connection(dag_id) as conn:
+    with conns.target() as conn:
         ensure_chunk_ledger(conn, m)
         for service in _services(tables):
             held = snapshots.held_snapshot(conn, m.control_schema, service)
             if held:
-                with ds.source_endpoint(service).connect(application_name=app, autocommit=True) as source:
+                with conns.source(service) as source:
                     alive = snapshots.holder_alive(source, held["backend_pid"])
                 if alive:
                     if held["run_id"] != run_id:
@@ -96,8 +95,8 @@ def hold_snapshots(dag_id: str, run_id: str, tables: list[str], max_hold_s: floa
                     started[service] = held["holder"]
                     continue
             log_file = artifact_folder(dag_id, run_id) / f"snapshot-holder-{service}.log"
-            pid = snapshots.start_holder(ds.source_endpoint(service), ds.target_endpoint(), control_schema=m.control_schema,
-                                         run_id=run_id, service=service, application_name=f"{app}-snapshot-holder",
+            pid = snapshots.start_holder(conns.source_endpoint(service), conns.target_endpoint, control_schema=m.control_schema,
+                                         run_id=run_id, service=service, application_name=f"{conns.application_name}-snapshot-holder",
                                          log_file=log_file, max_hold_s=max_hold_s)
             log.info("%s source: snapshot holder started (pid %d, log %s)", service, pid, log_file)
             started[service] = pid
@@ -110,8 +109,9 @@ def snapshots_published(dag_id: str, run_id: str, tables: list[str]) -> dict | N
     """Every chosen source's snapshot, once its holder has published it and still holds it; None while waiting."""
     from migration_engine import snapshots
 
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
-    with ds.target_connection(dag_id) as conn:
+    with conns.target() as conn:
         rows = {row["service"]: row for row in snapshots.run_snapshots(conn, m.control_schema, run_id)}
     published = {}
     for service in _services(tables):
@@ -124,7 +124,7 @@ def snapshots_published(dag_id: str, run_id: str, tables: list[str]) -> dict | N
                               f"{row['error'] or 'no cause recorded'}. Fix the cause, then clear hold_source_snapshots")
         snapshot = snapshots.SourceSnapshot(service, row["snapshot_id"], row["lsn"], row["xmin_horizon"], row["backend_pid"],
                                             row["holder"], run_id)
-        with ds.source_endpoint(service).connect(application_name=ds.application_name(dag_id), autocommit=True) as source:
+        with conns.source(service) as source:
             if not snapshots.holder_alive(source, snapshot.backend_pid):
                 raise snapshots.SnapshotLost(f"{snapshot.describe()}: its session on the source is gone; "
                                              "clear hold_source_snapshots to take a new one")
@@ -137,7 +137,8 @@ def release_snapshots(dag_id: str, run_id: str) -> list[dict]:
     """End the run's snapshots (their holders leave within seconds), so vacuum on the sources can clean up again."""
     from migration_engine import snapshots
 
-    with ds.target_connection(dag_id) as conn:
+    conns = ds.Connections(dag_id)
+    with conns.target() as conn:
         snapshots.release(conn, ds.manifest().control_schema, run_id)
         held = snapshots.run_snapshots(conn, ds.manifest().control_schema, run_id)
     for row in held:
@@ -151,12 +152,13 @@ def source_baselines(dag_id: str, tables: list[str], max_increase: float | None)
     (None with no ``max_increase``: load-aware pacing off). Measured before any chunk streams."""
     from migration_engine.source_health import baseline_ms
 
+    conns = ds.Connections(dag_id)
     if not max_increase:
         log.info("load-aware pacing off: only the MB/s ceiling holds the copy back")
         return None
     budgets = {}
     for service in _services(tables):
-        baseline = baseline_ms(ds.source_endpoint(service), ds.application_name(dag_id))
+        baseline = baseline_ms(conns.source_endpoint(service))
         budgets[service] = {"baseline_ms": baseline, "max_increase": max_increase}
         log.info("%s source: probe latency at rest %.3f ms; the copy keeps it under %.3f ms (+%d%%)",
                  service, baseline, baseline * (1 + max_increase), round(max_increase * 100))
@@ -175,14 +177,15 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
     from migration_engine.load_pacer import LoadBudget
     from migration_engine.snapshots import SourceSnapshot
 
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
-    target = ds.target_endpoint()
+    target = conns.target_endpoint
     results = []
     for chunk in task["chunks"]:
         table = m.table(chunk["table"])
         results.append(copy_chunk(
-            ds.source_endpoint(table.service), target, m, chunk,
-            force=force, run_id=run_id, application_name=ds.application_name(dag_id), max_mb_per_s=max_mb_per_s,
+            conns.source_endpoint(table.service), target, m, chunk,
+            force=force, run_id=run_id, max_mb_per_s=max_mb_per_s,
             load_budget=LoadBudget(**load_budgets[table.service]) if load_budgets else None,
             snapshot=SourceSnapshot.from_dict(snapshots[table.service]),
             recopy_other_snapshots=phase == "schema_applied",
@@ -196,8 +199,9 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
 def progress(dag_id: str, tasks: list[dict], copied) -> dict:
     from migration_engine.chunk_ledger import backfill_progress
 
+    conns = ds.Connections(dag_id)
     planned = Counter(c["table"] for t in tasks for c in t["chunks"])
-    per_table = backfill_progress(ds.target_endpoint(), ds.manifest(), planned)
+    per_table = backfill_progress(conns.target_endpoint, ds.manifest(), planned)
     modes = Counter(r["mode"] for t in ds.mapped_results(copied) for r in t["chunks"])
     for table, entry in per_table.items():
         log.info("%-40s chunks %d/%d rows %d rate %s rows/s eta %s s", table, entry["chunks_done"], entry["chunks_total"],
@@ -217,9 +221,10 @@ def post_load_constraints(dag_id: str) -> list[str]:
 
     from migration_engine.schema_sql import apply_step
 
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
     step = next(s for s in m.schema_steps if s.after_backfill)
-    with ds.target_connection(dag_id) as conn:
+    with conns.target() as conn:
         try:
             applied = apply_step(lambda service: conn, m, step.name, "target")
         except psycopg.errors.ForeignKeyViolation as exc:
@@ -251,11 +256,11 @@ def full_schema_compare(dag_id: str) -> dict:
     """After the post-load step: every table matches its source, constraints included."""
     from migration_engine.schema_baseline import check_schema_matches_source
 
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
     digests = {}
-    app = ds.application_name(dag_id)
-    with ds.target_connection(dag_id) as target:
+    with conns.target() as target:
         for service in m.services:
-            with ds.source_endpoint(service.name).connect(application_name=app, autocommit=True) as source:
+            with conns.source(service.name) as source:
                 digests[service.name] = check_schema_matches_source(source, target, m, service.name, deferred=False)
     return digests

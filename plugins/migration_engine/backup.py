@@ -94,11 +94,11 @@ def client_binary(name: str) -> str:
 
 
 @contextmanager
-def libpq_environment(endpoint: Endpoint, application_name: str):
+def libpq_environment(endpoint: Endpoint):
     """The child's environment: connection as PG* variables, password in a private passfile."""
     params = endpoint.params
     password = params.pop("password", None)
-    params["application_name"] = application_name
+    params["application_name"] = endpoint.session_name()
     unknown = sorted(set(params) - set(LIBPQ_ENV))
     if unknown:
         raise BackupError(f"{endpoint.name}: connection parameter(s) {', '.join(unknown)} cannot be passed to pg_dump")
@@ -194,7 +194,7 @@ def back_up(
     temporary = folder / f".partial-{final.name}-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
     try:
-        with libpq_environment(endpoint, "credity-migration-backup") as env:
+        with libpq_environment(endpoint) as env:
             _run(
                 [client_binary("pg_dump"), "--format=directory", f"--jobs={jobs}", "--no-password", f"--file={temporary}"],
                 env,

@@ -45,9 +45,10 @@ class _CatchingUp:
 def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) -> list[dict]:
     """Pass over the tables together (one grace period per pass) until each converges; returns each
     table's last pass summary with its pass count."""
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
-    target = ds.target_endpoint()
-    with ds.target_connection(dag_id) as conn:
+    target = conns.target_endpoint
+    with conns.target() as conn:
         sync_points.ensure_table(conn, m)
         tables_left = [_CatchingUp(m.table(name), sync_points.baseline(conn, m, m.table(name))) for name in tables]
     for state in tables_left:
@@ -60,7 +61,7 @@ def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) ->
         if not tables_left:
             break
         started_at = source_horizons(dag_id)
-        jobs = [TableJob(state.table, ds.source_endpoint(state.table.service),
+        jobs = [TableJob(state.table, conns.source_endpoint(state.table.service),
                          horizon=state.baseline.xmin_horizon if state.baseline else None) for state in tables_left]
         results = results_of({state.table.qualified: result for state, result in zip(tables_left, reconcile_tables(
             jobs, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
@@ -75,6 +76,7 @@ def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) ->
 def _after_pass(dag_id: str, run_id: str, state: _CatchingUp, number: int, result: ReconcileResult,
                 started_at: int, params: dict) -> None:
     """Record how far the table is caught up, and whether it needs another pass."""
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
     table = state.table
     state.passes, state.result = number, result
@@ -82,7 +84,7 @@ def _after_pass(dag_id: str, run_id: str, state: _CatchingUp, number: int, resul
     log.info("%s pass %d: %d drifted, %d repaired, %d in flight, %d unexplained, %d refused", table.qualified,
              number, result.drifted, result.repaired, result.in_flight, result.unexplained, result.refused)
     if result.clean:
-        with ds.target_connection(dag_id) as conn:
+        with conns.target() as conn:
             sync_points.record(conn, m, table, started_at, dag_id, run_id)
         state.baseline = sync_points.Horizon(started_at, result.found_at, f"catch-up run {run_id}")
         state.done = result.drifted <= params["converged_rows"]
@@ -90,7 +92,7 @@ def _after_pass(dag_id: str, run_id: str, state: _CatchingUp, number: int, resul
     # Left behind only children waiting for parents the apps wrote since the horizon: caught up as far
     # as that horizon, which stays put (a refused child may be older than this pass's start).
     if state.baseline and left_unrepaired(result.summary()) == result.refused_late and not result.cap_exceeded:
-        with ds.target_connection(dag_id) as conn:
+        with conns.target() as conn:
             sync_points.record(conn, m, table, state.baseline.xmin_horizon, dag_id, run_id)
     state.done = True
 

@@ -107,7 +107,7 @@ def backfill_progress(target: Endpoint, manifest: Manifest, planned: Mapping[str
     ``planned`` maps each table (``wallet.users``) to its planned chunk count.
     Chunks recorded for tables not in ``planned`` are reported too (planned 0).
     """
-    with target.connect(application_name="credity-migration-backfill-progress", autocommit=True) as conn:
+    with target.connect(autocommit=True) as conn:
         ensure_chunk_ledger(conn, manifest)
         done = read_progress(conn, manifest)
     progress = {}

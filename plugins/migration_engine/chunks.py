@@ -254,7 +254,6 @@ def plan_all(
     target_rows: int | None = None,
     target_bytes: int = DEFAULT_TARGET_BYTES,
     max_chunks_total: int = DEFAULT_MAX_CHUNKS_TOTAL,
-    application_name: str = "credity-migration-plan",
 ) -> list[Chunk]:
     """Chunks of every manifest table (parents first), at most ``max_chunks_total`` in all.
 
@@ -265,7 +264,7 @@ def plan_all(
     connections = {}
     try:
         for service in manifest.services:
-            connections[service.name] = source_endpoints[service.name].connect(application_name=application_name, autocommit=True)
+            connections[service.name] = source_endpoints[service.name].connect(autocommit=True)
         wanted = {}
         for table in manifest.tables:
             sizes[table.qualified] = table_size(connections[table.service], table)

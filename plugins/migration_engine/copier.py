@@ -58,7 +58,6 @@ def copy_chunk(
     *,
     force: bool = False,
     run_id: str = "manual",
-    application_name: str = "credity-migration-backfill",
     max_mb_per_s: float | None = None,
     load_budget: LoadBudget | None = None,
     snapshot: SourceSnapshot | None = None,
@@ -73,9 +72,9 @@ def copy_chunk(
         raise ValueError(f"{table.qualified}: key {list(table.key)} is composite; only a whole-table chunk can copy it")
     started = time.monotonic()
     try:
-        with source.connect(application_name=application_name, autocommit=True) as src, \
-                target.connect(application_name=application_name) as tgt, \
-                _pacer(source, application_name, chunk.label, max_mb_per_s, load_budget) as pacer:
+        with source.connect(autocommit=True) as src, \
+                target.connect() as tgt, \
+                _pacer(source, chunk.label, max_mb_per_s, load_budget) as pacer:
             ensure_chunk_ledger(tgt, manifest)
             columns = matching_columns(
                 table.qualified,
@@ -102,13 +101,13 @@ def copy_chunk(
 
 
 @contextmanager
-def _pacer(source: Endpoint, application_name: str, label: str, max_mb_per_s: float | None,
+def _pacer(source: Endpoint, label: str, max_mb_per_s: float | None,
            load_budget: LoadBudget | None) -> Iterator[Pacer]:
     """A fixed-rate pacer, or with a budget one that probes the source on a connection of its own."""
     if load_budget is None:
         yield Pacer(max_mb_per_s)
         return
-    with source.connect(application_name=application_name, autocommit=True) as probe_conn:
+    with source.connect(autocommit=True) as probe_conn:
         yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_ms(probe_conn), label=label)
 
 

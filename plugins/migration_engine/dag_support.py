@@ -1,5 +1,5 @@
-"""What every DAG of the package shares: the manifest, endpoints from Airflow
-connections, default arguments, pools and application names.
+"""What every DAG of the package shares: the manifest, each task's connections
+(``Connections``), default arguments and pools.
 
 Imports of Airflow happen inside functions that run in tasks, so the engine
 stays importable without Airflow, and parsing a DAG file touches no database.
@@ -37,32 +37,46 @@ def manifest() -> Manifest:
     return load_manifest(os.environ.get("MIGRATION_MANIFEST") or DEFAULT_MANIFEST)
 
 
-def application_name(dag_id: str) -> str:
-    return os.environ.get("DB_APPLICATION_NAME") or f"credity-migration-{dag_id}"
+class Connections:
+    """How one task reaches its databases: each service's source, and the target over its direct URL
+    and through its pooler, from the Airflow connections the manifest names. Every endpoint it hands
+    out calls its sessions ``credity-migration-<dag_id>`` (``Endpoint.session_name`` says when
+    ``DB_APPLICATION_NAME`` overrides that); each Airflow connection is looked up when first used,
+    so a task never needs one it does not touch."""
 
+    def __init__(self, dag_id: str):
+        self.application_name = f"credity-migration-{dag_id}"
+        self._found: dict[str, Endpoint] = {}
 
-def endpoint_for(conn_id: str, name: str) -> Endpoint:
-    from airflow.sdk import Connection
+    def _endpoint(self, conn_id: str, name: str) -> Endpoint:
+        if conn_id not in self._found:
+            from airflow.sdk import Connection
 
-    return from_airflow_connection(name, Connection.get(conn_id))
+            self._found[conn_id] = from_airflow_connection(name, Connection.get(conn_id)).named(self.application_name)
+        return self._found[conn_id]
 
+    def source_endpoint(self, service: str) -> Endpoint:
+        return self._endpoint(manifest().source_conn_id(service), f"{service} source")
 
-def source_endpoint(service: str) -> Endpoint:
-    m = manifest()
-    return endpoint_for(m.source_conn_id(service), f"{service} source")
+    def source_endpoints(self) -> dict[str, Endpoint]:
+        """Every service's source endpoint, by service name."""
+        return {service.name: self.source_endpoint(service.name) for service in manifest().services}
 
+    @property
+    def target_endpoint(self) -> Endpoint:
+        return self._endpoint(manifest().target_direct.conn_id, "target (direct)")
 
-def source_endpoints() -> dict[str, Endpoint]:
-    """Every service's source endpoint, by service name."""
-    return {service.name: source_endpoint(service.name) for service in manifest().services}
+    @property
+    def pooler_endpoint(self) -> Endpoint:
+        return self._endpoint(manifest().target_pooler.conn_id, "target (pooler)")
 
+    def source(self, service: str, *, autocommit: bool = True):
+        """A connection to ``service``'s source (autocommit unless asked otherwise)."""
+        return self.source_endpoint(service).connect(autocommit=autocommit)
 
-def target_endpoint() -> Endpoint:
-    return endpoint_for(manifest().target_direct.conn_id, "target (direct)")
-
-
-def pooler_endpoint() -> Endpoint:
-    return endpoint_for(manifest().target_pooler.conn_id, "target (pooler)")
+    def target(self, *, autocommit: bool = True):
+        """A connection to the target over its direct URL (autocommit unless asked otherwise)."""
+        return self.target_endpoint.connect(autocommit=autocommit)
 
 
 def retry_delay() -> timedelta:
@@ -123,11 +137,6 @@ def refuse_undeclared_conf(context) -> None:
                           f"{undeclared_conf.trigger_again(unknown)}")
 
 
-def target_connection(dag_id: str):
-    """An autocommit connection to the target over the direct URL, named for the DBA."""
-    return target_endpoint().connect(application_name=application_name(dag_id), autocommit=True)
-
-
 def require_phase(dag_id: str, allowed: set, action: str) -> dict:
     """The ledger check every phase DAG runs first; refuses (no retry) when out of order.
 
@@ -136,7 +145,7 @@ def require_phase(dag_id: str, allowed: set, action: str) -> dict:
     from migration_engine import ledger
 
     m = manifest()
-    with target_connection(dag_id) as conn:
+    with Connections(dag_id).target() as conn:
         ledger.ensure_ledger(conn, m.control_schema)
         # The epoch before the phase: a move in between leaves the run an older epoch, so it refuses, never a newer one.
         epoch = ledger.current_epoch(conn, m.control_schema)
@@ -156,7 +165,7 @@ def run_epoch(dag_id: str) -> int:
     from migration_engine import ledger
 
     started = run_start()
-    with target_connection(dag_id) as conn:
+    with Connections(dag_id).target() as conn:
         return ledger.run_epoch(conn, manifest().control_schema, started["epoch"], dag_id,
                                 get_current_context()["run_id"])
 
@@ -178,7 +187,7 @@ def advance_phase(dag_id: str, run_id: str, to_phase: str, details: dict | None 
     from migration_engine import ledger
 
     epoch = run_epoch(dag_id)
-    with target_connection(dag_id) as conn:
+    with Connections(dag_id).target() as conn:
         return ledger.advance(conn, manifest().control_schema, to_phase, dag_id, run_id, details,
                               epoch=epoch, through=through)
 
@@ -198,12 +207,13 @@ def write_status_report(dag_id: str, *, verify_task: str | None = None) -> str:
     from migration_engine.preflight import artifact_folder
 
     m = manifest()
+    conns = Connections(dag_id)
     context = get_current_context()
     verification = context["ti"].xcom_pull(task_ids=verify_task) if verify_task else None
     if verification:
-        with target_connection(dag_id) as conn:
+        with conns.target() as conn:
             status_report.record_verification(conn, m, verification, dag_id, context["run_id"])
-    return str(status_report.write(target_endpoint(), m, artifact_folder("status", "latest")))
+    return str(status_report.write(conns.target_endpoint, m, artifact_folder("status", "latest")))
 
 
 def backfilled_asset_name() -> str:

@@ -34,15 +34,17 @@ log = logging.getLogger("migration.drain")
 
 def source_horizons(dag_id: str) -> dict[str, int]:
     """Each source database's xmin horizon now: every row version written later carries an xid at or above it."""
+    conns = ds.Connections(dag_id)
     horizons = {}
     for service in ds.manifest().services:
-        with ds.source_endpoint(service.name).connect(application_name=ds.application_name(dag_id), autocommit=True) as conn:
+        with conns.source(service.name) as conn:
             horizons[service.name] = scan.current_horizon(conn)
     return horizons
 
 
 def target_horizon(dag_id: str) -> int:
-    with ds.target_connection(dag_id) as conn:
+    conns = ds.Connections(dag_id)
+    with conns.target() as conn:
         return scan.current_horizon(conn)
 
 
@@ -50,17 +52,18 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
                       wait_seconds: float, cap: int, dry_run: bool) -> dict:
     """Wait for the apps to see the flip, then carry the source's writes since ``source_horizons`` that
     the target has not overwritten since ``flip_horizon``; returns the totals and the keys left alone."""
+    conns = ds.Connections(dag_id)
     if dry_run:
         log.info("dry run: nothing flipped, so there is nothing to drain")
         return {"dry_run": True}
     log.info("waiting %ss for every app to see the flipped read path", wait_seconds)
     time.sleep(wait_seconds)
     m = ds.manifest()
-    target = ds.target_endpoint()
+    target = conns.target_endpoint
     epoch = ds.run_epoch(dag_id)
 
     def drain_some(names: list[str]) -> dict[str, dict]:
-        jobs = [TableJob(m.table(name), ds.source_endpoint(m.table(name).service),
+        jobs = [TableJob(m.table(name), conns.source_endpoint(m.table(name).service),
                          horizon=source_horizons[m.table(name).service]) for name in names]
         return summaries_of(dict(zip(names, reconcile_tables(
             jobs, target, run_id=f"{dag_id}/{run_id}/drain", direction=Direction.SOURCE_TO_TARGET,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import psycopg
@@ -23,6 +23,7 @@ DEFAULT_CONNECT_TIMEOUT_S = 5
 DEFAULT_STATEMENT_TIMEOUT_MS = 0
 DEFAULT_LOCK_TIMEOUT_MS = 10_000
 PINNED_SEARCH_PATH = "pg_catalog"
+DEFAULT_APPLICATION_NAME = "credity-migration"
 
 
 class EndpointError(ValueError):
@@ -36,6 +37,8 @@ class Endpoint:
     name: str
     conninfo: str = field(repr=False)
     pooled: bool = False
+    # What its sessions are called in pg_stat_activity (the rule is in ``connect``).
+    application_name: str | None = None
 
     def __repr__(self) -> str:
         return f"Endpoint({self.name!r}, {self.describe()})"
@@ -53,15 +56,27 @@ class Endpoint:
     def password(self) -> str | None:
         return self.params.get("password")
 
+    def named(self, application_name: str) -> Endpoint:
+        """This endpoint, its sessions called ``application_name``."""
+        return replace(self, application_name=application_name)
+
+    def session_name(self) -> str:
+        """The application_name of every session opened here (psycopg's and pg_dump's), which the
+        DBA sees in pg_stat_activity. One rule: ``DB_APPLICATION_NAME`` when set (the operator's
+        choice wins over ours), else the name this endpoint was given (``named``; a task's
+        endpoints carry ``credity-migration-<dag_id>``, see ``dag_support.Connections``), else
+        the URL's own ``application_name``, else ``credity-migration``."""
+        return (os.environ.get("DB_APPLICATION_NAME") or self.application_name
+                or self.params.get("application_name") or DEFAULT_APPLICATION_NAME)
+
     def connect(
         self,
         *,
-        application_name: str | None = None,
         autocommit: bool = False,
         statement_timeout_ms: int | None = None,
         lock_timeout_ms: int | None = None,
     ) -> psycopg.Connection:
-        """Open a psycopg connection; connection errors come back redacted and named."""
+        """Open a psycopg connection named ``session_name()``; connection errors come back redacted and named."""
         params = self.params
         options = []
         statement_timeout = statement_timeout_ms if statement_timeout_ms is not None else _env_int("DB_STATEMENT_TIMEOUT_MS", DEFAULT_STATEMENT_TIMEOUT_MS)
@@ -76,7 +91,7 @@ class Endpoint:
             options.append(f"-c statement_timeout={statement_timeout} -c lock_timeout={lock_timeout} -c DateStyle=ISO "
                            f"-c search_path={PINNED_SEARCH_PATH}")
         params.setdefault("connect_timeout", str(max(1, _env_int("DB_CONNECTION_TIMEOUT_MS", DEFAULT_CONNECT_TIMEOUT_S * 1000) // 1000)))
-        params["application_name"] = application_name or os.environ.get("DB_APPLICATION_NAME") or params.get("application_name") or "credity-migration"
+        params["application_name"] = self.session_name()
         if options:
             params["options"] = " ".join(filter(None, [params.get("options"), *options]))
         try:

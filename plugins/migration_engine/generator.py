@@ -139,7 +139,7 @@ def _fill_service(
 ) -> dict[str, int]:
     tables = [t for t in manifest.tables if t.service == service.name]
     counts = {f"n_{t.name}": plan[t.qualified] for t in tables}
-    with endpoint.connect(application_name="credity-generator", autocommit=True) as conn:
+    with endpoint.named("credity-generator").connect(autocommit=True) as conn:
         _prepare_session(conn, seed)
         _empty_or_refuse(conn, service, tables, replace)
         for table in tables:

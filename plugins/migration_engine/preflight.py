@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Mapping
 from itertools import permutations
 from pathlib import Path
 
@@ -52,9 +52,9 @@ def _query(conn: psycopg.Connection, name: str, params: dict | None = None, **id
     return sqlfiles.run(conn, f"preflight/{name}", params, **identifiers).fetchall()
 
 
-def probe(endpoint: Endpoint, application_name: str, *, need_create_schema: bool = False) -> dict:
+def probe(endpoint: Endpoint, *, need_create_schema: bool = False) -> dict:
     """Connect and report what the server and the client see; no secret in the result."""
-    with endpoint.connect(application_name=application_name, autocommit=True) as conn:
+    with endpoint.connect(autocommit=True) as conn:
         version, database, role, superuser = _query(conn, "select_server_identity")[0]
         report = {
             "endpoint": endpoint.name,
@@ -251,15 +251,13 @@ def check_fingerprint_unchanged(
 
 
 def check_sources_unchanged(
-    ledger_conn: psycopg.Connection, manifest: Manifest, connect_source: Callable[[str], psycopg.Connection]
+    ledger_conn: psycopg.Connection, manifest: Manifest, source_endpoints: Mapping[str, Endpoint]
 ) -> dict[str, str]:
-    """``check_fingerprint_unchanged`` for every service; one failure naming all changes.
-
-    ``connect_source(service)`` opens a connection to that service's source; it is closed here.
-    """
+    """``check_fingerprint_unchanged`` for every service, on its endpoint in ``source_endpoints``; one
+    failure naming all changes."""
     digests, failures = {}, []
     for service in manifest.services:
-        with connect_source(service.name) as source:
+        with source_endpoints[service.name].connect() as source:
             try:
                 digests[service.name] = check_fingerprint_unchanged(ledger_conn, source, manifest, service.name)
             except SchemaChanged as exc:

@@ -17,8 +17,9 @@ log = logging.getLogger("migration.reconcile")
 def phase_to_reconcile(dag_id: str) -> dict | None:
     """The ledger phase and epoch the run starts under, when the phase is one to reconcile in; None (the run
     is skipped) otherwise. Every table task and the settling pass write fenced by that epoch."""
+    conns = ds.Connections(dag_id)
     schema = ds.manifest().control_schema
-    with ds.target_connection(dag_id) as conn:
+    with conns.target() as conn:
         started = ledger.current_epoch(conn, schema) if ledger.ledger_exists(conn, schema) else ledger.Epoch(0, None)
     phase = started.phase
     if started.claimed_by:
@@ -65,10 +66,11 @@ def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict,
 def reconcile_some(dag_id: str, context, tables: list[str], phase: str, params: dict, *,
                    epoch: int) -> dict[str, ReconcileResult | Exception]:
     """Table -> its result, or the exception its reconciliation raised; refuses once the ledger has moved."""
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
-    jobs = [TableJob(m.table(name), ds.source_endpoint(m.table(name).service)) for name in tables]
+    jobs = [TableJob(m.table(name), conns.source_endpoint(m.table(name).service)) for name in tables]
     results = reconcile_tables(
-        jobs, ds.target_endpoint(), run_id=context["run_id"], direction=direction_for_phase(phase),
+        jobs, conns.target_endpoint, run_id=context["run_id"], direction=direction_for_phase(phase),
         control_schema=m.control_schema, cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
         dry_run=params["dry_run"], epoch=epoch,
     )
@@ -201,13 +203,14 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
 
     Runs once every table task is done, failed or not: a table with no summary errored.
     """
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
     run_id = context["run_id"]
     errored = errored_tables(tables, summaries)
     if not params["dry_run"]:
         summaries = settle(summaries, lambda names: summaries_of(
             reconcile_some(dag_id, context, names, phase, params, epoch=epoch)), m.tables)
-        with ds.target_connection(dag_id) as conn, \
+        with conns.target() as conn, \
              ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile run"):
             drift_ledger.record_outcome(conn, m.control_schema, run_id, direction_for_phase(phase).value,
                                         tables, errored)

@@ -141,7 +141,7 @@ def create_source_layout(manifest: Manifest, endpoints_by_service: Mapping[str, 
         raise SchemaSqlError(f"no source endpoint for service(s): {', '.join(missing)}")
     applied: dict[str, list[str]] = {}
     for service in manifest.services:
-        with endpoints_by_service[service.name].connect(application_name="credity-schema-source", autocommit=True) as conn:
+        with endpoints_by_service[service.name].connect(autocommit=True) as conn:
             applied[service.name] = [
                 label
                 for step in manifest.schema_steps

@@ -79,11 +79,10 @@ def sync_sequences(
     if gap < 0:
         raise ValueError(f"gap must be 0 or more, found {gap}")
     write_transaction = write_transaction or (lambda conn: conn.transaction())
-    app = "credity-migration-sequences"
-    sources = {s.name: source_endpoints[s.name].connect(application_name=app, autocommit=True) for s in manifest.services}
+    sources = {s.name: source_endpoints[s.name].connect(autocommit=True) for s in manifest.services}
     results = []
     try:
-        with target.connect(application_name=app, autocommit=True) as tgt:
+        with target.connect(autocommit=True) as tgt:
             for table, column, src, dst in sequence_pairs(sources, tgt, manifest):
                 (ahead_conn, ahead), (behind_conn, behind, behind_ident) = (
                     ((tgt, dst), (sources[table.service], src, table.source_ident)) if to_source

@@ -243,9 +243,9 @@ class DualWriteSimulator:
         conns: dict[str, psycopg.Connection] = {}
         try:
             for service in sorted(services):
-                conns[service] = self.sources[service].connect(application_name=APPLICATION_NAME, autocommit=True)
+                conns[service] = self.sources[service].named(APPLICATION_NAME).connect(autocommit=True)
             needs_target = self.config.dual_write or self.config.primary == "target" or self.config.follow_read_path
-            target = self.target.connect(application_name=APPLICATION_NAME, autocommit=True) if needs_target else None
+            target = self.target.named(APPLICATION_NAME).connect(autocommit=True) if needs_target else None
             self.sim_tables = [describe_table(conns[t.service], t) for t in self.tables]
             for sim in self.sim_tables:
                 self._load_keys(conns[sim.table.service], sim)
@@ -287,7 +287,7 @@ class DualWriteSimulator:
             return target
         self.reconnect_tried_at = time.monotonic()
         try:
-            fresh = self.target.connect(application_name=APPLICATION_NAME, autocommit=True)
+            fresh = self.target.named(APPLICATION_NAME).connect(autocommit=True)
         except psycopg.Error as exc:
             log.debug("target unreachable (SQLSTATE %s): retrying in %ss", exc.sqlstate, READ_PATH_POLL_S)
             return target

@@ -11,6 +11,7 @@ cutover rolls back either way.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import psycopg
@@ -45,10 +46,10 @@ def smoke_files(root, service: str) -> list[sqlfiles.SqlFile]:
 
 
 def run_smoke_checks(
-    connect_for_service, manifest: Manifest, *, layout: str = "target", services=None
+    endpoints: Mapping[str, Endpoint], manifest: Manifest, *, layout: str = "target", services=None
 ) -> list[SmokeResult]:
-    """Run every check for the chosen services; ``connect_for_service(service)``
-    returns an open connection (target pooler, or the service's source database)."""
+    """Run every check for the chosen services, each on ``endpoints[service]`` (the target's pooler,
+    or the service's source database)."""
     store = manifest.state_store
     results = []
     for service in manifest.services:
@@ -63,7 +64,7 @@ def run_smoke_checks(
         }
         started = time.monotonic()
         try:
-            conn = connect_for_service(service.name)
+            conn = endpoints[service.name].connect(autocommit=True)
         except EndpointError as exc:
             results.append(SmokeResult(service.name, CONNECT_CHECK, False, 0, _ms_since(started), str(exc)))
             continue
@@ -99,13 +100,3 @@ def _run_one(conn: psycopg.Connection, service: str, file: sqlfiles.SqlFile, ide
 
 def _ms_since(started: float) -> float:
     return round((time.monotonic() - started) * 1000, 1)
-
-
-def connector(endpoint_for_service, application_name: str):
-    """Adapt ``endpoint_for_service(service) -> Endpoint`` to open autocommit connections."""
-
-    def connect(service: str) -> psycopg.Connection:
-        endpoint: Endpoint = endpoint_for_service(service)
-        return endpoint.connect(application_name=application_name, autocommit=True)
-
-    return connect

@@ -39,15 +39,14 @@ def _stop(signum, _frame):
 
 
 def hold(order: dict) -> int:
-    source = Endpoint(order["source_name"], order["source"])
-    target = Endpoint(order["target_name"], order["target"])
+    source = Endpoint(order["source_name"], order["source"], application_name=order["application_name"])
+    target = Endpoint(order["target_name"], order["target"], application_name=order["application_name"])
     schema, run_id, service = order["control_schema"], order["run_id"], order["service"]
     secrets = (source.password, target.password)
-    app = order["application_name"]
     snapshot_id = None
-    with target.connect(application_name=app, autocommit=True) as tgt:
+    with target.connect(autocommit=True) as tgt:
         try:
-            with source.connect(application_name=app, autocommit=True, statement_timeout_ms=0) as src:
+            with source.connect(autocommit=True, statement_timeout_ms=0) as src:
                 sqlfiles.run(src, "snapshots/disable_session_timeouts")
                 src.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
                 src.read_only = True
@@ -95,14 +94,14 @@ def _wait(src: psycopg.Connection, target: Endpoint, tgt: psycopg.Connection, or
 
 def _reconnect(target: Endpoint, order: dict) -> psycopg.Connection | None:
     try:
-        return target.connect(application_name=order["application_name"], autocommit=True)
+        return target.connect(autocommit=True)
     except EndpointError:
         return None
 
 
 def _record_end(target: Endpoint, order: dict, snapshot_id: str | None, state: str, cause: str) -> None:
     try:
-        with target.connect(application_name=order["application_name"], autocommit=True) as tgt:
+        with target.connect(autocommit=True) as tgt:
             if snapshot_id is None:
                 snapshots.publish(tgt, order["control_schema"], order["run_id"], order["service"], state=state,
                                   error=cause, holder=order["holder"])

@@ -30,10 +30,10 @@ def probe_ms(conn: psycopg.Connection) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def baseline_ms(endpoint: Endpoint, application_name: str, samples: int = BASELINE_SAMPLES,
+def baseline_ms(endpoint: Endpoint, samples: int = BASELINE_SAMPLES,
                 interval_s: float = BASELINE_INTERVAL_S) -> float:
     """The probe's median latency before the copy starts: what the pacer holds the source near."""
-    with endpoint.connect(application_name=application_name, autocommit=True) as conn:
+    with endpoint.connect(autocommit=True) as conn:
         probe_ms(conn)  # the first round trip pays for the session's catalog cache
         measured = []
         for _ in range(samples):

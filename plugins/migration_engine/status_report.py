@@ -40,7 +40,6 @@ from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import Direction, direction_for_phase
 
-APPLICATION_NAME = "credity-migration-status-report"
 REPORT_FILE = "migration-status.html"
 PLAN_FACT = "backfill_plan"
 VERIFICATION_FACT = "verification"
@@ -229,7 +228,7 @@ def collect(target_conn: psycopg.Connection, manifest: Manifest) -> dict:
 def read(target_endpoint: Endpoint, manifest: Manifest) -> dict:
     """``collect`` inside one read-only snapshot of the target; a failure names the endpoint, never its password."""
     try:
-        with target_endpoint.connect(application_name=APPLICATION_NAME) as conn:
+        with target_endpoint.connect() as conn:
             conn.read_only = True
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             with conn.transaction():

@@ -42,7 +42,8 @@ def render_page() -> HTMLResponse:
     manifest = dag_support.manifest()
     target = None
     try:
-        target = dag_support.target_endpoint()
+        # Its sessions are called credity-migration-status-report, as a DAG's are after the DAG.
+        target = dag_support.Connections("status-report").target_endpoint
         data = status_report.read(target, manifest)
     except (status_report.StatusReportError, EndpointError, AirflowNotFoundException) as exc:
         message = redact(str(exc), target and target.password)

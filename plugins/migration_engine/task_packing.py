@@ -40,7 +40,7 @@ def pack(items: Iterable[Item], size_of: Callable[[Item], int | None],
     return tasks
 
 
-def source_table_bytes(tables: list[str], application_name: str) -> dict[str, int]:
+def source_table_bytes(tables: list[str], conns: ds.Connections) -> dict[str, int]:
     """Qualified table name -> its source table's total size, one connection per service."""
     from migration_engine.chunks import table_size
 
@@ -49,14 +49,14 @@ def source_table_bytes(tables: list[str], application_name: str) -> dict[str, in
     for service in m.services:
         mine = [m.table(t) for t in tables if m.table(t).service == service.name]
         if mine:
-            with ds.source_endpoint(service.name).connect(application_name=application_name, autocommit=True) as conn:
+            with conns.source(service.name) as conn:
                 sizes.update({t.qualified: table_size(conn, t)[1] for t in mine})
     return sizes
 
 
 def table_groups(dag_id: str, tables: list[str], task_bytes: int = SMALL_TABLES_TASK_BYTES) -> list[dict]:
     """The mapped tasks of a per-table DAG (reconcile, catch-up): each a label and its tables, parents first."""
-    sizes = source_table_bytes(tables, ds.application_name(dag_id))
+    sizes = source_table_bytes(tables, ds.Connections(dag_id))
     groups = pack(tables, lambda table: sizes[table] if sizes[table] <= task_bytes else None, task_bytes)
     return [{"label": group_label(group), "tables": group} for group in groups]
 

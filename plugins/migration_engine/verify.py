@@ -33,7 +33,6 @@ from migration_engine.reconcile.keyspace import ReconcileError
 from migration_engine.sequences import sequence_pairs, sequence_position
 from migration_engine.sync_points import Horizon
 
-APP = "credity-migration-verify"
 # Drifted keys a live verification reads at most per table: memory stays bounded.
 LIVE_CAP = 100_000
 
@@ -135,8 +134,8 @@ def verify(
     sources = {}
     try:
         for name in sorted(services):
-            sources[name] = source_endpoints[name].connect(application_name=APP, autocommit=True)
-        with target.connect(application_name=APP, autocommit=True) as tgt, ThreadPoolExecutor(2) as pool:
+            sources[name] = source_endpoints[name].connect(autocommit=True)
+        with target.connect(autocommit=True) as tgt, ThreadPoolExecutor(2) as pool:
             table_results = [verify_table(sources[t.service], tgt, t, pool) for t in chosen]
             store_results = verify_state_store(sources, tgt, manifest) if state_store else []
             sequence_results = verify_sequences(sources, tgt, manifest) if sequences else []
@@ -215,8 +214,8 @@ def verify_live(
     sources = {}
     try:
         for name in sorted({s.name for s in manifest.services}):
-            sources[name] = source_endpoints[name].connect(application_name=APP, autocommit=True)
-        with target.connect(application_name=APP, autocommit=True) as tgt:
+            sources[name] = source_endpoints[name].connect(autocommit=True)
+        with target.connect(autocommit=True) as tgt:
             store_results = verify_state_store(sources, tgt, manifest, payloads=False)
             sequence_results = verify_sequences(sources, tgt, manifest)
     finally:

@@ -16,17 +16,18 @@ def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
     from migration_engine.preflight import artifact_folder
     from migration_engine.verify import verify_live, write_report
 
+    conns = ds.Connections(dag_id)
     m = ds.manifest()
     known = {t.qualified for t in m.tables}
     unknown = [t for t in tables if t not in known]
     if unknown:
         raise CheckFailed(f"tables {unknown!r} are not in the manifest {m.file.name}; known tables: {sorted(known)}")
-    endpoints = ds.source_endpoints()
+    endpoints = conns.source_endpoints()
     chosen = [m.table(t) for t in tables] if tables else list(m.tables)
-    with ds.target_connection(dag_id) as conn:
+    with conns.target() as conn:
         sync_points.ensure_table(conn, m)
         horizons = {t.qualified: sync_points.caught_up(conn, m, t) for t in chosen}
-    result = verify_live(endpoints, ds.target_endpoint(), m, horizons, tables=tables or None)
+    result = verify_live(endpoints, conns.target_endpoint, m, horizons, tables=tables or None)
     html, json_path = write_report(result, artifact_folder(dag_id, run_id))
     for row in result["tables"]:
         log.info("%-40s rows %s/%s %s %.2fs", row["table"], row["rows_source"], row["rows_target"],

@@ -291,7 +291,7 @@ def test_insert_without_an_id_succeeds_in_every_serial_table(baselined, manifest
 
 def pg_dump_rows(estate, endpoint, schema: str, name: str) -> tuple[str, list[str]]:
     """(column list, sorted data lines) of one table from ``pg_dump --data-only``."""
-    with libpq_environment(endpoint, "credity-migration-test-dump") as child_env:
+    with libpq_environment(endpoint.named("credity-migration-test-dump")) as child_env:
         dump = subprocess.run(
             [client_binary("pg_dump"), "--data-only", "--no-owner", f'--table="{schema}"."{name}"'],
             env={**child_env, "PGTZ": "UTC"}, capture_output=True, text=True, check=True,

@@ -8,7 +8,7 @@ import socket
 import psycopg
 import pytest
 
-from migration_engine.dag_support import application_name
+from migration_engine.dag_support import Connections
 from migration_engine.endpoints import EndpointError, from_url
 from migration_engine.local.servers import PostgresServer
 
@@ -41,7 +41,7 @@ def test_db_application_name_shows_in_pg_stat_activity(server, endpoint, monkeyp
 
 def test_dag_application_name_without_the_env(server, endpoint, monkeypatch):
     monkeypatch.delenv("DB_APPLICATION_NAME", raising=False)
-    with endpoint.connect(application_name=application_name("backfill")) as conn:
+    with endpoint.named(Connections("backfill").application_name).connect() as conn:
         assert activity_name(server, conn.info.backend_pid) == "credity-migration-backfill"
 
 

@@ -68,7 +68,7 @@ def plain_conninfo(estate: Estate, pooler: Pgbouncer) -> str:
 def test_app_url_goes_through_pgbouncer_over_tls(estate):
     endpoint = from_url("target (pooler)", app_url(estate))
     assert endpoint.pooled is True
-    with endpoint.connect(application_name="credity-wallet") as conn:
+    with endpoint.named("credity-wallet").connect() as conn:
         assert conn.info.pgconn.ssl_in_use is True
         # The port is pgbouncer's, and the session behind it is on the target server.
         assert conn.info.port == estate.pooler.port != estate.target.port
@@ -104,7 +104,7 @@ def test_app_like_queries_through_the_pooler(estate):
 
 
 def test_application_name_reaches_the_server_through_the_pooler(estate):
-    with from_url("target (pooler)", app_url(estate)).connect(application_name="credity-issuer", autocommit=True) as conn:
+    with from_url("target (pooler)", app_url(estate)).named("credity-issuer").connect(autocommit=True) as conn:
         assert conn.execute("SELECT current_setting('application_name')").fetchone() == ("credity-issuer",)
 
 

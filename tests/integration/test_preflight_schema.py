@@ -95,7 +95,7 @@ def restore_backup(estate, backups: list[dict], service: str) -> int:
     estate.source.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(scratch)))
     estate.source.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(scratch)))
     endpoint = from_url("scratch", estate.source.url(scratch))
-    with libpq_environment(endpoint, "restore-check") as env:
+    with libpq_environment(endpoint.named("restore-check")) as env:
         subprocess.run([client_binary("pg_restore"), "--jobs=2", f"--dbname={scratch}", record["path"]], env=env, check=True,
                        capture_output=True)
     with endpoint.connect() as conn:
@@ -342,16 +342,14 @@ def test_advance_validates_order_and_a_repeat_adds_no_row(sources, manifest):
 def test_later_phases_check_every_source_against_its_frozen_fingerprint(sources, manifest):
     ledger_at_preflight_passed(sources, manifest)
 
-    def connect(service):
-        return sources.source_endpoint(service).connect()
-
+    endpoints = sources.source_endpoints()
     with sources.target_endpoint().connect() as ledger_conn:
-        assert set(preflight.check_sources_unchanged(ledger_conn, manifest, connect)) == {"wallet", "issuer", "recruiter"}
+        assert set(preflight.check_sources_unchanged(ledger_conn, manifest, endpoints)) == {"wallet", "issuer", "recruiter"}
         with sources.source_endpoint("issuer").connect(autocommit=True) as conn:
             conn.execute("CREATE TABLE public.audit_trail (id bigint PRIMARY KEY)")
         try:
             with pytest.raises(preflight.SchemaChanged) as changed:
-                preflight.check_sources_unchanged(ledger_conn, manifest, connect)
+                preflight.check_sources_unchanged(ledger_conn, manifest, endpoints)
         finally:
             with sources.source_endpoint("issuer").connect(autocommit=True) as conn:
                 conn.execute("DROP TABLE public.audit_trail")

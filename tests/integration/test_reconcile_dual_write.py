@@ -11,11 +11,13 @@ from psycopg import sql
 
 from migration_engine.canonical import pin_output_settings
 from migration_engine.reconcile import Direction, reconcile_table
-from migration_engine.reconcile.engine import APPLICATION_NAME
 from migration_engine.schema_sql import apply_step, create_source_layout
 from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, TargetFaults, describe_table
 
 pytestmark = pytest.mark.integration
+
+# The reconciler's sessions, which the version guards below watch.
+REPAIRER = "credity-migration-reconcile"
 
 CONTROL = "migration_control"
 # Reconcile passes run while the lossy writer writes: at least this many, and for at least this long.
@@ -55,7 +57,7 @@ def credity(estate, manifest):
 
 
 def reconcile_all(manifest, sources, target, run_id: str, grace: float) -> dict:
-    return {t.qualified: reconcile_table(t, sources[t.service], target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET,
+    return {t.qualified: reconcile_table(t, sources[t.service], target.named(REPAIRER), run_id=run_id, direction=Direction.SOURCE_TO_TARGET,
                                          control_schema=CONTROL, cap=100_000, grace_seconds=grace)
             for t in manifest.tables}
 
@@ -76,7 +78,7 @@ def install_version_guards(manifest, sources, target) -> int:
                 column, kind = version.name, ("ts" if version.type_name.startswith("timestamp") else "int")
             tgt.execute(sql.SQL("CREATE TRIGGER guard_version BEFORE UPDATE ON {} FOR EACH ROW "
                                 "EXECUTE FUNCTION wallet.record_version_regression({}, {}, {})").format(
-                sql.Identifier(*table.target_ident), sql.Literal(column), sql.Literal(APPLICATION_NAME), sql.Literal(kind)))
+                sql.Identifier(*table.target_ident), sql.Literal(column), sql.Literal(REPAIRER), sql.Literal(kind)))
             guarded += 1
     return guarded
 

@@ -36,7 +36,8 @@ CHILD = textwrap.dedent("""
     from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
     from migration_engine.reconcile.engine import reconcile_table
     table = load_manifest(DEFAULT_MANIFEST).table(os.environ["TABLE"])
-    reconcile_table(table, from_url("source", os.environ["SOURCE_URL"]), from_url("target", os.environ["TARGET_URL"]),
+    reconcile_table(table, from_url("source", os.environ["SOURCE_URL"]),
+                    from_url("target", os.environ["TARGET_URL"]).named("credity-migration-reconcile"),
                     run_id="killed", direction="source_to_target", control_schema="migration_control",
                     cap=int(os.environ["CAP"]), grace_seconds=0)
 """)

@@ -66,3 +66,17 @@ def test_airflow_connection_extras_keep_tls_and_drop_non_libpq_keys():
 )
 def test_redact_removes_passwords_in_every_form(text):
     assert "pw-canary" not in redact(text, "pw-canary")
+
+
+def test_one_rule_names_every_session(monkeypatch):
+    """DB_APPLICATION_NAME wins, then the name the task gave the endpoint, then the URL's own, then the default."""
+    from migration_engine.dag_support import Connections
+
+    url = from_url("wallet source", "postgresql://mig@db/wallet?application_name=from-the-url")
+    task_named = url.named(Connections("backfill").application_name)
+    monkeypatch.delenv("DB_APPLICATION_NAME", raising=False)
+    assert task_named.session_name() == "credity-migration-backfill"
+    assert url.session_name() == "from-the-url"
+    assert from_url("wallet source", "postgresql://mig@db/wallet").session_name() == "credity-migration"
+    monkeypatch.setenv("DB_APPLICATION_NAME", "credity-wallet")
+    assert task_named.session_name() == url.session_name() == "credity-wallet"

@@ -54,7 +54,6 @@ from migration_engine.reconcile.repair import Side, WriteTransaction, repair_bat
 
 log = logging.getLogger("migration.reconcile")
 
-APPLICATION_NAME = "credity-migration-reconcile"
 DEFAULT_CAP = 1_000
 DEFAULT_GRACE_SECONDS = 3.0
 READ_BATCH_KEYS = 1_000
@@ -285,7 +284,7 @@ def reconcile_tables(
     direction = Direction(direction)
     dry_run = dry_run or find_only
     if not dry_run and epoch is None:
-        with target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+        with target.connect(autocommit=True) as tgt:
             epoch = ledger.current_epoch(tgt, control_schema).number
     settings = _Settings(run_id, direction, control_schema, cap, dry_run, repair_unexplained, target_horizon, record, epoch)
     passes = [_TablePass(job, ReconcileResult(job.table.qualified, run_id, direction, dry_run, cap=cap)) for job in jobs]
@@ -319,8 +318,8 @@ def _find(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> None
     started = time.monotonic()
     job, result = table_pass.job, table_pass.result
     table = job.table
-    with job.source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
-         target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+    with job.source.connect(autocommit=True) as src, \
+         target.connect(autocommit=True) as tgt:
         shape = scan.describe(src, tgt, table.qualified, table.source_ident, table.target_ident, table.key)
         found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result)
         result.found_at = datetime.now(UTC)
@@ -347,8 +346,8 @@ def _finish(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> No
     if not found and (settings.dry_run or not settings.record):
         result.seconds = table_pass.seconds
         return
-    with job.source.connect(application_name=APPLICATION_NAME, autocommit=True) as src, \
-         target.connect(application_name=APPLICATION_NAME, autocommit=True) as tgt:
+    with job.source.connect(autocommit=True) as src, \
+         target.connect(autocommit=True) as tgt:
         write = partial(ledger.fenced, tgt, settings.control_schema, settings.epoch,
                         f"reconcile of {table.qualified} ({settings.direction.value})")
         if found:
