@@ -14,9 +14,9 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from migration_engine import sqlfiles
-from migration_engine.chunks import Chunk
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest
+from migration_engine.segment import TableSegment
 from migration_engine.snapshots import SNAPSHOTS_TABLE
 
 LEDGER_TABLE = "backfill_chunks"
@@ -45,17 +45,17 @@ def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
         conn.commit()
 
 
-def lock_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
+def lock_chunk(conn: psycopg.Connection, chunk: TableSegment) -> None:
     sqlfiles.run(conn, "backfill/lock_chunk", {"chunk_id": chunk.chunk_id})
 
 
-def find_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk) -> dict | None:
+def find_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: TableSegment) -> dict | None:
     cur = sqlfiles.run(conn, "backfill/find_chunk", {"chunk_id": chunk.chunk_id}, backfill_chunks=ledger_ident(manifest))
     row = cur.fetchone()
     return dict(zip([d.name for d in cur.description], row, strict=True)) if row else None
 
 
-def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, result: Mapping, run_id: str) -> None:
+def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: TableSegment, result: Mapping, run_id: str) -> None:
     sqlfiles.run(
         conn, "backfill/record_chunk",
         {

@@ -29,7 +29,7 @@ from migration_engine.canonical import hash_sum, pin_output_settings, row_md5
 from migration_engine.columns import ColumnMismatch, matching_columns, table_columns
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest, Table
-from migration_engine.reconcile.keyspace import ReconcileError
+from migration_engine.reconcile.scan import ReconcileError
 from migration_engine.sequences import sequence_pairs, sequence_position
 from migration_engine.sync_points import Horizon
 

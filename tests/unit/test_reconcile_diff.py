@@ -1,8 +1,6 @@
-"""The pure parts of reconciliation: buckets, key ranges, merge diff, confirmation, cap."""
+"""The pure parts of reconciliation: buckets, merge diff, confirmation, cap."""
 
 from __future__ import annotations
-
-import uuid
 
 import pytest
 
@@ -17,15 +15,8 @@ from migration_engine.reconcile.diff import (
     mismatched_buckets,
     over_cap,
 )
-from migration_engine.reconcile.keyspace import (
-    KeyKind,
-    KeyRange,
-    ReconcileError,
-    TableShape,
-    dedupe_sorted,
-    key_kind_for,
-    ranges_for_buckets,
-)
+from migration_engine.reconcile.scan import ReconcileError, TableShape, key_kind_for
+from migration_engine.segment import KeyKind
 
 
 def test_mismatched_buckets_compare_counts_and_sums_and_one_sided_buckets():
@@ -33,24 +24,6 @@ def test_mismatched_buckets_compare_counts_and_sums_and_one_sided_buckets():
     target = {0: BucketSummary(10, 5), 1: BucketSummary(10, 8), 2: BucketSummary(2, 1), 3: BucketSummary(1, 4)}
     assert mismatched_buckets(source, target) == [1, 2, 3, 4]
     assert mismatched_buckets(source, dict(source)) == []
-
-
-def test_ranges_merge_adjacent_buckets_and_leave_ends_open():
-    bounds = [10, 20, 30, 40]
-    assert ranges_for_buckets(bounds, [0]) == [KeyRange(None, 10)]
-    assert ranges_for_buckets(bounds, [4]) == [KeyRange(40, None)]
-    assert ranges_for_buckets(bounds, [2, 1, 3]) == [KeyRange(10, 40)]
-    assert ranges_for_buckets(bounds, [0, 2, 4]) == [KeyRange(None, 10), KeyRange(20, 30), KeyRange(40, None)]
-    assert ranges_for_buckets([], [0]) == [KeyRange(None, None)]
-    with pytest.raises(ReconcileError, match="outside 0..4"):
-        ranges_for_buckets(bounds, [5])
-
-
-def test_key_range_is_validated():
-    with pytest.raises(ReconcileError, match="lower < upper"):
-        KeyRange(5, 5)
-    u1, u2 = sorted([uuid.uuid4(), uuid.uuid4()])
-    assert KeyRange(u1, u2).lower == u1
 
 
 def test_diff_sorted_finds_every_kind_in_one_pass():
@@ -119,4 +92,3 @@ def test_table_shape_and_key_kinds():
     with pytest.raises(ReconcileError, match="not among its columns"):
         TableShape("a.b", ("x",), "id", KeyKind.INTEGER)
     assert TableShape("a.b", ("id", "x"), "id", KeyKind.UUID).value_columns == ("x",)
-    assert dedupe_sorted([1, 1, 2, 3, 3]) == [1, 2, 3]
