@@ -14,8 +14,9 @@ from collections.abc import Mapping
 import psycopg
 from psycopg import sql
 
+from migration_engine.catalog import describe_table, size_estimate
 from migration_engine.manifest import Manifest, Table
-from migration_engine.segment import KEY_KINDS_BY_TYPE, KeyKind, TableSegment, sample_percentiles
+from migration_engine.segment import TableSegment, sample_percentiles
 
 log = logging.getLogger(__name__)
 
@@ -59,33 +60,15 @@ def percentile_fractions(count: int) -> list[float]:
     return [i / count for i in range(1, count)]
 
 
-def key_kind(conn: psycopg.Connection, table: Table) -> KeyKind | None:
-    """The rangeable kind of the table's key in the source, or None (one whole-table chunk)."""
-    if len(table.key) != 1:
-        return None
-    row = conn.execute(
-        "SELECT t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-        "WHERE a.attrelid = to_regclass(%s) AND a.attname = %s AND NOT a.attisdropped",
-        (sql.Identifier(*table.source_ident).as_string(conn), table.key[0]),
-    ).fetchone()
-    if row is None:
-        raise ValueError(f"{table.qualified}: key column {table.key[0]!r} not found in source table {'.'.join(table.source_ident)}")
-    return KEY_KINDS_BY_TYPE.get(row[0])
-
-
 def table_size(conn: psycopg.Connection, table: Table) -> tuple[int, int]:
-    """(rows, bytes) of the source table: reltuples when large, an exact count when small or unanalysed."""
-    ident = sql.Identifier(*table.source_ident)
-    row = conn.execute(
-        "SELECT c.reltuples::bigint, pg_total_relation_size(c.oid) FROM pg_class c WHERE c.oid = to_regclass(%s)",
-        (ident.as_string(conn),),
-    ).fetchone()
-    if row is None:
+    """(rows, bytes) of the source table: the planner's estimate when large, an exact count when small or unanalysed."""
+    size = size_estimate(conn, table.source_ident)
+    if size is None:
         raise ValueError(f"{table.qualified}: source table {'.'.join(table.source_ident)} does not exist")
-    rows, size = row
-    if rows < EXACT_COUNT_ROWS:
-        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(ident)).fetchone()[0]
-    return rows, size
+    rows, total_bytes = size
+    if rows is None or rows < EXACT_COUNT_ROWS:
+        rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.source_ident))).fetchone()[0]
+    return rows, total_bytes
 
 
 def plan_chunks(
@@ -102,7 +85,12 @@ def plan_chunks(
     ``table.chunk_rows`` from the manifest wins over ``target_rows``; ``size``
     may pass (rows, bytes) already measured.
     """
-    kind = key_kind(conn, table)
+    described = describe_table(conn, table.source_ident, table.key)
+    if described is None:
+        raise ValueError(f"{table.qualified}: source table {'.'.join(table.source_ident)} does not exist")
+    if len(table.key) == 1 and described.column(table.key[0]) is None:
+        raise ValueError(f"{table.qualified}: key column {table.key[0]!r} not found in source table {'.'.join(table.source_ident)}")
+    kind = described.key_kind
     if kind is None:
         log.info("%s: key %s is composite or not integer/uuid/text: one whole-table chunk", table.qualified, list(table.key))
         return [TableSegment(table.qualified, None, None)]

@@ -28,8 +28,8 @@ import psycopg
 from psycopg import sql
 
 from migration_engine.canonical import row_text
+from migration_engine.catalog import Column, copy_format, describe_table, matching_columns
 from migration_engine.chunk_ledger import ensure_chunk_ledger, find_chunk, lock_chunk, record_chunk
-from migration_engine.columns import Column, copy_format, matching_columns, table_columns
 from migration_engine.endpoints import Endpoint, redact
 from migration_engine.load_pacer import LoadAwarePacer, LoadBudget
 from migration_engine.manifest import Manifest, Table
@@ -79,8 +79,8 @@ def copy_chunk(
             ensure_chunk_ledger(tgt, manifest)
             columns = matching_columns(
                 table.qualified,
-                table_columns(src, *table.source_ident),
-                table_columns(tgt, *table.target_ident),
+                describe_table(src, table.source_ident),
+                describe_table(tgt, table.target_ident),
                 source_name=".".join(table.source_ident),
                 target_name=".".join(table.target_ident),
             )
@@ -112,7 +112,7 @@ def _pacer(source: Endpoint, application_name: str, label: str, max_mb_per_s: fl
         yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_ms(probe_conn), label=label)
 
 
-def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: TableSegment, columns: list[Column], pacer: Pacer, *,
+def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: TableSegment, columns: tuple[Column, ...], pacer: Pacer, *,
                          force, run_id, started, snapshot: SourceSnapshot | None, recopy_other_snapshots: bool) -> dict:
     fmt = copy_format(columns)
     snapshot_id = snapshot.snapshot_id if snapshot else None
@@ -178,11 +178,11 @@ def _range_has_rows(tgt: psycopg.Connection, table: Table, chunk: TableSegment) 
     return tgt.execute(statement, chunk.params).fetchone()[0]
 
 
-def _column_list(columns: list[Column]) -> sql.Composable:
+def _column_list(columns: tuple[Column, ...]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
 
 
-def _stream(src, tgt, table: Table, chunk: TableSegment, columns: list[Column], fmt: str, into: sql.Composable,
+def _stream(src, tgt, table: Table, chunk: TableSegment, columns: tuple[Column, ...], fmt: str, into: sql.Composable,
             pacer: Pacer) -> tuple[int, int]:
     """Pipe the chunk's source rows into ``into`` at the pacer's rate; returns (rows, bytes).
     Never holds more than one block."""
@@ -215,7 +215,7 @@ def _pass_on(pending: bytearray, into_copy, pacer: Pacer) -> int:
     return size
 
 
-def _merge(src, tgt, table: Table, chunk: TableSegment, columns: list[Column], fmt: str, pacer: Pacer) -> dict:
+def _merge(src, tgt, table: Table, chunk: TableSegment, columns: tuple[Column, ...], fmt: str, pacer: Pacer) -> dict:
     """Stage the source rows, then make the target range equal to them, touching only rows that differ."""
     target_table = sql.Identifier(*table.target_ident)
     stage = sql.Identifier("pg_temp", STAGE_TABLE)

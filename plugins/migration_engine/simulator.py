@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from migration_engine import catalog
 from migration_engine.canonical import pin_output_settings
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest, Table
@@ -176,28 +177,20 @@ def version_column(columns: list[Column], key: str) -> Column | None:
     return None
 
 
-_COLUMNS = """
-SELECT a.attname, t.typname, NOT a.attnotnull, a.atthasdef, a.atttypmod,
-       coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '{}'),
-       EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = a.attrelid AND c.contype IN ('u', 'p') AND c.conkey = ARRAY[a.attnum]),
-       (SELECT p.relname FROM pg_constraint c JOIN pg_class p ON p.oid = c.confrelid
-         WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum] LIMIT 1)
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-ORDER BY a.attnum
-"""
 _REFERENCED = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)))"
 
 
-def describe_table(conn: psycopg.Connection, table: Table) -> SimTable:
-    columns = []
-    for name, type_name, nullable, has_default, typmod, labels, unique, parent in conn.execute(_COLUMNS, table.source_ident):
-        max_length = typmod - 4 if type_name in ("varchar", "bpchar") and typmod > 0 else None
-        scale = (((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF) if type_name == "numeric" and typmod > 0 else None
-        columns.append(Column(name, type_name, nullable, has_default, max_length, scale, tuple(labels), unique,
-                              f"{table.target_schema}.{parent}" if parent else None))
-    if not columns:
+def simulated_table(conn: psycopg.Connection, table: Table) -> SimTable:
+    """The table's columns as the simulator writes them, from the source catalog."""
+    described = catalog.describe_table(conn, table.source_ident)
+    if described is None:
         raise ValueError(f"{table.qualified}: table {'.'.join(table.source_ident)} does not exist on the source")
+    columns = []
+    for c in described.columns:
+        max_length = c.typmod - 4 if c.type_name in ("varchar", "bpchar") and c.typmod > 0 else None
+        scale = (((c.typmod - 4) >> 16) & 0xFFFF, (c.typmod - 4) & 0xFFFF) if c.type_name == "numeric" and c.typmod > 0 else None
+        columns.append(Column(c.name, c.type_name, not c.not_null, c.default is not None, max_length, scale, c.enum_labels,
+                              c.unique, f"{table.target_schema}.{c.references}" if c.references else None))
     referenced = conn.execute(_REFERENCED, table.source_ident).fetchone()[0]
     return SimTable(table, columns, referenced, version_column(columns, table.key[0]))
 
@@ -246,7 +239,7 @@ class DualWriteSimulator:
                 conns[service] = self.sources[service].connect(application_name=APPLICATION_NAME, autocommit=True)
             needs_target = self.config.dual_write or self.config.primary == "target" or self.config.follow_read_path
             target = self.target.connect(application_name=APPLICATION_NAME, autocommit=True) if needs_target else None
-            self.sim_tables = [describe_table(conns[t.service], t) for t in self.tables]
+            self.sim_tables = [simulated_table(conns[t.service], t) for t in self.tables]
             for sim in self.sim_tables:
                 self._load_keys(conns[sim.table.service], sim)
             target = self._loop(conns, target)

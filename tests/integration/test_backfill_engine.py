@@ -9,9 +9,9 @@ import psycopg
 import pytest
 import yaml
 
+from migration_engine.catalog import ColumnMismatch
 from migration_engine.chunk_ledger import backfill_progress
 from migration_engine.chunks import plan_all, plan_chunks
-from migration_engine.columns import ColumnMismatch
 from migration_engine.copier import CopyError, copy_chunk
 from migration_engine.manifest import load_manifest
 from migration_engine.segment import KeyKind, TableSegment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from migration_engine.catalog import Column, TableDescription
 from migration_engine.reconcile.diff import (
     BucketSummary,
     Drift,
@@ -15,7 +16,7 @@ from migration_engine.reconcile.diff import (
     mismatched_buckets,
     over_cap,
 )
-from migration_engine.reconcile.scan import ReconcileError, TableShape, key_kind_for
+from migration_engine.reconcile.scan import ReconcileError, TableShape, shape_of
 from migration_engine.segment import KeyKind
 
 
@@ -84,11 +85,36 @@ def test_cap():
         over_cap(1, -1)
 
 
-def test_table_shape_and_key_kinds():
-    assert key_kind_for("a.b", "id", "int4") is KeyKind.INTEGER
-    assert key_kind_for("a.b", "id", "varchar") is KeyKind.TEXT
-    with pytest.raises(ReconcileError, match=r"a\.b: key column 'id' has type 'numeric'"):
-        key_kind_for("a.b", "id", "numeric")
+def described(key_kind: KeyKind | None, **types: str) -> TableDescription:
+    columns = tuple(Column(name, type_name, type_name, -1, True, None, "", "", False, (), False, None)
+                    for name, type_name in types.items())
+    return TableDescription(columns, key_kind)
+
+
+def shape(source: TableDescription | None, target: TableDescription | None, key: tuple[str, ...] = ("id",)) -> TableShape:
+    return shape_of("a.b", source, target, key, source_name="public.b", target_name="a.b")
+
+
+def test_table_shape_takes_the_source_columns_and_key_kind():
+    source = described(KeyKind.UUID, id="uuid", x="text")
+    assert shape(source, described(None, id="uuid", x="text", extra="int4")) == \
+        TableShape("a.b", ("id", "x"), "id", KeyKind.UUID)
+    assert shape(source, source).value_columns == ("x",)
     with pytest.raises(ReconcileError, match="not among its columns"):
         TableShape("a.b", ("x",), "id", KeyKind.INTEGER)
-    assert TableShape("a.b", ("id", "x"), "id", KeyKind.UUID).value_columns == ("x",)
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "key", "error"),
+    [
+        (described(KeyKind.INTEGER, id="int4"), described(None, id="int4"), ("id", "x"), r"a\.b: reconciliation needs a single-column key"),
+        (None, described(None, id="int4"), ("id",), r"a\.b: table public\.b does not exist on the source"),
+        (described(KeyKind.INTEGER, id="int4"), None, ("id",), r"a\.b: table a\.b does not exist on the target"),
+        (described(KeyKind.INTEGER, id="int4", x="text"), described(None, id="int4"), ("id",), r"the target lacks source columns \['x'\]"),
+        (described(None, x="int4"), described(None, x="int4"), ("id",), r"key column 'id' is not a column of the source table"),
+        (described(None, id="numeric"), described(None, id="numeric"), ("id",), r"a\.b: key column 'id' has type 'numeric'"),
+    ],
+)
+def test_table_shape_refuses_what_reconciliation_cannot_compare(source, target, key, error):
+    with pytest.raises(ReconcileError, match=error):
+        shape(source, target, key)

@@ -11,6 +11,7 @@ import psycopg
 from psycopg import sql
 
 from migration_engine.canonical import hash_sum, pin_output_settings, row_hash
+from migration_engine.catalog import TableDescription, describe_table, size_estimate
 from migration_engine.reconcile.diff import BucketSummary
 from migration_engine.segment import KEY_KINDS_BY_TYPE, KeyKind, TableSegment, dedupe_sorted, sample_percentiles
 
@@ -55,59 +56,41 @@ class TableShape:
         return self.key_kind.array(placeholder)
 
 
-def key_kind_for(qualified: str, column: str, type_name: str) -> KeyKind:
-    try:
-        return KEY_KINDS_BY_TYPE[type_name]
-    except KeyError:
-        supported = ", ".join(sorted(KEY_KINDS_BY_TYPE))
-        raise ReconcileError(
-            f"{qualified}: key column {column!r} has type {type_name!r}; reconciliation supports keys of type {supported}"
-        ) from None
-
-
-def table_columns(conn: psycopg.Connection, ident: tuple[str, str]) -> dict[str, str]:
-    """Column name -> type name, in column order; empty if the table does not exist."""
-    rows = conn.execute(
-        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-        " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
-        " AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
-        ident,
-    ).fetchall()
-    return dict(rows)
-
-
 def describe(source: psycopg.Connection, target: psycopg.Connection, qualified: str,
              source_ident: tuple[str, str], target_ident: tuple[str, str], key: tuple[str, ...]) -> TableShape:
     """The table's shape from the source catalog, checked against the target's columns."""
+    return shape_of(qualified, describe_table(source, source_ident, key), describe_table(target, target_ident), key,
+                    source_name=".".join(source_ident), target_name=".".join(target_ident))
+
+
+def shape_of(qualified: str, source: TableDescription | None, target: TableDescription | None, key: tuple[str, ...],
+             *, source_name: str, target_name: str) -> TableShape:
+    """What reconciliation needs of the table, or a ReconcileError naming why it cannot reconcile it."""
     if len(key) != 1:
         raise ReconcileError(f"{qualified}: reconciliation needs a single-column key, the manifest gives {list(key)}")
-    columns = table_columns(source, source_ident)
-    if not columns:
-        raise ReconcileError(f"{qualified}: table {'.'.join(source_ident)} does not exist on the source")
-    target_columns = table_columns(target, target_ident)
-    if not target_columns:
-        raise ReconcileError(f"{qualified}: table {'.'.join(target_ident)} does not exist on the target")
-    missing = [c for c in columns if c not in target_columns]
+    if source is None:
+        raise ReconcileError(f"{qualified}: table {source_name} does not exist on the source")
+    if target is None:
+        raise ReconcileError(f"{qualified}: table {target_name} does not exist on the target")
+    missing = [c for c in source.column_names if c not in target.column_names]
     if missing:
         raise ReconcileError(f"{qualified}: the target lacks source columns {missing}; run the schema baseline first")
-    if key[0] not in columns:
+    key_column = source.column(key[0])
+    if key_column is None:
         raise ReconcileError(f"{qualified}: key column {key[0]!r} is not a column of the source table")
-    return TableShape(qualified, tuple(columns), key[0], key_kind_for(qualified, key[0], columns[key[0]]))
-
-
-def estimated_rows(conn: psycopg.Connection, ident: tuple[str, str]) -> int | None:
-    """The planner's row estimate (None when the table was never analysed)."""
-    row = conn.execute(
-        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(format('%%I.%%I', %s::text, %s::text))", ident
-    ).fetchone()
-    return None if row is None or row[0] < 0 else row[0]
+    if source.key_kind is None:
+        supported = ", ".join(sorted(KEY_KINDS_BY_TYPE))
+        raise ReconcileError(f"{qualified}: key column {key[0]!r} has type {key_column.type_name!r}; "
+                             f"reconciliation supports keys of type {supported}")
+    return TableShape(qualified, source.column_names, key[0], source.key_kind)
 
 
 def sample_boundaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], *, seed: int = 0) -> list:
     """Bucket boundaries from the data's own distribution: percentiles of a row sample,
     computed once per run on the source and given to both sides, so both group rows
     into identical buckets."""
-    rows = estimated_rows(conn, ident)
+    size = size_estimate(conn, ident)
+    rows = size[0] if size else None
     if rows is None:
         percent, buckets = 100.0, MAX_BUCKETS
     else:
