@@ -90,7 +90,7 @@ class TableSegment:
                 kinds = ", ".join(k.value for k in KeyKind)
                 raise ValueError(f"{self.table}: key kind {self.kind!r} is not one of {kinds}") from None
         if not self.key:
-            raise ValueError(f"{self.table}: a {self.kind.value} key range needs its key column")
+            raise ValueError(f"{self.table}: {self.kind.value} key bounds need the key column they apply to")
         lower, upper = (_normalise(self.table, self.kind, b) for b in (self.lower, self.upper))
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)

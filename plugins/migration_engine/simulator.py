@@ -100,7 +100,7 @@ class SimulatorConfig:
 
 
 @dataclass
-class Column:
+class SimColumn:
     name: str
     type_name: str
     nullable: bool
@@ -115,13 +115,13 @@ class Column:
 @dataclass
 class SimTable:
     table: Table
-    columns: list[Column]
+    columns: list[SimColumn]
     referenced: bool
-    version: Column | None
+    version: SimColumn | None
     keys: list = field(default_factory=list)
 
     @property
-    def key(self) -> Column:
+    def key(self) -> SimColumn:
         return next(c for c in self.columns if c.name == self.table.key[0])
 
 
@@ -169,7 +169,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def version_column(columns: list[Column], key: str) -> Column | None:
+def version_column(columns: list[SimColumn], key: str) -> SimColumn | None:
     """The column an update stamps with an ever-growing value: first of a comparable type."""
     for column in columns:
         if column.name != key and column.type_name in VERSION_TYPES and not column.unique and column.parent is None:
@@ -189,7 +189,7 @@ def simulated_table(conn: psycopg.Connection, table: Table) -> SimTable:
     for c in described.columns:
         max_length = c.typmod - 4 if c.type_name in ("varchar", "bpchar") and c.typmod > 0 else None
         scale = (((c.typmod - 4) >> 16) & 0xFFFF, (c.typmod - 4) & 0xFFFF) if c.type_name == "numeric" and c.typmod > 0 else None
-        columns.append(Column(c.name, c.type_name, not c.not_null, c.default is not None, max_length, scale, c.enum_labels,
+        columns.append(SimColumn(c.name, c.type_name, not c.not_null, c.default is not None, max_length, scale, c.enum_labels,
                               c.unique, f"{table.target_schema}.{c.references}" if c.references else None))
     referenced = conn.execute(_REFERENCED, table.source_ident).fetchone()[0]
     return SimTable(table, columns, referenced, version_column(columns, table.key[0]))
@@ -456,14 +456,14 @@ class DualWriteSimulator:
         else:
             sim.keys.append(key)
 
-    def _version_value(self, column: Column):
+    def _version_value(self, column: SimColumn):
         if column.type_name in ("timestamp", "timestamptz"):
             return (VERSION_EPOCH + timedelta(seconds=self.counter)).replace(tzinfo=None if column.type_name == "timestamp" else UTC)
         if column.type_name == "jsonb":
             return json.dumps({"version": self.counter})
         return self.counter
 
-    def _value(self, column: Column):
+    def _value(self, column: SimColumn):
         rng, n = self.rng, self.counter
         if column.parent:
             parent = next(s for s in self.sim_tables if s.table.qualified == column.parent)
@@ -492,5 +492,5 @@ class DualWriteSimulator:
         raise ValueError(f"the simulator cannot make a value of type {t!r} for column {column.name!r}")
 
 
-def _as_text(columns: list[Column]) -> sql.Composable:
+def _as_text(columns: list[SimColumn]) -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in columns)

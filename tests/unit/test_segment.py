@@ -49,7 +49,7 @@ def test_bounds_must_fit_the_key_kind():
 
 
 def test_a_range_needs_its_key_column_and_a_key_column_its_kind():
-    with pytest.raises(ValueError, match=r"wallet\.t: a integer key range needs its key column"):
+    with pytest.raises(ValueError, match=r"wallet\.t: integer key bounds need the key column they apply to"):
         TableSegment("wallet.t", None, "integer", 1, 2)
     with pytest.raises(ValueError, match=r"wallet\.t: key column 'id' given without a key kind"):
         TableSegment("wallet.t", "id", None)
