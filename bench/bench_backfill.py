@@ -44,7 +44,7 @@ from chunk_rss import measure  # noqa: E402
 
 from migration_engine import ledger, preflight  # noqa: E402
 from migration_engine.chunk_ledger import ensure_chunk_ledger, ledger_ident  # noqa: E402
-from migration_engine.chunks import Chunk, plan_all, table_size  # noqa: E402
+from migration_engine.chunks import plan_all, table_size  # noqa: E402
 from migration_engine.copier import copy_chunk  # noqa: E402
 from migration_engine.generator import generate, planned_rows  # noqa: E402
 from migration_engine.local.cluster import AirflowCluster  # noqa: E402
@@ -52,6 +52,7 @@ from migration_engine.local.estate import TARGET_OWNER, Estate  # noqa: E402
 from migration_engine.local.servers import SUPERUSER  # noqa: E402
 from migration_engine.manifest import load_manifest  # noqa: E402
 from migration_engine.schema_sql import apply_step, create_source_layout  # noqa: E402
+from migration_engine.segment import TableSegment  # noqa: E402
 
 MIN_ROWS = 5_000_000
 RESULTS = ROOT / "bench" / "results" / "backfill.json"
@@ -221,9 +222,9 @@ class Bench:
             low, high = conn.execute(sql.SQL("SELECT min(id), max(id) FROM {}").format(
                 sql.Identifier(*table.source_ident))).fetchone()
         step = (high - low + 1) // 11
-        small = measure(self.sources[table.service], self.target, self.manifest, Chunk(table.qualified, "integer", low, low + step))
+        small = measure(self.sources[table.service], self.target, self.manifest, TableSegment(table.qualified, "id", "integer", low, low + step))
         large = measure(self.sources[table.service], self.target, self.manifest,
-                        Chunk(table.qualified, "integer", low + step, low + 11 * step))
+                        TableSegment(table.qualified, "id", "integer", low + step, low + 11 * step))
         keep = ("rows", "bytes", "seconds", "mb_per_s", "baseline_mb", "peak_mb")
         return {"small": {k: small[k] for k in keep}, "large": {k: large[k] for k in keep}}
 

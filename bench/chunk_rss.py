@@ -12,11 +12,11 @@ import resource
 import sys
 import time
 
-from migration_engine.chunks import Chunk
 from migration_engine.copier import copy_chunk
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import load_manifest
 from migration_engine.schema_sql import apply_step, create_source_layout
+from migration_engine.segment import TableSegment
 
 
 def _child(source, target, manifest_file, chunk, queue) -> None:
@@ -26,7 +26,7 @@ def _child(source, target, manifest_file, chunk, queue) -> None:
     queue.put({"baseline_mb": round(before / 1024, 1), "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), **result})
 
 
-def measure(source, target, manifest, chunk: Chunk) -> dict:
+def measure(source, target, manifest, chunk: TableSegment) -> dict:
     queue = multiprocessing.get_context("spawn").Queue()
     child = multiprocessing.get_context("spawn").Process(target=_child, args=(source, target, manifest.file, chunk.to_dict(), queue))
     child.start()
@@ -51,9 +51,9 @@ def main(small_rows: int) -> dict:
             dbname="wallet", params=(small_rows * 11,),
         )
         load_s = time.monotonic() - started
-        small = measure(sources["wallet"], estate.target_endpoint(), manifest, Chunk("wallet.activities", "integer", 1, small_rows + 1))
+        small = measure(sources["wallet"], estate.target_endpoint(), manifest, TableSegment("wallet.activities", "id", "integer", 1, small_rows + 1))
         large = measure(sources["wallet"], estate.target_endpoint(), manifest,
-                        Chunk("wallet.activities", "integer", small_rows + 1, 11 * small_rows + 1))
+                        TableSegment("wallet.activities", "id", "integer", small_rows + 1, 11 * small_rows + 1))
     keep = ("rows", "bytes", "seconds", "mb_per_s", "baseline_mb", "peak_mb")
     return {"load_s": round(load_s, 1), "small": {k: small[k] for k in keep}, "large": {k: large[k] for k in keep}}
 

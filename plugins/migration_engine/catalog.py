@@ -1,4 +1,13 @@
-"""Schema fingerprints and exact, readable differences between two catalogs.
+"""The one reader of the catalog: a table's description, and schema fingerprints with exact,
+readable differences between two catalogs.
+
+``describe_table`` gives what the data path needs of one table: its columns in
+table order with their types (generated columns left out: they cannot be
+copied and the target computes them) and how its key ranges (``segment.KeyKind``);
+``size_estimate`` its size, and ``table_exists`` whether it is there at all.
+Types print as ``format_type`` prints them with the table's own schema on the
+search path, so an enum ``public.trust_status`` in a source and
+``issuer.trust_status`` in the target both read ``trust_status``.
 
 A fingerprint describes what the apps depend on in a schema: tables, columns
 (type as ``format_type`` prints it, nullability, default, identity), constraints
@@ -15,12 +24,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import psycopg
 
 from migration_engine import sqlfiles
+from migration_engine.segment import KEY_KINDS_BY_TYPE, KeyKind
 
 FK_ACTIONS = {"a": "no action", "r": "restrict", "c": "cascade", "n": "set null", "d": "set default"}
 FK_MATCH = {"f": "full", "p": "partial", "s": "simple"}
@@ -46,6 +56,106 @@ class Fingerprint:
 
     def schema(self, name: str) -> dict:
         return self.schemas[name]
+
+
+class ColumnMismatch(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    type_name: str
+    typmod: int
+    not_null: bool
+    default: str | None
+    identity: str
+    generated: str
+    needs_text_copy: bool
+    enum_labels: tuple[str, ...]
+    unique: bool
+    # The table a single-column foreign key on it references (unqualified), if any.
+    references: str | None
+
+
+@dataclass(frozen=True)
+class TableDescription:
+    """One table's copyable columns in table order, and how its key ranges (None: it cannot)."""
+
+    columns: tuple[Column, ...]
+    key_kind: KeyKind | None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+
+def _pin_search_path(conn: psycopg.Connection, schema: str) -> None:
+    # Names print unqualified for objects visible on the search_path; pg_catalog first, so a
+    # built-in (gen_random_uuid) prints the same whatever extensions a schema holds.
+    sqlfiles.run(conn, "catalog/pin_search_path", {"schema": schema})
+
+
+def _columns(conn: psycopg.Connection, schema: str, table: str | None) -> list[tuple[str, Column]]:
+    """(table, column) of every table of ``schema``, or of ``table`` alone, in table order."""
+    rows = sqlfiles.run(conn, "catalog/select_columns", {"schema": schema, "table": table}).fetchall()
+    return [(relname, Column(name, type_, type_name, typmod, not_null, default, identity, generated, text_copy,
+                             tuple(labels), unique, references))
+            for (relname, name, type_, type_name, typmod, not_null, default, identity, generated, text_copy,
+                 labels, unique, references) in rows]
+
+
+def size_estimate(conn: psycopg.Connection, ident: tuple[str, str]) -> tuple[int | None, int] | None:
+    """(the planner's row estimate, None before the first ANALYZE; total bytes) of the table ``ident``
+    (schema, name); None when it does not exist."""
+    row = sqlfiles.run(conn, "catalog/select_table_size", {"schema": ident[0], "table": ident[1]}).fetchone()
+    return None if row is None else (None if row[0] < 0 else row[0], row[1])
+
+
+def table_exists(conn: psycopg.Connection, ident: tuple[str, str]) -> bool:
+    return size_estimate(conn, ident) is not None
+
+
+def describe_table(conn: psycopg.Connection, ident: tuple[str, str], key: Sequence[str] = ()) -> TableDescription | None:
+    """The table ``ident`` (schema, name), with the kind of its ``key`` when that is one rangeable
+    column; None when the table does not exist."""
+    with conn.transaction():
+        if not table_exists(conn, ident):
+            return None
+        _pin_search_path(conn, ident[0])
+        columns = tuple(c for _, c in _columns(conn, *ident) if not c.generated)
+    key_column = next((c for c in columns if c.name == key[0]), None) if len(key) == 1 else None
+    return TableDescription(columns, KEY_KINDS_BY_TYPE.get(key_column.type_name) if key_column else None)
+
+
+def matching_columns(qualified: str, source: TableDescription | None, target: TableDescription | None, *,
+                     source_name: str, target_name: str) -> tuple[Column, ...]:
+    """The source's columns when the target has the same names and types; else a ColumnMismatch naming them."""
+    if source is None:
+        raise ColumnMismatch(f"{qualified}: table {source_name} does not exist in the source")
+    if target is None:
+        raise ColumnMismatch(f"{qualified}: table {target_name} does not exist in the target; apply the schema first")
+    target_types = {c.name: c.type for c in target.columns}
+    source_types = {c.name: c.type for c in source.columns}
+    problems = []
+    for column in source.columns:
+        if column.name not in target_types:
+            problems.append(f"column {column.name} ({column.type}) exists in source, missing in target")
+        elif target_types[column.name] != column.type:
+            problems.append(f"column {column.name} is {column.type} in source, {target_types[column.name]} in target")
+    problems += [f"column {c.name} ({c.type}) exists in target, missing in source" for c in target.columns
+                 if c.name not in source_types]
+    if problems:
+        raise ColumnMismatch(f"{qualified}: " + "; ".join(problems))
+    return source.columns
+
+
+def copy_format(columns: Iterable[Column]) -> str:
+    return "text" if any(c.needs_text_copy for c in columns) else "binary"
 
 
 def canonical_json(value) -> str:
@@ -75,9 +185,7 @@ def fingerprint(conn: psycopg.Connection, schemas: Iterable[str]) -> Fingerprint
     with conn.transaction():
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         for schema in schemas:
-            # Expressions print unqualified for objects visible on the search_path; pg_catalog
-            # first, so a built-in (gen_random_uuid) prints the same whatever extensions a schema holds.
-            sqlfiles.run(conn, "catalog/pin_search_path", {"schema": schema})
+            _pin_search_path(conn, schema)
             result[schema] = _schema(conn, schema)
     return Fingerprint(result)
 
@@ -86,13 +194,13 @@ def _schema(conn: psycopg.Connection, schema: str) -> dict:
     tables: dict[str, dict] = {
         name: {"columns": {}, "constraints": {}, "indexes": {}} for (name,) in _run(conn, "select_tables", schema)
     }
-    for table, column, type_, not_null, default, identity, generated in _run(conn, "select_columns", schema):
-        tables[table]["columns"][column] = {
-            "type": strip_schema(type_, schema),
-            "not_null": not_null,
-            "default": strip_schema(default, schema),
-            "identity": identity or None,
-            "generated": generated or None,
+    for table, column in _columns(conn, schema, None):
+        tables[table]["columns"][column.name] = {
+            "type": strip_schema(column.type, schema),
+            "not_null": column.not_null,
+            "default": strip_schema(column.default, schema),
+            "identity": column.identity or None,
+            "generated": column.generated or None,
         }
     for row in _run(conn, "select_constraints", schema):
         (table, name, contype, columns, ref_schema, ref_table, ref_columns,

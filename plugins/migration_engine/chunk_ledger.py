@@ -10,13 +10,12 @@ import math
 from collections.abc import Mapping
 
 import psycopg
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from migration_engine import sqlfiles
-from migration_engine.chunks import Chunk
+from migration_engine import catalog, sqlfiles
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest
+from migration_engine.segment import TableSegment
 from migration_engine.snapshots import SNAPSHOTS_TABLE
 
 LEDGER_TABLE = "backfill_chunks"
@@ -29,9 +28,7 @@ def ledger_ident(manifest: Manifest) -> tuple[str, str]:
 def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
     """Create the control schema and ledger table if missing (committed at once)."""
     # The snapshots table is created last: once it exists, so does everything before it.
-    name = sql.Identifier(manifest.control_schema, SNAPSHOTS_TABLE).as_string(conn)
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
-    if not exists:
+    if not catalog.table_exists(conn, (manifest.control_schema, SNAPSHOTS_TABLE)):
         with conn.transaction():
             # Concurrent first chunks would race on CREATE ... IF NOT EXISTS; one at a time.
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (LEDGER_TABLE,))
@@ -45,17 +42,17 @@ def ensure_chunk_ledger(conn: psycopg.Connection, manifest: Manifest) -> None:
         conn.commit()
 
 
-def lock_chunk(conn: psycopg.Connection, chunk: Chunk) -> None:
+def lock_chunk(conn: psycopg.Connection, chunk: TableSegment) -> None:
     sqlfiles.run(conn, "backfill/lock_chunk", {"chunk_id": chunk.chunk_id})
 
 
-def find_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk) -> dict | None:
+def find_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: TableSegment) -> dict | None:
     cur = sqlfiles.run(conn, "backfill/find_chunk", {"chunk_id": chunk.chunk_id}, backfill_chunks=ledger_ident(manifest))
     row = cur.fetchone()
     return dict(zip([d.name for d in cur.description], row, strict=True)) if row else None
 
 
-def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: Chunk, result: Mapping, run_id: str) -> None:
+def record_chunk(conn: psycopg.Connection, manifest: Manifest, chunk: TableSegment, result: Mapping, run_id: str) -> None:
     sqlfiles.run(
         conn, "backfill/record_chunk",
         {

@@ -28,13 +28,13 @@ import psycopg
 from psycopg import sql
 
 from migration_engine.canonical import row_text
+from migration_engine.catalog import Column, copy_format, describe_table, matching_columns
 from migration_engine.chunk_ledger import ensure_chunk_ledger, find_chunk, lock_chunk, record_chunk
-from migration_engine.chunks import Chunk
-from migration_engine.columns import Column, copy_format, matching_columns, table_columns
 from migration_engine.endpoints import Endpoint, redact
 from migration_engine.load_pacer import LoadAwarePacer, LoadBudget
 from migration_engine.manifest import Manifest, Table
 from migration_engine.pacer import Pacer
+from migration_engine.segment import TableSegment
 from migration_engine.snapshots import SourceSnapshot, import_snapshot
 from migration_engine.source_health import probe_ms
 
@@ -54,7 +54,7 @@ def copy_chunk(
     source: Endpoint,
     target: Endpoint,
     manifest: Manifest,
-    chunk: Chunk | Mapping,
+    chunk: TableSegment | Mapping,
     *,
     force: bool = False,
     run_id: str = "manual",
@@ -66,10 +66,10 @@ def copy_chunk(
     """Copy one chunk; returns a JSON-able summary (mode copy|merge|skipped, rows, bytes, seconds, MB/s,
     the rate it was held to and the seconds it waited for it, and with a ``load_budget`` the
     load-aware pacer's decisions)."""
-    chunk = Chunk.of(chunk)
+    chunk = TableSegment.of(chunk)
     table = manifest.table(chunk.table)
-    if chunk.kind is not None and len(table.key) != 1:
-        raise ValueError(f"{table.qualified}: key {list(table.key)} is composite; only a whole-table chunk can copy it")
+    if chunk.key is not None and (chunk.key,) != tuple(table.key):
+        raise ValueError(f"{chunk.label}: ranged on {chunk.key!r}, but the table's key is {list(table.key)}")
     started = time.monotonic()
     try:
         with source.connect(autocommit=True) as src, \
@@ -78,8 +78,8 @@ def copy_chunk(
             ensure_chunk_ledger(tgt, manifest)
             columns = matching_columns(
                 table.qualified,
-                table_columns(src, *table.source_ident),
-                table_columns(tgt, *table.target_ident),
+                describe_table(src, table.source_ident),
+                describe_table(tgt, table.target_ident),
                 source_name=".".join(table.source_ident),
                 target_name=".".join(table.target_ident),
             )
@@ -111,7 +111,7 @@ def _pacer(source: Endpoint, label: str, max_mb_per_s: float | None,
         yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_ms(probe_conn), label=label)
 
 
-def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: Chunk, columns: list[Column], pacer: Pacer, *,
+def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: TableSegment, columns: tuple[Column, ...], pacer: Pacer, *,
                          force, run_id, started, snapshot: SourceSnapshot | None, recopy_other_snapshots: bool) -> dict:
     fmt = copy_format(columns)
     snapshot_id = snapshot.snapshot_id if snapshot else None
@@ -149,7 +149,7 @@ def _source_reading(src: psycopg.Connection, snapshot: SourceSnapshot | None):
         yield
 
 
-def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, started: float, pacer: Pacer) -> dict:
+def _summary(chunk: TableSegment, mode: str, fmt: str, *, rows: int, nbytes: int, started: float, pacer: Pacer) -> dict:
     seconds = round(time.monotonic() - started, 3)
     return {
         "chunk": chunk.label,
@@ -170,22 +170,22 @@ def _summary(chunk: Chunk, mode: str, fmt: str, *, rows: int, nbytes: int, start
     }
 
 
-def _range_has_rows(tgt: psycopg.Connection, table: Table, chunk: Chunk) -> bool:
+def _range_has_rows(tgt: psycopg.Connection, table: Table, chunk: TableSegment) -> bool:
     statement = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE {})").format(
-        sql.Identifier(*table.target_ident), chunk.key_predicate(table.key[0])
+        sql.Identifier(*table.target_ident), chunk.predicate()
     )
     return tgt.execute(statement, chunk.params).fetchone()[0]
 
 
-def _column_list(columns: list[Column]) -> sql.Composable:
+def _column_list(columns: tuple[Column, ...]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
 
 
-def _stream(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, into: sql.Composable,
+def _stream(src, tgt, table: Table, chunk: TableSegment, columns: tuple[Column, ...], fmt: str, into: sql.Composable,
             pacer: Pacer) -> tuple[int, int]:
     """Pipe the chunk's source rows into ``into`` at the pacer's rate; returns (rows, bytes).
     Never holds more than one block."""
-    predicate = chunk.key_predicate(table.key[0])
+    predicate = chunk.predicate()
     options = sql.SQL("(FORMAT binary)" if fmt == "binary" else "(FORMAT text)")
     copy_out = sql.SQL("COPY (SELECT {} FROM {} WHERE {}) TO STDOUT {}").format(
         _column_list(columns), sql.Identifier(*table.source_ident), predicate, options
@@ -214,7 +214,7 @@ def _pass_on(pending: bytearray, into_copy, pacer: Pacer) -> int:
     return size
 
 
-def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str, pacer: Pacer) -> dict:
+def _merge(src, tgt, table: Table, chunk: TableSegment, columns: tuple[Column, ...], fmt: str, pacer: Pacer) -> dict:
     """Stage the source rows, then make the target range equal to them, touching only rows that differ."""
     target_table = sql.Identifier(*table.target_ident)
     stage = sql.Identifier("pg_temp", STAGE_TABLE)
@@ -241,7 +241,7 @@ def _merge(src, tgt, table: Table, chunk: Chunk, columns: list[Column], fmt: str
     ).format(target=target_table, cols=_column_list(columns), stage=stage,
              key=sql.SQL(", ").join(map(sql.Identifier, key)), action=on_conflict)
     inserted, updated = tgt.execute(upsert).fetchone()
-    predicate = chunk.key_predicate(key[0], alias="t")
+    predicate = chunk.predicate(alias="t")
     delete = sql.SQL("DELETE FROM {} AS t WHERE {} AND NOT EXISTS (SELECT 1 FROM {} AS s WHERE {})").format(
         target_table, predicate, stage,
         sql.SQL(" AND ").join(sql.SQL("{} = {}").format(sql.Identifier("s", k), sql.Identifier("t", k)) for k in key),

@@ -52,7 +52,7 @@ from datetime import datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from migration_engine import sqlfiles
+from migration_engine import catalog, sqlfiles
 from migration_engine.checks import CheckFailed
 
 PHASES = (
@@ -226,8 +226,7 @@ def ensure_ledger(conn: psycopg.Connection, control_schema: str) -> None:
 
 
 def ledger_exists(conn: psycopg.Connection, control_schema: str) -> bool:
-    row = _run(conn, control_schema, "select_ledger_exists", {"schema": control_schema, "table": "phase_transitions"}).fetchone()
-    return bool(row[0])
+    return catalog.table_exists(conn, (control_schema, "phase_transitions"))
 
 
 def current_state(conn: psycopg.Connection, control_schema: str) -> PhaseState:
@@ -360,8 +359,7 @@ def _stale_message(action: str, epoch: int, now: Epoch, state: PhaseState) -> st
 
 
 def _fence_exists(conn: psycopg.Connection, control_schema: str) -> bool:
-    row = _run(conn, control_schema, "select_ledger_exists", {"schema": control_schema, "table": "fence"}).fetchone()
-    return bool(row[0])
+    return catalog.table_exists(conn, (control_schema, "fence"))
 
 
 def record_fact(conn: psycopg.Connection, control_schema: str, key: str, value, dag_id: str, run_id: str) -> None:

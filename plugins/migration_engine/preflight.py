@@ -171,7 +171,7 @@ def check_state_store(conn: psycopg.Connection, manifest: Manifest, service: str
         return []
     schema = manifest.service(service).source_schema
     where = f"{service} source: {schema}.{store.table}"
-    if not _query(conn, "select_table_exists", {"schema": schema, "table": store.table})[0][0]:
+    if not catalog.table_exists(conn, (schema, store.table)):
         raise StateStoreError(
             f"{where} does not exist: the {service} service has never persisted its state to this database "
             f"(is it running in memory? set REQUIRE_DATABASE=true)"

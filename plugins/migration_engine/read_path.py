@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import psycopg
 
-from migration_engine import ledger, sqlfiles
+from migration_engine import catalog, ledger, sqlfiles
 from migration_engine.manifest import Manifest
 from migration_engine.sqlfiles import PlannedStatement
 
@@ -82,10 +82,7 @@ def apply(conn: psycopg.Connection, statements: list[PlannedStatement], *, dry_r
 
 def read_flags(conn: psycopg.Connection, manifest: Manifest) -> dict[str, dict]:
     """The flags as the apps see them; empty when the flag store does not exist yet."""
-    exists = conn.execute(
-        "SELECT to_regclass(format('%%I.read_path', %s::text)) IS NOT NULL", (manifest.control_schema,)
-    ).fetchone()[0]
-    if not exists:
+    if not catalog.table_exists(conn, (manifest.control_schema, "read_path")):
         return {}
     rows = sqlfiles.run(conn, "cutover/select_read_path", control_schema=manifest.control_schema)
     return {

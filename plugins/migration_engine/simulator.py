@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from migration_engine import catalog
 from migration_engine.canonical import pin_output_settings
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest, Table
@@ -99,7 +100,7 @@ class SimulatorConfig:
 
 
 @dataclass
-class Column:
+class SimColumn:
     name: str
     type_name: str
     nullable: bool
@@ -114,13 +115,13 @@ class Column:
 @dataclass
 class SimTable:
     table: Table
-    columns: list[Column]
+    columns: list[SimColumn]
     referenced: bool
-    version: Column | None
+    version: SimColumn | None
     keys: list = field(default_factory=list)
 
     @property
-    def key(self) -> Column:
+    def key(self) -> SimColumn:
         return next(c for c in self.columns if c.name == self.table.key[0])
 
 
@@ -168,7 +169,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def version_column(columns: list[Column], key: str) -> Column | None:
+def version_column(columns: list[SimColumn], key: str) -> SimColumn | None:
     """The column an update stamps with an ever-growing value: first of a comparable type."""
     for column in columns:
         if column.name != key and column.type_name in VERSION_TYPES and not column.unique and column.parent is None:
@@ -176,28 +177,20 @@ def version_column(columns: list[Column], key: str) -> Column | None:
     return None
 
 
-_COLUMNS = """
-SELECT a.attname, t.typname, NOT a.attnotnull, a.atthasdef, a.atttypmod,
-       coalesce((SELECT array_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '{}'),
-       EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = a.attrelid AND c.contype IN ('u', 'p') AND c.conkey = ARRAY[a.attnum]),
-       (SELECT p.relname FROM pg_constraint c JOIN pg_class p ON p.oid = c.confrelid
-         WHERE c.conrelid = a.attrelid AND c.contype = 'f' AND c.conkey = ARRAY[a.attnum] LIMIT 1)
-FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
-ORDER BY a.attnum
-"""
 _REFERENCED = "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)))"
 
 
-def describe_table(conn: psycopg.Connection, table: Table) -> SimTable:
-    columns = []
-    for name, type_name, nullable, has_default, typmod, labels, unique, parent in conn.execute(_COLUMNS, table.source_ident):
-        max_length = typmod - 4 if type_name in ("varchar", "bpchar") and typmod > 0 else None
-        scale = (((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF) if type_name == "numeric" and typmod > 0 else None
-        columns.append(Column(name, type_name, nullable, has_default, max_length, scale, tuple(labels), unique,
-                              f"{table.target_schema}.{parent}" if parent else None))
-    if not columns:
+def simulated_table(conn: psycopg.Connection, table: Table) -> SimTable:
+    """The table's columns as the simulator writes them, from the source catalog."""
+    described = catalog.describe_table(conn, table.source_ident)
+    if described is None:
         raise ValueError(f"{table.qualified}: table {'.'.join(table.source_ident)} does not exist on the source")
+    columns = []
+    for c in described.columns:
+        max_length = c.typmod - 4 if c.type_name in ("varchar", "bpchar") and c.typmod > 0 else None
+        scale = (((c.typmod - 4) >> 16) & 0xFFFF, (c.typmod - 4) & 0xFFFF) if c.type_name == "numeric" and c.typmod > 0 else None
+        columns.append(SimColumn(c.name, c.type_name, not c.not_null, c.default is not None, max_length, scale, c.enum_labels,
+                              c.unique, f"{table.target_schema}.{c.references}" if c.references else None))
     referenced = conn.execute(_REFERENCED, table.source_ident).fetchone()[0]
     return SimTable(table, columns, referenced, version_column(columns, table.key[0]))
 
@@ -246,7 +239,7 @@ class DualWriteSimulator:
                 conns[service] = self.sources[service].named(APPLICATION_NAME).connect(autocommit=True)
             needs_target = self.config.dual_write or self.config.primary == "target" or self.config.follow_read_path
             target = self.target.named(APPLICATION_NAME).connect(autocommit=True) if needs_target else None
-            self.sim_tables = [describe_table(conns[t.service], t) for t in self.tables]
+            self.sim_tables = [simulated_table(conns[t.service], t) for t in self.tables]
             for sim in self.sim_tables:
                 self._load_keys(conns[sim.table.service], sim)
             target = self._loop(conns, target)
@@ -463,14 +456,14 @@ class DualWriteSimulator:
         else:
             sim.keys.append(key)
 
-    def _version_value(self, column: Column):
+    def _version_value(self, column: SimColumn):
         if column.type_name in ("timestamp", "timestamptz"):
             return (VERSION_EPOCH + timedelta(seconds=self.counter)).replace(tzinfo=None if column.type_name == "timestamp" else UTC)
         if column.type_name == "jsonb":
             return json.dumps({"version": self.counter})
         return self.counter
 
-    def _value(self, column: Column):
+    def _value(self, column: SimColumn):
         rng, n = self.rng, self.counter
         if column.parent:
             parent = next(s for s in self.sim_tables if s.table.qualified == column.parent)
@@ -499,5 +492,5 @@ class DualWriteSimulator:
         raise ValueError(f"the simulator cannot make a value of type {t!r} for column {column.name!r}")
 
 
-def _as_text(columns: list[Column]) -> sql.Composable:
+def _as_text(columns: list[SimColumn]) -> sql.Composable:
     return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in columns)

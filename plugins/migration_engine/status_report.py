@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psycopg
 
-from migration_engine import chunk_ledger, ledger, sqlfiles
+from migration_engine import catalog, chunk_ledger, ledger, sqlfiles
 from migration_engine.drift_chart import render_drift_chart
 from migration_engine.endpoints import Endpoint, EndpointError, from_url, redact
 from migration_engine.manifest import DEFAULT_MANIFEST, Manifest, load_manifest
@@ -87,10 +87,6 @@ def record_verification(conn: psycopg.Connection, manifest: Manifest, result: Ma
 
 # Reading.
 
-def _exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
-    return bool(sqlfiles.run(conn, "ledger/select_ledger_exists", {"schema": schema, "table": table}).fetchone()[0])
-
-
 def _rows(conn: psycopg.Connection, name: str, params: dict | None = None, **identifiers) -> list[dict]:
     cur = sqlfiles.run(conn, f"status_report/{name}", params, **identifiers)
     names = [d.name for d in cur.description]
@@ -124,7 +120,7 @@ def _phase(conn: psycopg.Connection, control: str) -> dict:
 
 
 def _backfill(conn: psycopg.Connection, manifest: Manifest, planned: Mapping[str, int] | None) -> list[dict]:
-    done = chunk_ledger.read_progress(conn, manifest) if _exists(conn, *chunk_ledger.ledger_ident(manifest)) else {}
+    done = chunk_ledger.read_progress(conn, manifest) if catalog.table_exists(conn, chunk_ledger.ledger_ident(manifest)) else {}
     names = [t.qualified for t in manifest.tables] + sorted(set(done) - {t.qualified for t in manifest.tables})
     progress = []
     for name in names:
@@ -176,10 +172,10 @@ def _fact(conn: psycopg.Connection, control: str, key: str) -> dict | None:
 
 def _drift(conn: psycopg.Connection, manifest: Manifest, phase: str | None) -> tuple[list[dict], dict | None]:
     control = manifest.control_schema
-    if not _exists(conn, control, drift_ledger.RUNS_TABLE):
+    if not catalog.table_exists(conn, (control, drift_ledger.RUNS_TABLE)):
         return [], None
     runs = _rows(conn, "select_drift_per_run", {"runs": CHART_RUNS}, runs=(control, drift_ledger.RUNS_TABLE))
-    if not _exists(conn, control, drift_ledger.OUTCOMES_TABLE):
+    if not catalog.table_exists(conn, (control, drift_ledger.OUTCOMES_TABLE)):
         return runs, None
     # The streak the next gate reads: cutover's (source to target) until the cutover, finalize's after it.
     direction = direction_for_phase(phase or "") or (

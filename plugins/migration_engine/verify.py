@@ -26,10 +26,10 @@ import psycopg
 from psycopg import sql
 
 from migration_engine.canonical import hash_sum, pin_output_settings, row_md5
-from migration_engine.columns import ColumnMismatch, matching_columns, table_columns
+from migration_engine.catalog import ColumnMismatch, describe_table, matching_columns
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest, Table
-from migration_engine.reconcile.keyspace import ReconcileError
+from migration_engine.reconcile.scan import ReconcileError
 from migration_engine.sequences import sequence_pairs, sequence_position
 from migration_engine.sync_points import Horizon
 
@@ -56,7 +56,7 @@ def verify_table(source: psycopg.Connection, target: psycopg.Connection, table: 
               "checksum_target": None, "rows_match": False, "checksum_match": False, "ok": False, "error": None}
     try:
         columns = [c.name for c in matching_columns(
-            table.qualified, table_columns(source, *table.source_ident), table_columns(target, *table.target_ident),
+            table.qualified, describe_table(source, table.source_ident), describe_table(target, table.target_ident),
             source_name=".".join(table.source_ident), target_name=".".join(table.target_ident),
         )]
         # Both sides scan at the same time: the slower side sets the time.

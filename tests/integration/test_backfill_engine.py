@@ -9,11 +9,12 @@ import psycopg
 import pytest
 import yaml
 
+from migration_engine.catalog import ColumnMismatch
 from migration_engine.chunk_ledger import backfill_progress
-from migration_engine.chunks import Chunk, plan_all, plan_chunks
-from migration_engine.columns import ColumnMismatch
+from migration_engine.chunks import plan_all, plan_chunks
 from migration_engine.copier import CopyError, copy_chunk
 from migration_engine.manifest import load_manifest
+from migration_engine.segment import KeyKind, TableSegment
 from migration_engine.sequences import sync_sequences
 from migration_engine.verify import verify
 from tests.integration.backfill_support import create_schema, source_sql, target_sql
@@ -104,7 +105,7 @@ def test_interrupted_copy_leaves_nothing_and_rerun_completes(estate_with_schema,
     target_sql(e, "CREATE FUNCTION wallet.hold_copy() RETURNS trigger LANGUAGE plpgsql AS "
                   "$$BEGIN IF NEW.id = 1500 THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NEW; END$$")
     target_sql(e, "CREATE TRIGGER hold_copy BEFORE INSERT ON wallet.otp_codes FOR EACH ROW EXECUTE FUNCTION wallet.hold_copy()")
-    chunk = Chunk("wallet.otp_codes", "integer", None, None)
+    chunk = TableSegment("wallet.otp_codes", "id", "integer", None, None)
     errors = []
     with e.target_endpoint().connect() as holder:
         holder.execute("SELECT pg_advisory_xact_lock(4242)")
@@ -185,7 +186,7 @@ def test_column_mismatch_fails_before_writing(estate_with_schema, manifest, sour
     target_sql(e, "ALTER TABLE wallet.evidence ALTER COLUMN storage_url TYPE varchar(10)")
     try:
         with pytest.raises(ColumnMismatch, match=r"wallet\.evidence: column storage_url is text in source, character varying\(10\) in target"):
-            copy_chunk(sources["wallet"], e.target_endpoint(), manifest, Chunk("wallet.evidence", "integer"))
+            copy_chunk(sources["wallet"], e.target_endpoint(), manifest, TableSegment("wallet.evidence", "id", "integer"))
         assert target_sql(e, "SELECT count(*) FROM wallet.evidence")[0][0] == 0
         assert ledger_rows(e, "wallet.evidence") == []
     finally:
@@ -233,6 +234,26 @@ def test_enum_array_column_is_copied_in_text_format(estate_with_schema, manifest
     raw["services"]["wallet"]["tables"]["tagged"] = {"key": ["id"]}
     (tmp_path / "lab.yaml").write_text(yaml.safe_dump(raw))
     lab = load_manifest(tmp_path / "lab.yaml")
-    result = copy_chunk(sources["wallet"], e.target_endpoint(), lab, Chunk("wallet.tagged", "integer"))
+    result = copy_chunk(sources["wallet"], e.target_endpoint(), lab, TableSegment("wallet.tagged", "id", "integer"))
     assert (result["format"], result["rows"]) == ("text", 30)
     assert verify(sources, e.target_endpoint(), lab, tables=["wallet.tagged"], state_store=False, sequences=False)["ok"]
+
+
+def test_char_keys_are_split_in_byte_order_and_copied_once_each(estate_with_schema, manifest, sources, tmp_path):
+    # char(n) is a text kind: cut at the unpadded text's byte order, every row lands in exactly one chunk.
+    e = estate_with_schema
+    source_sql(e, "wallet", "CREATE TABLE coded (code char(6) PRIMARY KEY, note text)")
+    source_sql(e, "wallet", "INSERT INTO coded SELECT left(md5(g::text), 1 + g % 5) || CASE WHEN g % 7 = 0 THEN 'Z' ELSE '' END,"
+                            " 'n' || g FROM generate_series(1, 400) g ON CONFLICT DO NOTHING")
+    target_sql(e, "CREATE TABLE wallet.coded (code char(6) PRIMARY KEY, note text)")
+    raw = yaml.safe_load(manifest.file.read_text())
+    raw["services"]["wallet"]["tables"]["coded"] = {"key": ["code"]}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(raw))
+    lab = load_manifest(tmp_path / "lab.yaml")
+    with sources["wallet"].connect(autocommit=True) as conn:
+        chunks = plan_chunks(conn, lab.table("wallet.coded"), target_rows=50)
+        rows = conn.execute("SELECT count(*) FROM public.coded").fetchone()[0]
+    assert len(chunks) >= 5 and {c.kind for c in chunks} == {KeyKind.TEXT}
+    copied = [copy_chunk(sources["wallet"], e.target_endpoint(), lab, c, run_id="test") for c in chunks]
+    assert sum(r["rows"] for r in copied) == rows
+    assert verify(sources, e.target_endpoint(), lab, tables=["wallet.coded"], state_store=False, sequences=False)["ok"]

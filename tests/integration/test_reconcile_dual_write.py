@@ -12,7 +12,7 @@ from psycopg import sql
 from migration_engine.canonical import pin_output_settings
 from migration_engine.reconcile import Direction, reconcile_table
 from migration_engine.schema_sql import apply_step, create_source_layout
-from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, TargetFaults, describe_table
+from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, TargetFaults, simulated_table
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ def install_version_guards(manifest, sources, target) -> int:
                 column, kind = "payload", "payload"
             else:
                 with sources[table.service].connect(autocommit=True) as src:
-                    version = describe_table(src, table).version
+                    version = simulated_table(src, table).version
                 if version is None or version.type_name == "jsonb":
                     continue
                 column, kind = version.name, ("ts" if version.type_name.startswith("timestamp") else "int")
@@ -125,7 +125,7 @@ def test_reconcile_beside_a_lossy_dual_write_never_goes_back_in_time_and_converg
         assert tgt.execute("SELECT * FROM wallet.version_regressions").fetchall() == []
         for table in manifest.tables:
             with sources[table.service].connect(autocommit=True) as src:
-                columns = [c.name for c in describe_table(src, table).columns]
+                columns = [c.name for c in simulated_table(src, table).columns]
                 assert table_digest(src, table.source_ident, columns) == table_digest(tgt, table.target_ident, columns), table.qualified
 
 

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from migration_engine.backfill_steps import pack_tasks
-from migration_engine.chunks import Chunk
+from migration_engine.segment import TableSegment
 
 MB = 1024 * 1024
 
 
 def test_split_table_chunks_stay_one_task_each_and_whole_tables_pack_up_to_the_byte_budget():
     chunks = [
-        Chunk("wallet.users", "integer"),
-        Chunk("wallet.claims", "integer"),
-        Chunk("wallet.activities", "integer", None, 100),
-        Chunk("wallet.activities", "integer", 100, None),
-        Chunk("issuer.tenants", "uuid"),
-        Chunk("issuer.users", "uuid"),
-        Chunk("recruiter.users", "integer"),
+        TableSegment("wallet.users", "id", "integer"),
+        TableSegment("wallet.claims", "id", "integer"),
+        TableSegment("wallet.activities", "id", "integer", None, 100),
+        TableSegment("wallet.activities", "id", "integer", 100, None),
+        TableSegment("issuer.tenants", "id", "uuid"),
+        TableSegment("issuer.users", "id", "uuid"),
+        TableSegment("recruiter.users", "id", "integer"),
     ]
     sizes = {"wallet.users": 30 * MB, "wallet.claims": 30 * MB, "issuer.tenants": 10 * MB,
              "issuer.users": 50 * MB, "recruiter.users": 1 * MB}
@@ -37,6 +37,6 @@ def test_split_table_chunks_stay_one_task_each_and_whole_tables_pack_up_to_the_b
 
 
 def test_a_whole_table_above_the_budget_gets_a_task_of_its_own():
-    chunks = [Chunk("wallet.users", "integer"), Chunk("wallet.claims", "integer"), Chunk("wallet.evidence", "integer")]
+    chunks = [TableSegment("wallet.users", "id", "integer"), TableSegment("wallet.claims", "id", "integer"), TableSegment("wallet.evidence", "id", "integer")]
     tasks = pack_tasks(chunks, {"wallet.users": 1 * MB, "wallet.claims": 200 * MB, "wallet.evidence": 1 * MB}, task_bytes=64 * MB)
     assert [t["label"] for t in tasks] == ["wallet.users (all)", "wallet.claims (all)", "wallet.evidence (all)"]

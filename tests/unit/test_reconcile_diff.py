@@ -1,11 +1,10 @@
-"""The pure parts of reconciliation: buckets, key ranges, merge diff, confirmation, cap."""
+"""The pure parts of reconciliation: buckets, merge diff, confirmation, cap."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
+from migration_engine.catalog import Column, TableDescription
 from migration_engine.reconcile.diff import (
     BucketSummary,
     Drift,
@@ -17,15 +16,8 @@ from migration_engine.reconcile.diff import (
     mismatched_buckets,
     over_cap,
 )
-from migration_engine.reconcile.keyspace import (
-    KeyKind,
-    KeyRange,
-    ReconcileError,
-    TableShape,
-    dedupe_sorted,
-    key_kind_for,
-    ranges_for_buckets,
-)
+from migration_engine.reconcile.scan import ReconcileError, TableShape, shape_of
+from migration_engine.segment import KeyKind
 
 
 def test_mismatched_buckets_compare_counts_and_sums_and_one_sided_buckets():
@@ -33,24 +25,6 @@ def test_mismatched_buckets_compare_counts_and_sums_and_one_sided_buckets():
     target = {0: BucketSummary(10, 5), 1: BucketSummary(10, 8), 2: BucketSummary(2, 1), 3: BucketSummary(1, 4)}
     assert mismatched_buckets(source, target) == [1, 2, 3, 4]
     assert mismatched_buckets(source, dict(source)) == []
-
-
-def test_ranges_merge_adjacent_buckets_and_leave_ends_open():
-    bounds = [10, 20, 30, 40]
-    assert ranges_for_buckets(bounds, [0]) == [KeyRange(None, 10)]
-    assert ranges_for_buckets(bounds, [4]) == [KeyRange(40, None)]
-    assert ranges_for_buckets(bounds, [2, 1, 3]) == [KeyRange(10, 40)]
-    assert ranges_for_buckets(bounds, [0, 2, 4]) == [KeyRange(None, 10), KeyRange(20, 30), KeyRange(40, None)]
-    assert ranges_for_buckets([], [0]) == [KeyRange(None, None)]
-    with pytest.raises(ReconcileError, match="outside 0..4"):
-        ranges_for_buckets(bounds, [5])
-
-
-def test_key_range_is_validated():
-    with pytest.raises(ReconcileError, match="lower < upper"):
-        KeyRange(5, 5)
-    u1, u2 = sorted([uuid.uuid4(), uuid.uuid4()])
-    assert KeyRange(u1, u2).lower == u1
 
 
 def test_diff_sorted_finds_every_kind_in_one_pass():
@@ -111,12 +85,36 @@ def test_cap():
         over_cap(1, -1)
 
 
-def test_table_shape_and_key_kinds():
-    assert key_kind_for("a.b", "id", "int4") is KeyKind.INTEGER
-    assert key_kind_for("a.b", "id", "varchar") is KeyKind.TEXT
-    with pytest.raises(ReconcileError, match=r"a\.b: key column 'id' has type 'numeric'"):
-        key_kind_for("a.b", "id", "numeric")
+def described(key_kind: KeyKind | None, **types: str) -> TableDescription:
+    columns = tuple(Column(name, type_name, type_name, -1, True, None, "", "", False, (), False, None)
+                    for name, type_name in types.items())
+    return TableDescription(columns, key_kind)
+
+
+def shape(source: TableDescription | None, target: TableDescription | None, key: tuple[str, ...] = ("id",)) -> TableShape:
+    return shape_of("a.b", source, target, key, source_name="public.b", target_name="a.b")
+
+
+def test_table_shape_takes_the_source_columns_and_key_kind():
+    source = described(KeyKind.UUID, id="uuid", x="text")
+    assert shape(source, described(None, id="uuid", x="text", extra="int4")) == \
+        TableShape("a.b", ("id", "x"), "id", KeyKind.UUID)
+    assert shape(source, source).value_columns == ("x",)
     with pytest.raises(ReconcileError, match="not among its columns"):
         TableShape("a.b", ("x",), "id", KeyKind.INTEGER)
-    assert TableShape("a.b", ("id", "x"), "id", KeyKind.UUID).value_columns == ("x",)
-    assert dedupe_sorted([1, 1, 2, 3, 3]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "key", "error"),
+    [
+        (described(KeyKind.INTEGER, id="int4"), described(None, id="int4"), ("id", "x"), r"a\.b: reconciliation needs a single-column key"),
+        (None, described(None, id="int4"), ("id",), r"a\.b: table public\.b does not exist on the source"),
+        (described(KeyKind.INTEGER, id="int4"), None, ("id",), r"a\.b: table a\.b does not exist on the target"),
+        (described(KeyKind.INTEGER, id="int4", x="text"), described(None, id="int4"), ("id",), r"the target lacks source columns \['x'\]"),
+        (described(None, x="int4"), described(None, x="int4"), ("id",), r"key column 'id' is not a column of the source table"),
+        (described(None, id="numeric"), described(None, id="numeric"), ("id",), r"a\.b: key column 'id' has type 'numeric'"),
+    ],
+)
+def test_table_shape_refuses_what_reconciliation_cannot_compare(source, target, key, error):
+    with pytest.raises(ReconcileError, match=error):
+        shape(source, target, key)

@@ -14,7 +14,7 @@ from migration_engine.reconcile.engine import (
     reconcile_table,
     reconcile_tables,
 )
-from migration_engine.reconcile.keyspace import ReconcileError
+from migration_engine.reconcile.scan import ReconcileError
 from migration_engine.reconcile.streak import CleanStreak
 
 __all__ = [

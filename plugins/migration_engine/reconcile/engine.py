@@ -49,8 +49,8 @@ from migration_engine.reconcile.diff import (
     mismatched_buckets,
     over_cap,
 )
-from migration_engine.reconcile.keyspace import ReconcileError, TableShape
 from migration_engine.reconcile.repair import Side, WriteTransaction, repair_batch
+from migration_engine.reconcile.scan import ReconcileError, TableShape
 
 log = logging.getLogger("migration.reconcile")
 

@@ -23,8 +23,7 @@ import psycopg
 from psycopg import sql
 
 from migration_engine.canonical import pin_output_settings, row_hash
-from migration_engine.reconcile.keyspace import TableShape
-from migration_engine.reconcile.scan import read_hashes
+from migration_engine.reconcile.scan import TableShape, read_hashes
 
 log = logging.getLogger("migration.reconcile")
 

@@ -5,21 +5,15 @@ transaction whose print settings are pinned, so both servers hash alike."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
 from migration_engine.canonical import hash_sum, pin_output_settings, row_hash
+from migration_engine.catalog import TableDescription, describe_table, size_estimate
 from migration_engine.reconcile.diff import BucketSummary
-from migration_engine.reconcile.keyspace import (
-    KeyKind,
-    KeyRange,
-    ReconcileError,
-    TableShape,
-    dedupe_sorted,
-    key_kind_for,
-    ranges_for_buckets,
-)
+from migration_engine.segment import KEY_KINDS_BY_TYPE, KeyKind, TableSegment, dedupe_sorted, sample_percentiles
 
 TARGET_ROWS_PER_BUCKET = 200
 MAX_BUCKETS = 20_000
@@ -27,53 +21,76 @@ SAMPLES_PER_BUCKET = 5
 STREAM_BATCH_ROWS = 5_000
 
 
-def table_columns(conn: psycopg.Connection, ident: tuple[str, str]) -> dict[str, str]:
-    """Column name -> type name, in column order; empty if the table does not exist."""
-    rows = conn.execute(
-        "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
-        " WHERE a.attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text))"
-        " AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
-        ident,
-    ).fetchall()
-    return dict(rows)
+class ReconcileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TableShape:
+    """What reconciliation needs to know of a table: its columns (source order) and key."""
+
+    qualified: str
+    columns: tuple[str, ...]
+    key: str
+    key_kind: KeyKind
+
+    def __post_init__(self):
+        if self.key not in self.columns:
+            raise ReconcileError(f"{self.qualified}: key column {self.key!r} is not among its columns {list(self.columns)}")
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        return tuple(c for c in self.columns if c != self.key)
+
+    @property
+    def whole(self) -> TableSegment:
+        return TableSegment(self.qualified, self.key, self.key_kind)
+
+    def ordered_key(self, alias: str = "t") -> sql.Composable:
+        return self.key_kind.ordered(sql.Identifier(alias, self.key))
+
+    def bucket_key(self, alias: str = "t") -> sql.Composable:
+        return self.key_kind.bucketed(sql.Identifier(alias, self.key))
+
+    def key_array(self, placeholder: str) -> sql.Composable:
+        return self.key_kind.array(placeholder)
 
 
 def describe(source: psycopg.Connection, target: psycopg.Connection, qualified: str,
              source_ident: tuple[str, str], target_ident: tuple[str, str], key: tuple[str, ...]) -> TableShape:
     """The table's shape from the source catalog, checked against the target's columns."""
+    return shape_of(qualified, describe_table(source, source_ident, key), describe_table(target, target_ident), key,
+                    source_name=".".join(source_ident), target_name=".".join(target_ident))
+
+
+def shape_of(qualified: str, source: TableDescription | None, target: TableDescription | None, key: tuple[str, ...],
+             *, source_name: str, target_name: str) -> TableShape:
+    """What reconciliation needs of the table, or a ReconcileError naming why it cannot reconcile it."""
     if len(key) != 1:
         raise ReconcileError(f"{qualified}: reconciliation needs a single-column key, the manifest gives {list(key)}")
-    columns = table_columns(source, source_ident)
-    if not columns:
-        raise ReconcileError(f"{qualified}: table {'.'.join(source_ident)} does not exist on the source")
-    target_columns = table_columns(target, target_ident)
-    if not target_columns:
-        raise ReconcileError(f"{qualified}: table {'.'.join(target_ident)} does not exist on the target")
-    missing = [c for c in columns if c not in target_columns]
+    if source is None:
+        raise ReconcileError(f"{qualified}: table {source_name} does not exist on the source")
+    if target is None:
+        raise ReconcileError(f"{qualified}: table {target_name} does not exist on the target")
+    missing = [c for c in source.column_names if c not in target.column_names]
     if missing:
         raise ReconcileError(f"{qualified}: the target lacks source columns {missing}; run the schema baseline first")
-    if key[0] not in columns:
+    key_column = source.column(key[0])
+    if key_column is None:
         raise ReconcileError(f"{qualified}: key column {key[0]!r} is not a column of the source table")
-    return TableShape(qualified, tuple(columns), key[0], key_kind_for(qualified, key[0], columns[key[0]]))
-
-
-def estimated_rows(conn: psycopg.Connection, ident: tuple[str, str]) -> int | None:
-    """The planner's row estimate (None when the table was never analysed)."""
-    row = conn.execute(
-        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(format('%%I.%%I', %s::text, %s::text))", ident
-    ).fetchone()
-    return None if row is None or row[0] < 0 else row[0]
+    if source.key_kind is None:
+        supported = ", ".join(sorted(KEY_KINDS_BY_TYPE))
+        raise ReconcileError(f"{qualified}: key column {key[0]!r} has type {key_column.type_name!r}; "
+                             f"reconciliation supports keys of type {supported}")
+    return TableShape(qualified, source.column_names, key[0], source.key_kind)
 
 
 def sample_boundaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], *, seed: int = 0) -> list:
-    """Bucket boundaries from the data's own distribution: percentiles of a row sample.
-
-    Rows, not pages (BERNOULLI, not SYSTEM): a page holds a run of consecutive
-    serial keys, so a page sample clusters and leaves some buckets thousands of
-    rows wide. Computed once per run on the source and given to both sides, so
-    both group rows into identical buckets.
-    """
-    rows = estimated_rows(conn, ident)
+    """Bucket boundaries from the data's own distribution: percentiles of a row sample,
+    computed once per run on the source and given to both sides, so both group rows
+    into identical buckets."""
+    size = size_estimate(conn, ident)
+    rows = size[0] if size else None
     if rows is None:
         percent, buckets = 100.0, MAX_BUCKETS
     else:
@@ -82,13 +99,7 @@ def sample_boundaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[
     if buckets <= 1 and rows is not None:
         return []
     fractions = [i / buckets for i in range(1, buckets)]
-    query = sql.SQL(
-        "SELECT percentile_disc(%(fractions)s::float8[]) WITHIN GROUP (ORDER BY {key})"
-        " FROM {table} AS t TABLESAMPLE BERNOULLI (%(percent)s) REPEATABLE (%(seed)s)"
-    ).format(key=shape.bucket_key(), table=sql.Identifier(*ident))
-    with conn.transaction():
-        values = conn.execute(query, {"fractions": fractions, "percent": percent, "seed": seed}).fetchone()[0]
-    return dedupe_sorted([v for v in values or [] if v is not None])
+    return dedupe_sorted(sample_percentiles(conn, ident, shape.key, shape.key_kind, fractions, percent=percent, seed=seed))
 
 
 def bucket_summaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], boundaries: list) -> dict[int, BucketSummary]:
@@ -125,10 +136,10 @@ def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[
         yield from _stream(conn, query.format(bucket_key=shape.bucket_key(), bounds=shape.key_array("bounds"), **base),
                            {"bounds": boundaries, "buckets": buckets}, "reconcile_text")
         return
-    ranges = ranges_for_buckets(boundaries, buckets)
+    ranges = shape.whole.buckets(boundaries, buckets)
     bounded = [r for r in ranges if r.lower is not None and r.upper is not None]
     if ranges[0].lower is None:
-        yield from _stream_range(conn, shape, base, ranges[0], "reconcile_low")
+        yield from _stream_range(conn, base, ranges[0], "reconcile_low")
     if bounded:
         query = sql.SQL(
             "SELECT x.* FROM unnest({lowers}, {uppers}) AS r(lower_key, upper_key) CROSS JOIN LATERAL"
@@ -136,13 +147,13 @@ def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[
         ).format(lowers=shape.key_array("lowers"), uppers=shape.key_array("uppers"), column=sql.Identifier("t", shape.key), **base)
         yield from _stream(conn, query, {"lowers": [r.lower for r in bounded], "uppers": [r.upper for r in bounded]}, "reconcile_mid")
     if ranges[-1].upper is None and ranges[-1].lower is not None:
-        yield from _stream_range(conn, shape, base, ranges[-1], "reconcile_high")
+        yield from _stream_range(conn, base, ranges[-1], "reconcile_high")
 
 
-def _stream_range(conn: psycopg.Connection, shape: TableShape, base: dict, key_range: KeyRange, name: str) -> Iterator[tuple]:
-    condition, params = key_range.condition(sql.Identifier("t", shape.key))
-    query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE {condition} ORDER BY 1").format(condition=condition, **base)
-    yield from _stream(conn, query, params, name)
+def _stream_range(conn: psycopg.Connection, base: dict, segment: TableSegment, name: str) -> Iterator[tuple]:
+    query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE {condition} ORDER BY 1").format(
+        condition=segment.predicate(alias="t"), **base)
+    yield from _stream(conn, query, segment.params, name)
 
 
 def _stream(conn: psycopg.Connection, query: sql.Composable, params: dict, name: str) -> Iterator[tuple]:
