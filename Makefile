@@ -22,11 +22,15 @@ system-packages:
 
 # Modules run side by side (each keeps its own servers); a module spends about a third of
 # its time waiting on servers, sensors and retries, so four share two cores well.
+# Tests run in a random order (pytest-randomly); the seed is printed at the end of every run, and
+# `make test SEED=N` (or pytest's --randomly-seed=N) replays that order.
+SEED_OPTION = $(if $(SEED),--randomly-seed=$(SEED))
+
 test: venv system-packages
-	$(PY) -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=30
+	$(PY) -m pytest -n 4 --dist loadfile --no-loadscope-reorder --durations=30 $(SEED_OPTION)
 
 test-fast: venv
-	$(PY) -m pytest tests/unit tests/dags
+	$(PY) -m pytest tests/unit tests/dags $(SEED_OPTION)
 
 lint: venv
 	$(VENV)/bin/ruff check --select AIR3 dags plugins

@@ -78,8 +78,18 @@ LONGEST_FIRST = (
 
 
 def pytest_collection_modifyitems(items):
+    """pytest-randomly's shuffle (a wrapper hook, so it runs before this one) keeps each module's tests
+    together; this stable sort then moves the ranked modules to the front, leaving their tests, and the
+    order of the unranked modules, as shuffled."""
     def rank(item) -> int:
         name = item.path.name
         return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
 
     items.sort(key=rank)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    # pytest-randomly prints its seed in the header, which -q hides: repeat it where a failure is read.
+    seed = config.getoption("randomly_seed", None)
+    if isinstance(seed, int):
+        terminalreporter.write_line(f"tests ran in random order; replay it with --randomly-seed={seed}")
