@@ -1,18 +1,56 @@
-"""The demo's phases, in the runbook's order, and the proof it ends with."""
+"""The demo's phases, in the runbook's order, and the proof it ends with (``demo.py`` starts it)."""
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from migration_engine.local.airflow_env import AirflowHome
-from migration_engine.local.demo import REPO_ROOT, Demo, DemoFailed
 from migration_engine.local.estate import Estate
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO_ROOT / "artifacts" / "demo"
 WRITER_RATE_PER_S = 25.0
 DROPPED_TARGET_WRITES = 0.02
 # A bound the simulator needs; the demo stops the apps itself once finalize is done.
 APPS_MAX_S = 6 * 3600
+# Our own loggers' lines in the `dags test` output: what a person wants to follow.
+PROGRESS = re.compile(r"\[(?:info|warning|error)\s*\]\s+(.*?)\s+\[(migration\.[a-z_.]+)\]")
+
+
+class DemoFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Demo:
+    scale: float
+    seed: int
+    soak_runs: int
+    rollback: bool = False
+    started: float = field(default_factory=time.monotonic)
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:7.1f}s] {text}", flush=True)
+
+    def run_dag(self, home: AirflowHome, env: dict, dag_id: str, conf: dict | None = None, expect_success: bool = True):
+        self.say(f"▶ {dag_id} {conf or ''}")
+
+        def show(line: str) -> None:
+            match = PROGRESS.search(line)
+            if match:
+                print(f"           {match.group(1)[:160]}", flush=True)
+
+        result = home.run_dag(dag_id, conf, extra_env=env, on_line=show)
+        states = ", ".join(f"{task}={state}" for task, state in sorted(result.task_states.items()) if state != "success")
+        if expect_success and not result.succeeded:
+            tail = "\n".join(result.output.splitlines()[-40:])
+            raise DemoFailed(f"{dag_id} did not succeed (exit {result.returncode}; {states})\n{tail}")
+        mark = "✔" if result.succeeded else "✘"
+        self.say(f"{mark} {dag_id}: {len(result.task_states)} task instances" + (f" ({states})" if states else ""))
+        return result
 
 
 def run(demo: Demo, estate: Estate, home: AirflowHome) -> str:
