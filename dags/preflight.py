@@ -182,7 +182,8 @@ def preflight():
         import logging
 
         from migration_engine import ledger
-        from migration_engine.preflight import SUMMARY_FACT, artifact_folder, summary_text, write_artifacts
+        from migration_engine.preflight import SUMMARY_FACT, summary_text, write_artifacts
+        from migration_engine.resources import artifact_folder
 
         conns = ds.Connections(DAG_ID)
         context = get_current_context()

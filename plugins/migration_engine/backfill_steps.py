@@ -74,7 +74,7 @@ def hold_snapshots(dag_id: str, run_id: str, tables: list[str], max_hold_s: floa
     its chunks were copied at; snapshots nobody adopted are released."""
     from migration_engine import snapshots
     from migration_engine.chunk_ledger import ensure_chunk_ledger
-    from migration_engine.preflight import artifact_folder
+    from migration_engine.resources import artifact_folder
 
     conns = ds.Connections(dag_id)
     m = ds.manifest()

@@ -204,7 +204,7 @@ def write_status_report(dag_id: str, *, verify_task: str | None = None) -> str:
     from airflow.sdk import get_current_context
 
     from migration_engine import status_report
-    from migration_engine.preflight import artifact_folder
+    from migration_engine.resources import artifact_folder
 
     m = manifest()
     conns = Connections(dag_id)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 from collections.abc import Mapping
 from itertools import permutations
 from pathlib import Path
@@ -303,13 +301,3 @@ def write_artifacts(folder: Path, name: str, summary: dict) -> tuple[Path, Path]
         partial.replace(path)
         paths.append(path)
     return paths[0], paths[1]
-
-
-def safe_path_part(value: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", value)
-
-
-def artifact_folder(dag_id: str, run_id: str) -> Path:
-    """``MIGRATION_ARTIFACT_DIR``, else ``$AIRFLOW_HOME/artifacts``; one folder per run."""
-    root = os.environ.get("MIGRATION_ARTIFACT_DIR") or Path(os.environ.get("AIRFLOW_HOME") or Path.home() / "airflow") / "artifacts"
-    return Path(root) / safe_path_part(dag_id) / safe_path_part(run_id)

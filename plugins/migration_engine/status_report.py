@@ -415,7 +415,7 @@ def write(target_endpoint: Endpoint, manifest: Manifest, directory: Path | str) 
 
 def main(argv: list[str] | None = None) -> int:
     from migration_engine.env_contract import airflow_conn_variable
-    from migration_engine.preflight import artifact_folder
+    from migration_engine.resources import artifact_folder
 
     parser = argparse.ArgumentParser(prog="python -m migration_engine.status_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--directory", type=Path, default=None,

@@ -13,7 +13,7 @@ log = logging.getLogger("migration.verify")
 def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
     """Run the verification and write its report; the result (counts and digests only) goes to XCom."""
     from migration_engine import sync_points
-    from migration_engine.preflight import artifact_folder
+    from migration_engine.resources import artifact_folder
     from migration_engine.verify import verify_live, write_report
 
     conns = ds.Connections(dag_id)
