@@ -51,7 +51,7 @@ from migration_engine.local.cluster import AirflowCluster  # noqa: E402
 from migration_engine.local.estate import TARGET_OWNER, Estate  # noqa: E402
 from migration_engine.local.servers import SUPERUSER  # noqa: E402
 from migration_engine.manifest import load_manifest  # noqa: E402
-from migration_engine.schema_sql import apply_step, create_source_layout  # noqa: E402
+from migration_engine.schema_sql import apply_schema, create_source_layout  # noqa: E402
 from migration_engine.segment import TableSegment  # noqa: E402
 
 MIN_ROWS = 5_000_000
@@ -110,9 +110,7 @@ class Bench:
         for service in self.manifest.services:
             self.estate.target.create_database(copy_db(service.name), owner=TARGET_OWNER)
             with psycopg.connect(self.copy_uri(service.name), autocommit=True, passfile=str(self.passfile)) as conn:
-                for step in self.manifest.schema_steps:
-                    if not step.after_backfill:
-                        apply_step(lambda _s, c=conn: c, self.manifest, step.name, "source", [service.name])
+                apply_schema(conn, self.manifest, "source", [service.name], post_load=False)
         return {"rows": sum(rows.values()), "generate_s": round(generated_s, 1), "per_table": rows}
 
     def _target_at_schema_applied(self) -> None:
@@ -124,9 +122,7 @@ class Bench:
                     preflight.freeze_fingerprint(source, conn, self.manifest, service.name, "bench", "setup")
             ledger.advance(conn, self.manifest.control_schema, "preflight_passed", "bench", "setup")
         with self.target.connect(autocommit=True) as conn:
-            for step in self.manifest.schema_steps:
-                if not step.after_backfill:
-                    apply_step(lambda _s, c=conn: c, self.manifest, step.name, "target")
+            apply_schema(conn, self.manifest, post_load=False)
         with self.target.connect() as conn:
             ledger.advance(conn, self.manifest.control_schema, "schema_applied", "bench", "setup")
             ensure_chunk_ledger(conn, self.manifest)

@@ -15,7 +15,7 @@ import time
 from migration_engine.copier import copy_chunk
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import load_manifest
-from migration_engine.schema_sql import apply_step, create_source_layout
+from migration_engine.schema_sql import apply_schema, create_source_layout
 from migration_engine.segment import TableSegment
 
 
@@ -41,9 +41,7 @@ def main(small_rows: int) -> dict:
         sources = estate.source_endpoints()
         create_source_layout(manifest, sources)
         with estate.target_endpoint().connect(autocommit=True) as conn:
-            for step in manifest.schema_steps:
-                if not step.after_backfill:
-                    apply_step(lambda _service: conn, manifest, step.name, "target")
+            apply_schema(conn, manifest, post_load=False)
         started = time.monotonic()
         estate.source.execute(
             "INSERT INTO activities (id, user_id, type, description) "

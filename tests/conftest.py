@@ -1,4 +1,4 @@
-"""Shared fixtures: throwaway servers per test module, one Airflow metadata DB per session."""
+"""Shared fixtures: throwaway servers per test module, their data at a named state, one Airflow metadata DB per session."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from migration_engine.endpoints import Endpoint
 from migration_engine.local.airflow_env import AirflowHome, create_metadata_db, drop_metadata_db
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
+from tests.integration.backfill_support import fill_sources
+from tests.integration.lifecycle_support import bring_to_schema_applied
 
 
 def pytest_configure(config):
@@ -28,6 +31,25 @@ def estate(manifest):
     """Source and target servers (and a pgbouncer) shared by one test module."""
     with Estate(manifest) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def sources(estate) -> dict[str, Endpoint]:
+    """The module's source endpoints by service, as they are (see ``filled_sources`` for data)."""
+    return estate.source_endpoints()
+
+
+@pytest.fixture(scope="module")
+def filled_sources(estate, manifest) -> dict[str, Endpoint]:
+    """Every service's layout and generated data (``fill_sources``); the endpoints by service."""
+    return fill_sources(estate, manifest)
+
+
+@pytest.fixture(scope="module")
+def schema_applied(estate, manifest):
+    """Generated sources and the target's schema, the ledger at `schema_applied`: ready for the backfill DAG."""
+    bring_to_schema_applied(estate, manifest, scale=0.5, seed=5)
+    return estate
 
 
 @pytest.fixture(scope="session")

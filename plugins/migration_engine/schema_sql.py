@@ -131,6 +131,24 @@ def apply_step(
     return applied
 
 
+def apply_schema(
+    conn: psycopg.Connection,
+    manifest: Manifest,
+    layout: str = "target",
+    services: Iterable[str] | None = None,
+    *,
+    post_load: bool = True,
+) -> list[str]:
+    """Every step in order on one connection; without ``post_load``, the target as schema_baseline
+    leaves it: the steps the backfill applies after its copy (``after_backfill``) left out."""
+    return [
+        label
+        for step in manifest.schema_steps
+        if post_load or not step.after_backfill
+        for label in apply_step(lambda _service: conn, manifest, step.name, layout, services)
+    ]
+
+
 def create_source_layout(manifest: Manifest, endpoints_by_service: Mapping[str, Endpoint]) -> dict[str, list[str]]:
     """Create every step (constraints included) in each service's own source database.
 
@@ -142,11 +160,7 @@ def create_source_layout(manifest: Manifest, endpoints_by_service: Mapping[str, 
     applied: dict[str, list[str]] = {}
     for service in manifest.services:
         with endpoints_by_service[service.name].connect(autocommit=True) as conn:
-            applied[service.name] = [
-                label
-                for step in manifest.schema_steps
-                for label in apply_step(lambda _service, c=conn: c, manifest, step.name, "source", [service.name])
-            ]
+            applied[service.name] = apply_schema(conn, manifest, "source", [service.name])
     return applied
 
 

@@ -1,22 +1,29 @@
-"""Shared set-up for the backfill and verify engine tests: the schema on both sides, data helpers."""
+"""Shared set-up for the integration tests: the schema on both sides, generated source data, SQL helpers."""
 
 from __future__ import annotations
 
 import psycopg
 from psycopg import sql
 
+from migration_engine.generator import generate
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import Manifest
-from migration_engine.schema_sql import apply_step, create_source_layout
+from migration_engine.schema_sql import apply_schema, create_source_layout
 
 
 def create_schema(estate: Estate, manifest: Manifest) -> None:
     """The source layout (public) per service, and the target before its post-load constraints."""
     create_source_layout(manifest, estate.source_endpoints())
     with estate.target_endpoint().connect(autocommit=True) as conn:
-        for step in manifest.schema_steps:
-            if not step.after_backfill:
-                apply_step(lambda _service: conn, manifest, step.name, "target")
+        apply_schema(conn, manifest, post_load=False)
+
+
+def fill_sources(estate: Estate, manifest: Manifest, *, scale: float = 0.2, seed: int = 7) -> dict:
+    """Generated Credity sources: every table and all twelve state-store keys, fresh; the endpoints by service."""
+    endpoints = estate.source_endpoints()
+    create_source_layout(manifest, endpoints)
+    generate(manifest, endpoints, scale=scale, seed=seed, replace=True)
+    return endpoints
 
 
 def source_sql(estate: Estate, service: str, statement, params=None) -> list:

@@ -9,12 +9,12 @@ from migration_engine import ledger, read_path
 from migration_engine.canonical import hash_sum, pin_output_settings
 from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
-from migration_engine.generator import generate
 from migration_engine.preflight import freeze_fingerprint
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import Direction, reconcile_table
-from migration_engine.schema_sql import apply_step, create_source_layout
+from migration_engine.schema_sql import apply_schema, apply_step
 from migration_engine.sequences import sync_sequences
+from tests.integration.backfill_support import fill_sources
 
 CONTROL = "migration_control"
 
@@ -46,13 +46,9 @@ def bring_to_verified(estate, manifest, *, scale: float = 0.2, seed: int = 7) ->
 
 
 def _sources_and_target_schema(estate, manifest, *, scale: float, seed: int) -> dict:
-    endpoints = estate.source_endpoints()
-    create_source_layout(manifest, endpoints)
-    generate(manifest, endpoints, scale=scale, seed=seed)
+    endpoints = fill_sources(estate, manifest, scale=scale, seed=seed)
     with target(estate) as conn:
-        for step in manifest.schema_steps:
-            if not step.after_backfill:
-                apply_step(lambda _s: conn, manifest, step.name, "target")
+        apply_schema(conn, manifest, post_load=False)
     return endpoints
 
 

@@ -28,11 +28,6 @@ def estate_with_schema(estate, manifest):
     return estate
 
 
-@pytest.fixture(scope="module")
-def sources(estate_with_schema, manifest):
-    return estate_with_schema.source_endpoints()
-
-
 def copy_table(estate, manifest, sources, qualified: str, *, target_rows: int, force: bool = False) -> list[dict]:
     table = manifest.table(qualified)
     with sources[table.service].connect(autocommit=True) as conn:

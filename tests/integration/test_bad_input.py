@@ -9,20 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from migration_engine.generator import generate
 from migration_engine.local.estate import _conn_var
 from migration_engine.local.servers import free_port
-from migration_engine.schema_sql import create_source_layout
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
-
-
-@pytest.fixture(scope="module")
-def sources(estate, manifest):
-    endpoints = estate.source_endpoints()
-    create_source_layout(manifest, endpoints)
-    generate(manifest, endpoints, scale=0.05, seed=3, replace=True)
-    return estate
 
 
 def wallet(estate, statement) -> None:
@@ -42,55 +32,55 @@ def assert_refused_with_nothing_written(result, estate, task_id: str, *phrases: 
         assert secret not in result.output
 
 
-def test_a_manifest_table_missing_from_the_source_is_named(sources, run, tmp_path):
-    wallet(sources, "ALTER TABLE public.evidence RENAME TO evidence_renamed")
+def test_a_manifest_table_missing_from_the_source_is_named(filled_sources, estate, run, tmp_path):
+    wallet(estate, "ALTER TABLE public.evidence RENAME TO evidence_renamed")
     try:
         result = run("preflight")
     finally:
-        wallet(sources, "ALTER TABLE public.evidence_renamed RENAME TO evidence")
-    assert_refused_with_nothing_written(result, sources, "check_wallet_source",
+        wallet(estate, "ALTER TABLE public.evidence_renamed RENAME TO evidence")
+    assert_refused_with_nothing_written(result, estate, "check_wallet_source",
                                         "public.evidence in the wallet source: table is listed in the manifest")
     assert not (tmp_path / "backups").exists()
 
 
-def test_a_key_that_is_not_unique_is_named(sources, run):
-    wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_pkey")
+def test_a_key_that_is_not_unique_is_named(filled_sources, estate, run):
+    wallet(estate, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_pkey")
     try:
         result = run("preflight")
     finally:
-        wallet(sources, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
-    assert_refused_with_nothing_written(result, sources, "check_wallet_source",
+        wallet(estate, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
+    assert_refused_with_nothing_written(result, estate, "check_wallet_source",
                                         "public.otp_codes in the wallet source: key ['id'] is not unique")
 
 
-def test_a_nullable_unique_key_is_named(sources, run):
+def test_a_nullable_unique_key_is_named(filled_sources, estate, run):
     """A unique constraint lets NULLs repeat: such rows would be copied twice, merged away and never chunked."""
-    wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_pkey")
-    wallet(sources, "ALTER TABLE public.otp_codes ADD CONSTRAINT otp_codes_id_key UNIQUE (id)")
-    wallet(sources, "ALTER TABLE public.otp_codes ALTER COLUMN id DROP NOT NULL")
+    wallet(estate, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_pkey")
+    wallet(estate, "ALTER TABLE public.otp_codes ADD CONSTRAINT otp_codes_id_key UNIQUE (id)")
+    wallet(estate, "ALTER TABLE public.otp_codes ALTER COLUMN id DROP NOT NULL")
     try:
         result = run("preflight")
     finally:
-        wallet(sources, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_id_key")
-        wallet(sources, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
-    assert_refused_with_nothing_written(result, sources, "check_wallet_source",
+        wallet(estate, "ALTER TABLE public.otp_codes DROP CONSTRAINT otp_codes_id_key")
+        wallet(estate, "ALTER TABLE public.otp_codes ADD PRIMARY KEY (id)")
+    assert_refused_with_nothing_written(result, estate, "check_wallet_source",
                                         "public.otp_codes in the wallet source: key column id may be NULL")
 
 
-def test_a_wrong_database_name_is_named_without_the_password(sources, manifest, run):
+def test_a_wrong_database_name_is_named_without_the_password(filled_sources, estate, manifest, run):
     var = _conn_var(manifest.source_conn_id("issuer"))
-    result = run("preflight", env={var: sources.source.url("issuer_typo")})
-    assert_refused_with_nothing_written(result, sources, "check_issuer_source", "issuer source", "issuer_typo")
+    result = run("preflight", env={var: estate.source.url("issuer_typo")})
+    assert_refused_with_nothing_written(result, estate, "check_issuer_source", "issuer source", "issuer_typo")
 
 
-def test_an_unreachable_source_host_is_named_without_the_password(sources, manifest, run):
+def test_an_unreachable_source_host_is_named_without_the_password(filled_sources, estate, manifest, run):
     var = _conn_var(manifest.source_conn_id("recruiter"))
-    closed = sources.source.url("recruiter").replace(f":{sources.source.port}/", f":{free_port()}/")
+    closed = estate.source.url("recruiter").replace(f":{estate.source.port}/", f":{free_port()}/")
     result = run("preflight", env={var: closed})
-    assert_refused_with_nothing_written(result, sources, "check_recruiter_source", "recruiter source")
+    assert_refused_with_nothing_written(result, estate, "check_recruiter_source", "recruiter source")
 
 
-def test_the_sources_as_restored_pass_the_same_checks(sources, run):
+def test_the_sources_as_restored_pass_the_same_checks(filled_sources, estate, run):
     """The refusals above come from the broken inputs, not from the estate."""
     result = run("preflight")
     assert result.succeeded, result.output[-3000:]

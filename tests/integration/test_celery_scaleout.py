@@ -14,16 +14,10 @@ import pytest
 from migration_engine.env_contract import pools_from_env
 from migration_engine.local.cluster import AirflowCluster
 from migration_engine.verify import verify
-from tests.integration.lifecycle_support import bring_to_schema_applied
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 REPO_DAGS = Path(__file__).resolve().parents[2] / "dags"
-
-
-@pytest.fixture(scope="module")
-def schema_applied(estate, manifest):
-    return bring_to_schema_applied(estate, manifest, scale=0.2, seed=5)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +33,9 @@ def cluster(tmp_path_factory, estate, schema_applied):
         running.stop()
 
 
-def test_backfill_chunks_spread_over_both_celery_workers(cluster, estate, manifest, schema_applied):
-    run_id = cluster.trigger("backfill", conf=json.dumps({"target_chunk_rows": 40}))
+def test_backfill_chunks_spread_over_both_celery_workers(cluster, estate, manifest, sources):
+    # About 70 chunks of the shared fixture's data, enough to keep both workers busy.
+    run_id = cluster.trigger("backfill", conf=json.dumps({"target_chunk_rows": 100}))
     assert cluster.wait_for_run("backfill", run_id, timeout=900) == "success"
     rows = cluster.task_hosts("backfill", run_id)
     chunks = [row for row in rows if row[0] == "copy_chunk"]
@@ -49,7 +44,7 @@ def test_backfill_chunks_spread_over_both_celery_workers(cluster, estate, manife
     assert {row[4] for row in rows} == {cluster.queue}
     per_worker = Counter(row[3] for row in chunks)
     assert set(per_worker) == {"worker1", "worker2"}, per_worker
-    assert verify(schema_applied, estate.target_endpoint(), manifest)["ok"]
+    assert verify(sources, estate.target_endpoint(), manifest)["ok"]
 
 
 def test_the_cluster_has_the_package_pools_sized_by_db_pool_max(cluster, manifest):

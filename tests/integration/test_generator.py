@@ -20,14 +20,8 @@ MIN_PAYLOAD_BYTES = 1_000_000
 
 
 @pytest.fixture(scope="module")
-def sources(estate, manifest):
-    endpoints = estate.source_endpoints()
-    create_source_layout(manifest, endpoints)
-    return endpoints
-
-
-@pytest.fixture(scope="module")
 def generated(sources, manifest):
+    create_source_layout(manifest, sources)
     return generate(manifest, sources, seed=SEED)
 
 

@@ -11,8 +11,8 @@ from psycopg import sql
 
 from migration_engine.canonical import pin_output_settings
 from migration_engine.reconcile import Direction, reconcile_table
-from migration_engine.schema_sql import apply_step, create_source_layout
 from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, TargetFaults, simulated_table
+from tests.integration.backfill_support import create_schema
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +45,9 @@ END $$
 
 
 @pytest.fixture(scope="module")
-def credity(estate, manifest):
-    sources = estate.source_endpoints()
-    create_source_layout(manifest, sources)
-    target = estate.target_endpoint()
-    with target.connect(autocommit=True) as conn:
-        for step in manifest.schema_steps:
-            if not step.after_backfill:
-                apply_step(lambda _service: conn, manifest, step.name, "target")
-    return sources, target
+def credity(estate, manifest, sources):
+    create_schema(estate, manifest)
+    return sources, estate.target_endpoint()
 
 
 def reconcile_all(manifest, sources, target, run_id: str, grace: float) -> dict:

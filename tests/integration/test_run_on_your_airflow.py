@@ -22,7 +22,7 @@ import pytest
 from migration_engine import ledger
 from migration_engine.local.airflow_env import create_metadata_db, drop_metadata_db
 from tests.dags.test_dag_integrity import EXPECTED_DAGS
-from tests.integration.test_preflight_schema import fill_sources
+from tests.integration.backfill_support import fill_sources
 
 REPO = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"^```bash run-on-your-airflow\n(.*?)^```", re.M | re.S)

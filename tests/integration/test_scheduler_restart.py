@@ -23,7 +23,7 @@ import pytest
 from migration_engine.local.cluster import AirflowCluster
 from migration_engine.local.servers import wait_until
 from tests.integration.backfill_support import source_sql
-from tests.integration.lifecycle_support import bring_to_schema_applied, phase
+from tests.integration.lifecycle_support import phase
 from tests.integration.test_backfill_dag import backends, chunk_ledger, metadata_rows, remove_slow_down, slow_down
 from tests.integration.test_server_restarts import CHUNK_ROWS, SLOW_TABLE, assert_converged
 
@@ -36,12 +36,6 @@ HEARTBEAT_TIMEOUTS = {
     "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
     "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
 }
-
-
-@pytest.fixture(scope="module")
-def schema_applied(estate, manifest):
-    bring_to_schema_applied(estate, manifest, scale=0.5, seed=5)
-    return estate
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from psycopg import sql
 from migration_engine import ledger
 from migration_engine.local.servers import wait_until
 from tests.integration.backfill_support import source_sql, target_sql
-from tests.integration.lifecycle_support import CONTROL, bring_to_schema_applied
+from tests.integration.lifecycle_support import CONTROL
 from tests.integration.test_backfill_dag import (
     assert_target_equals_source,
     backends,
@@ -31,12 +31,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 CHUNK_ROWS = 400
 SLOW_TABLE = "wallet.activities"
-
-
-@pytest.fixture(scope="module")
-def schema_applied(estate, manifest):
-    bring_to_schema_applied(estate, manifest, scale=0.5, seed=5)
-    return estate
 
 
 def empty_target(estate, manifest) -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 SECRET_TOKEN = "oauth-secret-value-never-shown"
 
 
-def fill_sources(estate, manifest) -> None:
+def insert_known_rows(estate, manifest) -> None:
     source_sql(estate, "wallet", "INSERT INTO users (username, password, name) "
                                  "SELECT 'u' || g, 'pw', 'Name ' || g FROM generate_series(1, 200) g")
     source_sql(estate, "wallet", "INSERT INTO activities (user_id, type, description, timestamp) "
@@ -37,19 +37,13 @@ def fill_sources(estate, manifest) -> None:
 
 
 @pytest.fixture(scope="module")
-def backfilled(estate, manifest):
+def backfilled(estate, manifest, sources):
     create_schema(estate, manifest)
-    fill_sources(estate, manifest)
-    sources = estate.source_endpoints()
+    insert_known_rows(estate, manifest)
     for chunk in plan_all(manifest, sources, target_rows=150):
         copy_chunk(sources[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk, run_id="verify-test")
     sync_sequences(sources, estate.target_endpoint(), manifest)
     return estate
-
-
-@pytest.fixture(scope="module")
-def sources(backfilled, manifest):
-    return backfilled.source_endpoints()
 
 
 def test_identical_data_verifies_and_report_is_written(backfilled, manifest, sources, tmp_path):
