@@ -12,7 +12,13 @@ from migration_engine.local.airflow_env import AirflowHome, create_metadata_db, 
 from migration_engine.local.estate import Estate
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
 from tests.integration.backfill_support import fill_sources
-from tests.integration.lifecycle_support import bring_to_schema_applied
+from tests.integration.lifecycle_support import (
+    bring_to_schema_applied,
+    bring_to_verified,
+    return_to_verified,
+    set_phase,
+    start_soak,
+)
 
 
 def pytest_configure(config):
@@ -49,6 +55,34 @@ def filled_sources(estate, manifest) -> dict[str, Endpoint]:
 def schema_applied(estate, manifest):
     """Generated sources and the target's schema, the ledger at `schema_applied`: ready for the backfill DAG."""
     bring_to_schema_applied(estate, manifest, scale=0.5, seed=5)
+    return estate
+
+
+@pytest.fixture(scope="module")
+def migrated(estate, manifest):
+    """Layout, data, copy, constraints, fingerprints and sequences, once per module (``bring_to_verified``)."""
+    return bring_to_verified(estate, manifest)
+
+
+@pytest.fixture
+def verified(migrated, estate, manifest):
+    """The ledger at verified, no read-path flags, the apps writing on the sources and the target level
+    with them, whatever the previous test left (``return_to_verified``)."""
+    return_to_verified(estate, manifest)
+    return estate
+
+
+@pytest.fixture
+def soaking(verified, estate, manifest):
+    """Dual-write on with the source the primary, the ledger at soak, and the three clean reconciles the
+    cutover's gate asks for by default."""
+    return start_soak(estate, manifest, clean_runs=3)
+
+
+@pytest.fixture
+def rolled_back(soaking, estate):
+    """A cutover and its rollback as the ledger records them; the read path stayed on the source."""
+    set_phase(estate, "cut_over", "rolled_back")
     return estate
 
 

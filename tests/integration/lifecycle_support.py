@@ -1,11 +1,14 @@
 """Shared set-up for the phase-D/E/F tests: an estate brought to `verified` with
-the engine, and helpers that read the ledger, the flags and whole databases."""
+the engine once per module and back to a phase before each test that needs one,
+and helpers that read the ledger, the flags and whole databases."""
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 from psycopg import sql
 
-from migration_engine import ledger, read_path
+from migration_engine import ledger, read_path, source_access
 from migration_engine.canonical import hash_sum, pin_output_settings
 from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
@@ -146,13 +149,37 @@ def failed(result, task_id: str, *phrases: str) -> None:
         assert phrase in result.output, f"{phrase!r} not in the output of {task_id}"
 
 
-def bring_to_soak(estate, manifest, *, scale: float, seed: int, reconciled: bool = False):
-    """``bring_to_verified``, then dual-write on with the read path on the source and the ledger at soak
-    (through a clean reconcile when ``reconciled``)."""
+def bring_to_soak(estate, manifest, *, scale: float, seed: int):
+    """``bring_to_verified``, then ``start_soak``."""
     bring_to_verified(estate, manifest, scale=scale, seed=seed)
+    return start_soak(estate, manifest)
+
+
+def start_soak(estate, manifest, *, clean_runs: int = 0):
+    """From `verified`: dual-write on with the read path on the source, ``clean_runs`` clean reconciles
+    (the gates' streak), the ledger at soak."""
     set_phase(estate, "dual_write")
     move_flags(estate, manifest, read_path.dual_write_statements(manifest, True, "test/setup"))
-    if reconciled:
-        reconcile_clean(estate, manifest, "soak-0")
+    for _ in range(clean_runs):
+        # Run ids of their own: the streak must not hinge on which runs an earlier test recorded.
+        reconcile_clean(estate, manifest, f"soak-{uuid4().hex[:8]}")
     set_phase(estate, "soak")
     return estate
+
+
+def return_to_verified(estate, manifest) -> None:
+    """An estate ``bring_to_verified`` set up, back at `verified` from whatever phase a test left it in:
+    the apps' writes restored on the sources, the phase ledger, its facts and the read-path flags
+    started anew (the order forbids moving back, so they are dropped), the fingerprints frozen again,
+    the target level with the sources through a clean reconcile and its sequences carried past
+    theirs. The chunk ledger and the recorded reconcile runs stay."""
+    for service in manifest.services:
+        with estate.source_endpoint(service.name).connect(autocommit=True) as conn:
+            source_access.set_app_writes(conn, service, allowed=True, dry_run=False, log=lambda _line: None)
+    with target(estate) as conn:
+        for table in ("phase_transitions", "fence", "facts", "allowed_transitions", "read_path"):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(CONTROL, table)))
+    _freeze_fingerprints(estate, manifest, estate.source_endpoints())
+    set_phase(estate, "preflight_passed", "schema_applied", "backfilled", "verified")
+    reconcile_clean(estate, manifest, f"level-{uuid4().hex[:8]}")
+    sync_sequences(estate.source_endpoints(), estate.target_endpoint(), manifest)

@@ -191,15 +191,18 @@ def test_column_mismatch_fails_before_writing(estate_with_schema, manifest, sour
 def test_sequences_synced_so_insert_without_id_succeeds(estate_with_schema, manifest, sources):
     e = estate_with_schema
     source_sql(e, "wallet", "INSERT INTO users (username, password) SELECT 'u' || g, 'p' FROM generate_series(1, 20) g")
+    # An id far above its table's sequence, as an import with explicit ids leaves one (a table no other test copies).
+    source_sql(e, "wallet", "INSERT INTO subscriptions (id, user_id, plan) VALUES (60000000, 1, 'pro')")
     copy_table(e, manifest, sources, "wallet.users", target_rows=1000)
+    copy_table(e, manifest, sources, "wallet.subscriptions", target_rows=1000)
     with pytest.raises(psycopg.errors.UniqueViolation):
         target_sql(e, "INSERT INTO wallet.users (username, password) VALUES ('before-sync', 'p')")
     synced = sync_sequences(sources, e.target_endpoint(), manifest, gap=10)
     users = next(s for s in synced if s["table"] == "wallet.users")
     assert users["source_position"] == 20 and users["target_after"] == 30 and users["changed"]
-    # The integrity test's islands of ids: the target key max (50002000) wins over the source's sequence.
-    activities = next(s for s in synced if s["table"] == "wallet.activities")
-    assert activities["target_after"] >= 50002000
+    # The target's key max wins over the source's sequence.
+    subscriptions = next(s for s in synced if s["table"] == "wallet.subscriptions")
+    assert subscriptions["target_after"] >= 60000000
     again = sync_sequences(sources, e.target_endpoint(), manifest, gap=10)
     assert not any(s["changed"] for s in again)
     new_id = target_sql(e, "INSERT INTO wallet.users (username, password) VALUES ('after-sync', 'p') RETURNING id")[0][0]

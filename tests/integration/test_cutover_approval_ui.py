@@ -19,17 +19,11 @@ import psycopg
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from migration_engine import ledger, read_path
 from migration_engine.local.cluster import AirflowCluster
 from migration_engine.local.servers import wait_until
 from tests.integration.lifecycle_support import (
-    CONTROL,
-    bring_to_verified,
     flags,
     phase,
-    reconcile_clean,
-    set_phase,
-    target,
 )
 from tests.integration.test_airflow_ui import CHROMIUM, CHROMIUM_ARGS, DAGS, SCREENSHOTS, shot, sign_in
 
@@ -40,19 +34,7 @@ CUTOVER_CONF = {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0,
 
 
 @pytest.fixture(scope="module")
-def soaking(estate, manifest):
-    """The estate in `soak`: data copied and verified, dual-write on, one clean reconcile."""
-    bring_to_verified(estate, manifest, scale=0.05)
-    set_phase(estate, "dual_write")
-    with target(estate) as conn:
-        read_path.apply(conn, read_path.dual_write_statements(manifest, True, "test/setup"), dry_run=False, log=print,
-                        control_schema=CONTROL, epoch=ledger.current_epoch(conn, CONTROL).number)
-    reconcile_clean(estate, manifest, "soak-0")
-    set_phase(estate, "soak")
-
-
-@pytest.fixture(scope="module")
-def airflow(soaking, estate, tmp_path_factory):
+def airflow(migrated, estate, tmp_path_factory):
     home = tmp_path_factory.mktemp("approval_ui_home")
     password = secrets.token_urlsafe(16)
     passwords = home / "simple_auth_manager_passwords.json"
@@ -134,7 +116,7 @@ def answer_under_required_actions(page: Page, base: str, run_id: str, option: st
     page.get_by_role("button", name=option, exact=True).click()
 
 
-def test_a_rejected_cutover_flips_nothing(page, airflow, estate, manifest):
+def test_a_rejected_cutover_flips_nothing(soaking, page, airflow, estate, manifest):
     cluster, _ = airflow
     before = flags(estate, manifest)
     run_id = trigger_and_wait_for_the_request(cluster)
@@ -148,7 +130,7 @@ def test_a_rejected_cutover_flips_nothing(page, airflow, estate, manifest):
     assert phase(estate) == "soak"
 
 
-def test_an_approved_cutover_flips_the_read_path_and_shows_the_sql_that_ran(page, airflow, estate, manifest):
+def test_an_approved_cutover_flips_the_read_path_and_shows_the_sql_that_ran(soaking, page, airflow, estate, manifest):
     cluster, _ = airflow
     base = f"http://127.0.0.1:{cluster.api_port}"
     run_id = trigger_and_wait_for_the_request(cluster)

@@ -14,7 +14,6 @@ from migration_engine.simulator import DualWriteSimulator, SimulatorConfig, Targ
 from migration_engine.verify import verify
 from tests.integration.lifecycle_support import (
     CONTROL,
-    bring_to_verified,
     failed,
     phase,
     set_phase,
@@ -25,16 +24,27 @@ from tests.integration.lifecycle_support import (
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 
-@pytest.fixture(scope="module")
-def verified(estate, manifest):
-    return bring_to_verified(estate, manifest, scale=0.2, seed=11)
+@pytest.fixture
+def dual_writing(verified, estate):
+    set_phase(estate, "dual_write")
 
 
-def _findings(estate, run_id_like: str = "%") -> set[tuple[str, str, str]]:
+@pytest.fixture
+def injected(dual_writing, estate):
+    return _inject_drift(estate)
+
+
+def _now(estate):
+    with target(estate) as conn:
+        return conn.execute("SELECT clock_timestamp()").fetchone()[0]
+
+
+def _findings(estate, since) -> set[tuple[str, str, str]]:
+    """The repaired findings of the runs since ``since``."""
     with target(estate) as conn:
         rows = conn.execute(
-            f"SELECT table_name, key, kind FROM {CONTROL}.reconcile_findings WHERE run_id LIKE %s AND repaired",
-            (run_id_like,),
+            f"SELECT table_name, key, kind FROM {CONTROL}.reconcile_findings WHERE found_at >= %s AND repaired",
+            (since,),
         ).fetchall()
     return set(rows)
 
@@ -64,15 +74,9 @@ def test_outside_the_soak_phases_the_run_is_skipped(verified, estate, run):
     assert {result.state_of("list_tables"), result.state_of("judge_run")} == {"skipped"}
 
 
-def test_hostile_table_names_are_refused_before_anything_runs(verified, estate, run):
-    set_phase(estate, "dual_write")
+def test_hostile_table_names_are_refused_before_anything_runs(dual_writing, run):
     result = run("reconcile", {"tables": ["wallet.users; DROP TABLE wallet.users"]})
     failed(result, "list_tables", "not in the manifest")
-
-
-@pytest.fixture(scope="module")
-def injected(verified, estate):
-    return _inject_drift(estate)
 
 
 def test_dry_run_finds_and_writes_nothing(injected, estate, manifest, run):
@@ -81,10 +85,11 @@ def test_dry_run_finds_and_writes_nothing(injected, estate, manifest, run):
     assert result.succeeded, result.output[-3000:]
     assert snapshot(estate, manifest) == before
     assert phase(estate) == "dual_write"
-    assert "'drifted': 5" in result.output or '"drifted": 5' in result.output
+    # judge_run's totals, as Airflow logs a task's return value.
+    assert "'drifted': 5" in result.output, result.output[-3000:]
 
 
-def test_drift_above_the_cap_repairs_nothing_fails_and_alerts(verified, estate, manifest, run):
+def test_drift_above_the_cap_repairs_nothing_fails_and_alerts(dual_writing, estate, manifest, run):
     with target(estate) as conn:
         conn.execute("DELETE FROM wallet.activities WHERE id IN (SELECT id FROM wallet.activities ORDER BY id LIMIT 3)")
     before = snapshot(estate, manifest)
@@ -97,22 +102,18 @@ def test_drift_above_the_cap_repairs_nothing_fails_and_alerts(verified, estate, 
 
 
 def test_every_drift_is_found_key_for_key_repaired_and_starts_the_soak(injected, estate, manifest, run):
-    expected = injected
+    started = _now(estate)
     result = run("reconcile")
     assert result.succeeded, result.output[-3000:]
-    found = _findings(estate)
-    assert expected <= found, expected - found
-    assert {f for f in found if f[0] != "wallet.activities" or f[2] != "missing_in_target"} <= expected
+    assert _findings(estate, started) == injected
     assert verify(estate.source_endpoints(), estate.target_endpoint(), manifest)["ok"]
     assert phase(estate) == "soak"
     second = run("reconcile")
     assert second.succeeded, second.output[-3000:]
-    assert "'drifted': 0" in second.output or '"drifted": 0' in second.output
+    assert "'drifted': 0" in second.output, second.output[-3000:]
 
 
-def test_a_lossy_dual_write_converges_once_the_writer_stops(verified, estate, manifest, run):
-    if phase(estate) == "verified":
-        set_phase(estate, "dual_write")
+def test_a_lossy_dual_write_converges_once_the_writer_stops(dual_writing, estate, manifest, run):
     config = SimulatorConfig(rate_per_s=40, duration_s=60, dual_write=True, faults=TargetFaults(drop=0.02), seed=3)
     writer = DualWriteSimulator(manifest, estate.source_endpoints(), estate.target_endpoint(), config).start()
     try:

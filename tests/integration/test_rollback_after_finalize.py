@@ -17,6 +17,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from uuid import uuid4
 
 import psycopg
 import pytest
@@ -25,7 +26,6 @@ from migration_engine.local.servers import wait_until
 from migration_engine.reconcile.engine import Direction
 from migration_engine.resources import PROJECT_ROOT
 from tests.integration.lifecycle_support import (
-    bring_to_soak,
     failed,
     flags,
     phase,
@@ -38,9 +38,18 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 GATES = {"min_clean_reconciles": 1, "dry_run": False}
 
 
-@pytest.fixture(scope="module")
-def soaking(estate, manifest):
-    return bring_to_soak(estate, manifest, scale=0.1, seed=17, reconciled=True)
+@pytest.fixture
+def cut_over_and_reconciled(soaking, estate, manifest, run):
+    """A cutover by the DAG, then a clean reverse (target -> source) reconcile."""
+    cut_over(run, estate)
+    reconcile_clean(estate, manifest, f"reverse-{uuid4().hex[:8]}", Direction.TARGET_TO_SOURCE)
+
+
+@pytest.fixture
+def finalized(cut_over_and_reconciled, estate, run):
+    done = run("finalize", {"confirm": "FINALIZE", "min_cutover_hours": 0, **GATES})
+    assert done.succeeded, done.output[-3000:]
+    assert phase(estate) == "finalized"
 
 
 def cut_over(run, estate) -> None:
@@ -86,17 +95,14 @@ def test_finalize_overtaken_by_a_rollback_refuses_at_its_fence(soaking, estate, 
     assert app_can_write(estate)
 
 
-def test_after_a_rollback_the_hourly_reconcile_starts_a_new_soak(soaking, estate, manifest, run):
-    assert phase(estate) == "rolled_back"
+def test_after_a_rollback_the_hourly_reconcile_starts_a_new_soak(rolled_back, estate, run):
     hourly = run("reconcile", {"grace_seconds": 0})
     assert hourly.succeeded, hourly.output[-3000:]
     assert phase(estate) == "soak"
     cut_over(run, estate)
 
 
-def test_finalize_reconciles_to_the_source_and_turns_dual_write_off(soaking, estate, manifest, run):
-    assert phase(estate) == "cut_over"
-    reconcile_clean(estate, manifest, "reverse-1", Direction.TARGET_TO_SOURCE)
+def test_finalize_reconciles_to_the_source_and_turns_dual_write_off(cut_over_and_reconciled, estate, manifest, run):
     # A write the apps made on the target whose dual-write to the source was lost.
     with target(estate) as conn:
         conn.execute("INSERT INTO recruiter.users (id, username, password) VALUES ('lost-on-source', 'l', 'x')")
@@ -108,8 +114,7 @@ def test_finalize_reconciles_to_the_source_and_turns_dual_write_off(soaking, est
     assert not app_can_write(estate)
 
 
-def test_a_rollback_within_the_retention_window_brings_the_apps_back(soaking, estate, manifest, run):
-    assert phase(estate) == "finalized"
+def test_a_rollback_within_the_retention_window_brings_the_apps_back(finalized, estate, manifest, run):
     # Dual-write is off: this write reaches the source only through the rollback's catch-up.
     with target(estate) as conn:
         conn.execute("INSERT INTO recruiter.users (id, username, password) VALUES ('after-finalize', 'f', 'x')")

@@ -95,15 +95,30 @@ def test_one_changed_value_fails_naming_the_table(backfilled, manifest, sources,
 
 
 def test_state_store_key_missing_or_different_fails_naming_the_key(backfilled, manifest, sources):
-    target_sql(backfilled, "UPDATE issuer.credverse_state_store SET payload = payload || '{\"n\": 1.5}' WHERE service_key = 'issuer-compliance'")
-    target_sql(backfilled, "DELETE FROM recruiter.credverse_state_store WHERE service_key = 'recruiter-storage'")
-    result = verify(sources, backfilled.target_endpoint(), manifest, tables=[])
-    assert not result["ok"]
-    assert "state store issuer.credverse_state_store key issuer-compliance: payload differs" in result["failures"]
-    assert "state store recruiter.credverse_state_store key recruiter-storage: missing in target" in result["failures"]
+    # Kept as text, so that a numeric like 1.50 comes back written as it was.
+    (payload,), = target_sql(backfilled, "UPDATE issuer.credverse_state_store s SET payload = s.payload || '{\"n\": 1.5}' "
+                                         "FROM issuer.credverse_state_store old WHERE s.service_key = 'issuer-compliance' "
+                                         "AND old.service_key = s.service_key RETURNING old.payload::text")
+    (row,), = target_sql(backfilled, "DELETE FROM recruiter.credverse_state_store t WHERE service_key = 'recruiter-storage' "
+                                     "RETURNING to_jsonb(t)::text")
+    try:
+        result = verify(sources, backfilled.target_endpoint(), manifest, tables=[])
+        assert not result["ok"]
+        assert "state store issuer.credverse_state_store key issuer-compliance: payload differs" in result["failures"]
+        assert "state store recruiter.credverse_state_store key recruiter-storage: missing in target" in result["failures"]
+    finally:
+        target_sql(backfilled, "UPDATE issuer.credverse_state_store SET payload = %s::jsonb WHERE service_key = 'issuer-compliance'",
+                   (payload,))
+        target_sql(backfilled, "INSERT INTO recruiter.credverse_state_store "
+                               "SELECT * FROM jsonb_populate_record(NULL::recruiter.credverse_state_store, %s::jsonb)", (row,))
+    assert verify(sources, backfilled.target_endpoint(), manifest, tables=[])["ok"]
 
 
 def test_target_sequence_behind_the_source_fails(backfilled, manifest, sources):
+    (last_value, is_called), = source_sql(backfilled, "wallet", "SELECT last_value, is_called FROM users_id_seq")
     source_sql(backfilled, "wallet", "SELECT setval('users_id_seq', 5000)")
-    result = verify(sources, backfilled.target_endpoint(), manifest, tables=[], state_store=False)
-    assert "wallet.users.id: target sequence at 200 is below the source's 5000" in result["failures"]
+    try:
+        result = verify(sources, backfilled.target_endpoint(), manifest, tables=[], state_store=False)
+        assert "wallet.users.id: target sequence at 200 is below the source's 5000" in result["failures"]
+    finally:
+        source_sql(backfilled, "wallet", "SELECT setval('users_id_seq', %s, %s)", (last_value, is_called))
