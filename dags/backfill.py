@@ -140,7 +140,7 @@ SNAPSHOT_PUBLISH_TIMEOUT_S = 300
     ),
 )
 def backfill():
-    from migration_engine import backfill_steps as steps
+    from migration_engine.tasks import backfill as steps
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -148,9 +148,9 @@ def backfill():
 
     @task
     def check_source_schema_unchanged():
-        from migration_engine import phase_steps
+        from migration_engine.tasks import shared
 
-        return phase_steps.check_source_schema_unchanged(DAG_ID)
+        return shared.check_source_schema_unchanged(DAG_ID)
 
     @task
     def plan_chunks(params=None) -> list[dict]:
@@ -195,9 +195,9 @@ def backfill():
 
     @task(pool=ds.TARGET_POOL)
     def sync_sequences() -> list[dict]:
-        from migration_engine import phase_steps
+        from migration_engine.tasks import shared
 
-        return phase_steps.sync_sequences(DAG_ID, gap=0, dry_run=False)
+        return shared.sync_sequences(DAG_ID, gap=0, dry_run=False)
 
     @task
     def check_target_schema_matches_source() -> dict:

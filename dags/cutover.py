@@ -125,7 +125,7 @@ def _run_id() -> str:
     ),
 )
 def cutover():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import shared as steps
 
     @task
     def check_confirmation(params=None):

@@ -48,7 +48,7 @@ CONFIRM_WORD = "DUAL_WRITE"
     ),
 )
 def dual_write():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import shared as steps
 
     @task
     def check_confirmation(params=None):

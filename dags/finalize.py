@@ -101,7 +101,7 @@ CONFIRM_WORD = "FINALIZE"
     ),
 )
 def finalize():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import shared as steps
 
     def run_id() -> str:
         return get_current_context()["run_id"]

@@ -89,7 +89,7 @@ DAG_ID = "reconcile"
     ),
 )
 def reconcile():
-    from migration_engine import reconcile_steps as steps
+    from migration_engine.tasks import reconcile as steps
 
     @task.short_circuit(pool=ds.TARGET_POOL)
     def check_ledger_phase():

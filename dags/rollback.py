@@ -99,7 +99,7 @@ REPAIR_WORD = "REPAIR_SOURCE"
     ),
 )
 def rollback():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import shared as steps
 
     def run_id() -> str:
         return get_current_context()["run_id"]

@@ -27,7 +27,7 @@ import time
 from migration_engine import dag_support as ds
 from migration_engine.reconcile import scan
 from migration_engine.reconcile.engine import Direction, TableJob, reconcile_tables
-from migration_engine.reconcile_steps import left_unrepaired, settle, summaries_of
+from migration_engine.tasks.reconcile import left_unrepaired, settle, summaries_of
 
 log = logging.getLogger("migration.drain")
 

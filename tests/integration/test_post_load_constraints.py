@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from migration_engine import backfill_steps
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
 from migration_engine.chunks import plan_all, plan_chunks
 from migration_engine.copier import copy_chunk
+from migration_engine.tasks import backfill as backfill_steps
 from tests.integration.backfill_support import source_sql, target_sql
 from tests.integration.lifecycle_support import bring_to_schema_applied
 

@@ -7,11 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from migration_engine import catch_up_steps, phase_steps, read_path
+from migration_engine import read_path
 from migration_engine.checks import CheckFailed
 from migration_engine.ledger import Fact
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
-from migration_engine.reconcile_steps import (
+from migration_engine.tasks import catch_up as catch_up_steps
+from migration_engine.tasks import shared as phase_steps
+from migration_engine.tasks.reconcile import (
     SETTLE_PASSES,
     errored_tables,
     pass_totals,

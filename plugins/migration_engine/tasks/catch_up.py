@@ -22,7 +22,7 @@ from migration_engine.checks import CheckFailed
 from migration_engine.drain import source_horizons
 from migration_engine.manifest import Table
 from migration_engine.reconcile.engine import Direction, ReconcileResult, TableJob, reconcile_tables
-from migration_engine.reconcile_steps import left_unrepaired, results_of, settle
+from migration_engine.tasks.reconcile import left_unrepaired, results_of, settle
 
 log = logging.getLogger("migration.catch_up")
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from migration_engine import dag_support as ds
-from migration_engine import ledger, read_path, reconcile_steps, smoke, source_access
+from migration_engine import ledger, read_path, smoke, source_access
 from migration_engine.checks import (
     CheckFailed,
     check_non_negative,
@@ -23,6 +23,7 @@ from migration_engine.checks import (
 from migration_engine.endpoints import EndpointError, redact
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import CutoverWindow, Direction, TableJob, reconcile_tables
+from migration_engine.tasks import reconcile as reconcile_steps
 
 log = logging.getLogger("migration.phases")
 
