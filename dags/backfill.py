@@ -141,6 +141,7 @@ SNAPSHOT_PUBLISH_TIMEOUT_S = 300
 )
 def backfill():
     from migration_engine.tasks import backfill as steps
+    from migration_engine.tasks import shared
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -148,8 +149,6 @@ def backfill():
 
     @task
     def check_source_schema_unchanged():
-        from migration_engine.tasks import shared
-
         return shared.check_source_schema_unchanged(DAG_ID)
 
     @task
@@ -195,8 +194,6 @@ def backfill():
 
     @task(pool=ds.TARGET_POOL)
     def sync_sequences() -> list[dict]:
-        from migration_engine.tasks import shared
-
         return shared.sync_sequences(DAG_ID, gap=0, dry_run=False)
 
     @task
