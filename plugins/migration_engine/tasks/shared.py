@@ -302,3 +302,15 @@ def set_app_writes(allowed: bool, dag_id: str, run_id: str, statements: list, dr
                 planned=[s for s in statements if s.service == service.name],
             )
     return {"app_writable_tables_left": remaining, "dry_run": dry_run}
+
+
+def read_ledger_phase(dag_id: str, allowed: set, action: str) -> dict:
+    """The first gate of the DAGs that run before the ledger may exist (preflight, schema_baseline): read
+    only, nothing created; refuses when out of order. A missing ledger is epoch 0, as a fresh one starts."""
+    conns = ds.Connections(dag_id)
+    schema = ds.manifest().control_schema
+    with conns.target(autocommit=False) as conn:
+        state = ledger.require_phase(conn, schema, allowed, action)
+        # The epoch the run's ledger move is fenced by.
+        epoch = ledger.current_epoch(conn, schema).number if ledger.ledger_exists(conn, schema) else 0
+    return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "epoch": epoch}
