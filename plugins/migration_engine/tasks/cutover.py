@@ -84,17 +84,12 @@ def gather_evidence(dag_id: str, soak: dict, streak: dict, final: dict, *, seque
 def record_cutover_window(dag_id: str, run_id: str, *, dry_run: bool) -> dict | None:
     """Just before the flip, the xmin horizon of each source and of the target: a rollback's repair changes
     only source rows older than it (fenced by the run's ledger epoch)."""
-    from migration_engine.reconcile.scan import current_horizon
-
     conns = ds.Connections(dag_id)
     m = ds.manifest()
-    sources = {}
-    for service in m.services:
-        with conns.source(service.name) as src:
-            sources[service.name] = current_horizon(src)
+    sources = shared.source_horizons(dag_id)
     epoch = ds.run_epoch(dag_id)
     with conns.target() as conn:
-        window = {"sources": sources, "target": current_horizon(conn)}
+        window = {"sources": sources, "target": scan.current_horizon(conn)}
         if dry_run:
             log.info("dry run: the cutover window %s is not recorded", window)
             return window
