@@ -140,7 +140,8 @@ SNAPSHOT_PUBLISH_TIMEOUT_S = 300
     ),
 )
 def backfill():
-    from migration_engine import backfill_steps as steps
+    from migration_engine.tasks import backfill as steps
+    from migration_engine.tasks import shared
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -148,9 +149,7 @@ def backfill():
 
     @task
     def check_source_schema_unchanged():
-        from migration_engine import phase_steps
-
-        return phase_steps.check_source_schema_unchanged(DAG_ID)
+        return shared.check_source_schema_unchanged(DAG_ID)
 
     @task
     def plan_chunks(params=None) -> list[dict]:
@@ -195,9 +194,7 @@ def backfill():
 
     @task(pool=ds.TARGET_POOL)
     def sync_sequences() -> list[dict]:
-        from migration_engine import phase_steps
-
-        return phase_steps.sync_sequences(DAG_ID, gap=0, dry_run=False)
+        return shared.sync_sequences(DAG_ID, gap=0, dry_run=False)
 
     @task
     def check_target_schema_matches_source() -> dict:

@@ -80,7 +80,8 @@ DAG_ID = "catch_up"
     ),
 )
 def catch_up():
-    from migration_engine import catch_up_steps as steps
+    from migration_engine.tasks import catch_up as steps
+    from migration_engine.tasks import shared
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -88,9 +89,7 @@ def catch_up():
 
     @task
     def list_tables(params=None) -> list[dict]:
-        from migration_engine.reconcile_steps import table_groups
-
-        return table_groups(DAG_ID, params["tables"])
+        return shared.table_groups(DAG_ID, params["tables"])
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2),
           map_index_template="{{ task.op_kwargs['group']['label'] }}")
@@ -104,9 +103,7 @@ def catch_up():
 
     @task(pool=ds.TARGET_POOL, outlets=[Asset(ds.caught_up_asset_name())])
     def sync_sequences() -> list[dict]:
-        from migration_engine import phase_steps
-
-        return phase_steps.sync_sequences(DAG_ID, gap=0, dry_run=False)
+        return shared.sync_sequences(DAG_ID, gap=0, dry_run=False)
 
     @teardown
     @task(pool=ds.TARGET_POOL)

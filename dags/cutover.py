@@ -125,7 +125,8 @@ def _run_id() -> str:
     ),
 )
 def cutover():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import cutover as steps
+    from migration_engine.tasks import shared
 
     @task
     def check_confirmation(params=None):
@@ -137,14 +138,14 @@ def cutover():
 
     @task.sensor(pool=ds.TARGET_POOL, **ds.GATE_SENSOR)
     def wait_for_soak_elapsed(params=None):
-        return ds.poke(steps.wait_for_time_in_phase(
+        return ds.poke(shared.wait_for_time_in_phase(
             DAG_ID, "soak", params["min_soak_hours"], wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
     wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID, "source_to_target")
 
     @task
     def check_source_schema_unchanged():
-        return steps.check_source_schema_unchanged(DAG_ID)
+        return shared.check_source_schema_unchanged(DAG_ID)
 
     # The Param bounds the wait; the sensor's own timeout is only the outer limit of that Param.
     @task.sensor(poke_interval=5, timeout=timedelta(hours=1).total_seconds(), mode="poke")
@@ -153,26 +154,13 @@ def cutover():
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
     def run_final_reconcile(params=None):
-        from migration_engine.drain import source_horizons
-        from migration_engine.reconcile.engine import Direction
-
-        # Taken before the pass: what the sources write from here on, the drain after the flip carries over.
-        horizons = source_horizons(DAG_ID)
-        final = steps.reconcile_all(
-            DAG_ID, _run_id(), Direction.SOURCE_TO_TARGET, dry_run=params["dry_run"],
-            cap=params["repair_cap"], max_unrepaired=params["max_drift_rows"],
-        )
-        return {**final, "source_horizons": horizons}
+        return steps.final_reconcile(DAG_ID, _run_id(), dry_run=params["dry_run"], cap=params["repair_cap"],
+                                     max_unrepaired=params["max_drift_rows"])
 
     @task(pool=ds.TARGET_POOL)
     def gather_cutover_evidence(soak: dict, streak: dict, final: dict, params=None):
-        from migration_engine import evidence
-
-        sequences = steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=True)
-        flags = steps.read_path_flags(DAG_ID)
-        summary = evidence.cutover_summary(
-            soak=soak, streak=streak, final=final, sequences=sequences, flags=flags, dry_run=params["dry_run"])
-        return {"soak": soak, "streak": streak, "final": final, "sequences": sequences, "flags": flags, "summary": summary}
+        return steps.gather_evidence(DAG_ID, soak, streak, final, sequence_gap=params["sequence_gap"],
+                                     dry_run=params["dry_run"])
 
     approve_cutover = ApprovalOperator(
         task_id="approve_cutover",
@@ -183,12 +171,12 @@ def cutover():
 
     @task(pool=ds.TARGET_POOL)
     def claim_fence(params=None):
-        return steps.claim_fence(DAG_ID, _run_id(), "cutover: sequences, the read path to the target, smoke checks",
+        return shared.claim_fence(DAG_ID, _run_id(), "cutover: sequences, the read path to the target, smoke checks",
                                  dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def sync_sequences(params=None):
-        return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"])
+        return shared.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def record_cutover_window(params=None):
@@ -196,13 +184,11 @@ def cutover():
 
     @task(pool=ds.TARGET_POOL)
     def take_flip_horizon() -> int:
-        from migration_engine.drain import target_horizon
-
-        return target_horizon(DAG_ID)
+        return steps.target_horizon(DAG_ID)
 
     flip_read_path_to_target = RenderedSqlOperator(
         task_id="flip_read_path_to_target", pool=ds.TARGET_POOL,
-        plan=partial(steps.plan_read_path, "target"), run=steps.apply_read_path,
+        plan=partial(shared.plan_read_path, "target"), run=shared.apply_read_path,
     )
 
     # Only when the flip failed (retries spent): did it start, and so may it have committed?
@@ -212,7 +198,7 @@ def cutover():
 
     @task(pool=ds.TARGET_POOL)
     def run_smoke_checks():
-        return steps.smoke_checks(DAG_ID, layout="target")
+        return shared.smoke_checks(DAG_ID, layout="target")
 
     @task.branch
     def choose_after_smoke(smoke: dict):
@@ -220,36 +206,26 @@ def cutover():
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
     def drain_old_primary(final: dict, flip_horizon: int, params=None) -> dict:
-        from migration_engine.drain import drain_old_primary
-
-        return drain_old_primary(
+        return steps.drain_old_primary(
             DAG_ID, _run_id(), source_horizons=final["source_horizons"], flip_horizon=flip_horizon,
             wait_seconds=params["app_switch_seconds"], cap=params["repair_cap"], dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def record_cut_over(smoke: dict, params=None):
-        if params["dry_run"]:
-            steps.log.info("dry run: the ledger stays in soak")
-            return False
-        return ds.advance_phase(DAG_ID, _run_id(), "cut_over", {"smoke_checks": smoke["checks"]})
+        return steps.record_cut_over(DAG_ID, _run_id(), smoke, dry_run=params["dry_run"])
 
     roll_back_read_path = RenderedSqlOperator(
         task_id="roll_back_read_path", pool=ds.TARGET_POOL,
-        plan=partial(steps.plan_read_path, "source"), run=steps.apply_read_path,
+        plan=partial(shared.plan_read_path, "source"), run=shared.apply_read_path,
     )
 
     @task(pool=ds.TARGET_POOL)
     def record_rolled_back(smoke: dict, params=None):
-        if params["dry_run"]:
-            steps.log.info("dry run: the ledger stays in soak")
-            return False
-        # Through cut_over, so the ledger keeps the order: soak -> cut_over -> rolled_back, in one move.
-        return ds.advance_phase(DAG_ID, _run_id(), "rolled_back", {"reason": "smoke checks failed", "failed": smoke["failed"]},
-                                through=("cut_over",))
+        return steps.record_rolled_back(DAG_ID, _run_id(), smoke, dry_run=params["dry_run"])
 
     @task
     def fail_after_rollback(smoke: dict):
-        raise checks.CheckFailed(f"cutover rolled back: {len(smoke['failed'])} smoke check(s) failed: {smoke['failed']}")
+        steps.fail_after_rollback(smoke)
 
     @teardown
     @task(pool=ds.TARGET_POOL)

@@ -48,7 +48,8 @@ CONFIRM_WORD = "DUAL_WRITE"
     ),
 )
 def dual_write():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import dual_write as steps
+    from migration_engine.tasks import shared
 
     @task
     def check_confirmation(params=None):
@@ -60,18 +61,15 @@ def dual_write():
 
     @task
     def check_source_schema_unchanged():
-        return steps.check_source_schema_unchanged(DAG_ID)
+        return shared.check_source_schema_unchanged(DAG_ID)
 
     @task(pool=ds.TARGET_POOL)
     def enable_dual_write(params=None):
-        return steps.set_dual_write(DAG_ID, get_current_context()["run_id"], True, dry_run=params["dry_run"])
+        return shared.set_dual_write(DAG_ID, get_current_context()["run_id"], True, dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def record_dual_write(flags: dict, params=None):
-        if params["dry_run"]:
-            steps.log.info("dry run: the ledger stays where it is")
-            return False
-        return ds.advance_phase(DAG_ID, get_current_context()["run_id"], "dual_write", {"flags": flags["flags"]})
+        return steps.record_dual_write(DAG_ID, get_current_context()["run_id"], flags, dry_run=params["dry_run"])
 
     gates = check_confirmation() >> check_ledger_phase() >> check_source_schema_unchanged()
     flags = enable_dual_write()

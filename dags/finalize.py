@@ -101,7 +101,8 @@ CONFIRM_WORD = "FINALIZE"
     ),
 )
 def finalize():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import finalize as steps
+    from migration_engine.tasks import shared
 
     def run_id() -> str:
         return get_current_context()["run_id"]
@@ -116,10 +117,8 @@ def finalize():
 
     @task.sensor(pool=ds.TARGET_POOL, **ds.GATE_SENSOR)
     def wait_for_cutover_soak(phase: dict, params=None):
-        if phase["phase"] == "finalized":
-            return ds.poke({"already_finalized": True, "hours": 0.0, "required_hours": params["min_cutover_hours"]})
-        return ds.poke(steps.wait_for_time_in_phase(
-            DAG_ID, "cut_over", params["min_cutover_hours"], wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
+        return ds.poke(steps.wait_for_cutover_soak(DAG_ID, phase, params["min_cutover_hours"],
+                                                   wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
     wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID, "target_to_source")
 
@@ -127,20 +126,15 @@ def finalize():
     def run_final_reconcile(params=None):
         from migration_engine.reconcile.engine import Direction
 
-        return steps.reconcile_all(
+        return shared.reconcile_all(
             DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=params["dry_run"],
             cap=params["repair_cap"], max_unrepaired=params["max_drift_rows"],
         )
 
     @task
     def gather_finalize_evidence(soak: dict, streak: dict, final: dict, params=None):
-        from migration_engine import evidence
-
-        writable = steps.app_writable_tables(DAG_ID)
-        summary = evidence.finalize_summary(
-            soak=soak, streak=streak, final=final, writable=writable, retention_days=params["retention_days"],
-            dry_run=params["dry_run"])
-        return {"soak": soak, "streak": streak, "final": final, "app_writable_tables": writable, "summary": summary}
+        return steps.gather_evidence(DAG_ID, soak, streak, final, retention_days=params["retention_days"],
+                                     dry_run=params["dry_run"])
 
     approve_finalize = ApprovalOperator(
         task_id="approve_finalize",
@@ -151,16 +145,16 @@ def finalize():
 
     @task(pool=ds.TARGET_POOL)
     def claim_fence(params=None):
-        return steps.claim_fence(DAG_ID, run_id(), "finalize: dual-write off, the sources' app writes revoked",
+        return shared.claim_fence(DAG_ID, run_id(), "finalize: dual-write off, the sources' app writes revoked",
                                  dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def turn_dual_write_off(params=None):
-        return steps.set_dual_write(DAG_ID, run_id(), False, dry_run=params["dry_run"])
+        return shared.set_dual_write(DAG_ID, run_id(), False, dry_run=params["dry_run"])
 
     revoke_source_app_writes = RenderedSqlOperator(
-        task_id="revoke_source_app_writes", plan=partial(steps.plan_app_writes, False),
-        run=partial(steps.set_app_writes, False),
+        task_id="revoke_source_app_writes", plan=partial(shared.plan_app_writes, False),
+        run=partial(shared.set_app_writes, False),
     )
 
     @task
@@ -169,17 +163,11 @@ def finalize():
 
     @task(pool=ds.TARGET_POOL)
     def record_retention(params=None):
-        if params["dry_run"]:
-            steps.log.info("dry run: retention of %s days not recorded", params["retention_days"])
-            return None
-        return steps.record_retention(DAG_ID, run_id(), params["retention_days"])
+        return steps.record_retention(DAG_ID, run_id(), params["retention_days"], dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def record_finalized(revoked: dict, retention, params=None):
-        if params["dry_run"]:
-            steps.log.info("dry run: the ledger stays at cut_over")
-            return False
-        return ds.advance_phase(DAG_ID, run_id(), "finalized", {"revoked": revoked, "retention": retention})
+        return steps.record_finalized(DAG_ID, run_id(), revoked, retention, dry_run=params["dry_run"])
 
     @teardown
     @task(pool=ds.TARGET_POOL)

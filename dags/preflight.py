@@ -50,6 +50,8 @@ from airflow.sdk import Param, dag, get_current_context, task
 from migration_engine import dag_support as ds
 
 DAG_ID = "preflight"
+# Read when the file is parsed for the graph's shape only (tasks per service, the freshness Param's
+# default); every task reads the manifest again when it runs.
 MANIFEST = ds.manifest()
 
 
@@ -83,130 +85,50 @@ MANIFEST = ds.manifest()
     ),
 )
 def preflight():
+    from migration_engine.tasks import preflight as steps
+    from migration_engine.tasks import shared
+
     @task
     def check_source(service: str) -> dict:
-        from migration_engine.preflight import check_manifest_tables, probe, snapshot_hold_estimate
-
-        conns = ds.Connections(DAG_ID)
-        report = probe(conns.source_endpoint(service))
-        with conns.source(service, autocommit=False) as conn:
-            report["manifest_tables"] = check_manifest_tables(conn, MANIFEST, service)
-            report["snapshot_hold"] = snapshot_hold_estimate(conn, MANIFEST, service)
-        return report
+        return steps.check_source(DAG_ID, service)
 
     @task(pool=ds.TARGET_POOL)
     def check_target_direct() -> dict:
-        from migration_engine.preflight import probe
-
-        conns = ds.Connections(DAG_ID)
-        return probe(conns.target_endpoint, need_create_schema=True)
+        return steps.check_target_direct(DAG_ID)
 
     @task(pool=ds.TARGET_POOL)
     def check_target_pooler() -> dict:
-        from migration_engine.preflight import probe
-
-        conns = ds.Connections(DAG_ID)
-        return probe(conns.pooler_endpoint)
+        return steps.check_target_pooler(DAG_ID)
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase() -> dict:
         """Read-only: the ledger may not exist yet, and nothing is created here."""
-        from migration_engine import ledger
         from migration_engine.preflight import PREFLIGHT_ALLOWED
 
-        conns = ds.Connections(DAG_ID)
-        with conns.target(autocommit=False) as conn:
-            state = ledger.require_phase(conn, MANIFEST.control_schema, PREFLIGHT_ALLOWED, "preflight")
-            # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
-            epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
-                conn, MANIFEST.control_schema) else 0
-        return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "epoch": epoch}
+        return shared.read_ledger_phase(DAG_ID, PREFLIGHT_ALLOWED, "preflight")
 
     @task
-    def check_state_store(service: str) -> list[dict]:
-        from migration_engine.preflight import check_state_store
-
-        conns = ds.Connections(DAG_ID)
-        params = get_current_context()["params"]
-        window = params["max_age_hours"] if params["max_age_hours"] is not None else MANIFEST.state_store.max_age_hours
-        with conns.source(service, autocommit=False) as conn:
-            return check_state_store(conn, MANIFEST, service, float(window))
+    def check_state_store(service: str, params=None) -> list[dict]:
+        return steps.check_state_store(DAG_ID, service, params["max_age_hours"])
 
     @task(pool=ds.TARGET_POOL)
     def prepare_ledger() -> None:
-        from migration_engine import ledger
-
-        conns = ds.Connections(DAG_ID)
-        with conns.target(autocommit=False) as conn:
-            ledger.ensure_ledger(conn, MANIFEST.control_schema)
+        steps.prepare_ledger(DAG_ID)
 
     @task
     def freeze_schema(service: str) -> dict:
-        from migration_engine.preflight import freeze_fingerprint
-
-        conns = ds.Connections(DAG_ID)
-        run_id = get_current_context()["run_id"]
-        with conns.source(service, autocommit=False) as source, conns.target(autocommit=False) as target:
-            return freeze_fingerprint(source, target, MANIFEST, service, DAG_ID, run_id)
+        return steps.freeze_schema(DAG_ID, get_current_context()["run_id"], service)
 
     @task
-    def back_up_source(service: str) -> dict:
-        from pathlib import Path
-
-        from airflow.sdk import Variable
-
-        from migration_engine import backup, ledger
-        from migration_engine.preflight import BACKUP_FACT, frozen_fingerprint
-
-        conns = ds.Connections(DAG_ID)
-        context = get_current_context()
-        params = context["params"]
-        root = Path(params["backup_dir"] or Variable.get("migration_backup_dir", default=None) or backup.default_backup_root())
-        svc = MANIFEST.service(service)
-        expected = [t.source_ident for t in svc.tables]
-        key = BACKUP_FACT.format(service=service)
-        # No target session stays open (idle in transaction) while pg_dump runs.
-        with conns.target(autocommit=False) as target:
-            fingerprint, _ = frozen_fingerprint(target, MANIFEST, service)
-            previous = ledger.read_fact(target, MANIFEST.control_schema, key)
-        record = backup.back_up(
-            conns.source_endpoint(service), service, root / MANIFEST.migration, fingerprint.sha256, expected,
-            jobs=params["backup_jobs"], previous=previous.value if previous else None, fresh=params["fresh_backup"],
-        )
-        with conns.target(autocommit=False) as target:
-            ledger.record_fact(target, MANIFEST.control_schema, key, record.as_dict(), DAG_ID, context["run_id"])
-        return record.as_dict()
+    def back_up_source(service: str, params=None) -> dict:
+        return steps.back_up_source(DAG_ID, get_current_context()["run_id"], service, params)
 
     @task(pool=ds.TARGET_POOL)
-    def record_preflight_passed(endpoints: list, state_stores: dict, fingerprints: list, backups: list) -> str:
-        import logging
-
-        from migration_engine import ledger
-        from migration_engine.preflight import SUMMARY_FACT, summary_text, write_artifacts
-        from migration_engine.resources import artifact_folder
-
-        conns = ds.Connections(DAG_ID)
-        context = get_current_context()
-        params = context["params"]
-        summary = {
-            "migration": MANIFEST.migration,
-            "run_id": context["run_id"],
-            "endpoints": endpoints,
-            "max_age_hours": params["max_age_hours"] if params["max_age_hours"] is not None else MANIFEST.state_store.max_age_hours,
-            "state_store": state_stores,
-            "fingerprints": fingerprints,
-            "backups": backups,
-        }
-        json_path, text_path = write_artifacts(artifact_folder(DAG_ID, context["run_id"]), "preflight_summary", summary)
-        with conns.target(autocommit=False) as conn:
-            ledger.record_fact(conn, MANIFEST.control_schema, SUMMARY_FACT, summary, DAG_ID, context["run_id"])
-        moved = ds.advance_phase(DAG_ID, context["run_id"], "preflight_passed", {
-            "fingerprints": {f["service"]: f["sha256"] for f in fingerprints}, "summary": str(json_path)})
-        log = logging.getLogger("migration.preflight")
-        log.info("%s", summary_text(summary))
-        log.info("summary written to %s and %s; ledger %s", text_path, json_path,
-                 "moved to preflight_passed" if moved else "already at preflight_passed")
-        return str(text_path)
+    def record_preflight_passed(endpoints: list, state_stores: dict, fingerprints: list, backups: list, params=None) -> str:
+        return steps.record_preflight_passed(
+            DAG_ID, get_current_context()["run_id"], params["max_age_hours"], endpoints=endpoints,
+            state_stores=state_stores, fingerprints=fingerprints, backups=backups,
+        )
 
     services = [s.name for s in MANIFEST.services]
     endpoint_checks = {s: check_source.override(task_id=f"check_{s}_source", pool=ds.source_pool(s))(s) for s in services}

@@ -89,7 +89,8 @@ DAG_ID = "reconcile"
     ),
 )
 def reconcile():
-    from migration_engine import reconcile_steps as steps
+    from migration_engine.tasks import reconcile as steps
+    from migration_engine.tasks import shared
 
     @task.short_circuit(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -97,7 +98,7 @@ def reconcile():
 
     @task
     def list_tables(params=None) -> list[dict]:
-        return steps.table_groups(DAG_ID, params["tables"])
+        return shared.table_groups(DAG_ID, params["tables"])
 
     # Every table task and the judge write fenced by the ledger epoch the run started under.
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1),

@@ -99,7 +99,8 @@ REPAIR_WORD = "REPAIR_SOURCE"
     ),
 )
 def rollback():
-    from migration_engine import phase_steps as steps
+    from migration_engine.tasks import rollback as steps
+    from migration_engine.tasks import shared
 
     def run_id() -> str:
         return get_current_context()["run_id"]
@@ -107,8 +108,7 @@ def rollback():
     @task
     def check_confirmation(params=None):
         checks.check_confirmation(params["confirm"], CONFIRM_WORD, DAG_ID)
-        if params["repair_source"] not in (None, "", REPAIR_WORD):
-            raise checks.CheckFailed(f"repair_source must be empty or exactly {REPAIR_WORD!r}; nothing was changed")
+        steps.check_repair_word(params["repair_source"], REPAIR_WORD)
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
@@ -116,10 +116,7 @@ def rollback():
 
     @task(pool=ds.TARGET_POOL)
     def gather_rollback_evidence(phase: dict):
-        from migration_engine import evidence
-
-        flags = steps.read_path_flags(DAG_ID)
-        return {"phase": phase, "flags": flags, "summary": evidence.rollback_summary(phase=phase, flags=flags)}
+        return steps.gather_evidence(DAG_ID, phase)
 
     approve_rollback = ApprovalOperator(
         task_id="approve_rollback",
@@ -130,15 +127,15 @@ def rollback():
 
     @task(pool=ds.TARGET_POOL)
     def claim_fence(params=None):
-        return steps.claim_fence(DAG_ID, run_id(), "rollback: the read path back to the source", dry_run=params["dry_run"])
+        return shared.claim_fence(DAG_ID, run_id(), "rollback: the read path back to the source", dry_run=params["dry_run"])
 
     restore_source_app_writes = RenderedSqlOperator(
-        task_id="restore_source_app_writes", plan=partial(steps.plan_app_writes, True), run=steps.restore_app_writes,
+        task_id="restore_source_app_writes", plan=partial(shared.plan_app_writes, True), run=steps.restore_app_writes,
     )
 
     @task(pool=ds.TARGET_POOL)
     def turn_dual_write_on(params=None):
-        return steps.set_dual_write(DAG_ID, run_id(), True, dry_run=params["dry_run"])
+        return shared.set_dual_write(DAG_ID, run_id(), True, dry_run=params["dry_run"])
 
     @task(pool=ds.TARGET_POOL)
     def catch_source_up(params=None):
@@ -146,30 +143,20 @@ def rollback():
 
     flip_read_path_to_source = RenderedSqlOperator(
         task_id="flip_read_path_to_source", pool=ds.TARGET_POOL,
-        plan=partial(steps.plan_read_path, "source"), run=steps.apply_read_path,
+        plan=partial(shared.plan_read_path, "source"), run=shared.apply_read_path,
     )
 
     @task(pool=ds.TARGET_POOL)
     def record_rolled_back(flags: dict, params=None):
-        if params["dry_run"]:
-            steps.log.info("dry run: the ledger stays where it is")
-            return False
-        return ds.advance_phase(DAG_ID, run_id(), "rolled_back", {"flags": flags["flags"]})
+        return steps.record_rolled_back(DAG_ID, run_id(), flags, dry_run=params["dry_run"])
 
     @task
     def validate_source():
-        result = steps.smoke_checks(DAG_ID, layout="source")
-        if not result["ok"]:
-            raise checks.CheckFailed(f"source validation failed: {result['failed']}")
-        return result
+        return steps.validate_source(DAG_ID)
 
     @task(pool=ds.TARGET_POOL)
     def report_reverse_drift(params=None):
-        from migration_engine.reconcile.engine import Direction
-
-        return steps.reconcile_all(
-            DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=True, cap=params["repair_cap"], max_unrepaired=0
-        )
+        return steps.report_reverse_drift(DAG_ID, run_id(), cap=params["repair_cap"])
 
     @task.branch
     def choose_repair(params=None):
@@ -177,20 +164,15 @@ def rollback():
 
     @task(pool=ds.TARGET_POOL)
     def repair_source_from_target(params=None):
-        from migration_engine.reconcile.engine import Direction
-
-        return steps.reconcile_all(
-            DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=params["dry_run"], cap=params["repair_cap"],
-            max_unrepaired=0, cutover_window=steps.read_cutover_window(DAG_ID),
-        )
+        return steps.repair_source_from_target(DAG_ID, run_id(), dry_run=params["dry_run"], cap=params["repair_cap"])
 
     @task(pool=ds.TARGET_POOL)
     def carry_sequences_back(params=None):
-        return steps.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"], to_source=True)
+        return shared.sync_sequences(DAG_ID, gap=params["sequence_gap"], dry_run=params["dry_run"], to_source=True)
 
     @task
     def skip_repair():
-        steps.log.info("repair_source was not %s: the report is the result; nothing was written to the source", REPAIR_WORD)
+        steps.skip_repair(REPAIR_WORD)
 
     @teardown
     @task(pool=ds.TARGET_POOL)

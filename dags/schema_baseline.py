@@ -43,49 +43,33 @@ from airflow.sdk import dag, get_current_context, task
 from migration_engine import dag_support as ds
 
 DAG_ID = "schema_baseline"
+# Read when the file is parsed for the graph's shape only (tasks per service and per schema step); every
+# task reads the manifest again when it runs.
 MANIFEST = ds.manifest()
 
 
 @dag(dag_id=DAG_ID, schedule=None, **ds.dag_arguments(__doc__, "phase-b", "manual"))
 def schema_baseline():
+    from migration_engine.tasks import schema_baseline as steps
+    from migration_engine.tasks import shared
+
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase() -> dict:
-        from migration_engine import ledger
         from migration_engine.schema_baseline import BASELINE_ALLOWED
 
-        conns = ds.Connections(DAG_ID)
-        with conns.target(autocommit=False) as conn:
-            state = ledger.require_phase(conn, MANIFEST.control_schema, BASELINE_ALLOWED, "schema_baseline")
-            # The epoch the run's ledger move is fenced by; no ledger yet is epoch 0, as a fresh one starts.
-            epoch = ledger.current_epoch(conn, MANIFEST.control_schema).number if ledger.ledger_exists(
-                conn, MANIFEST.control_schema) else 0
-        return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "epoch": epoch}
+        return shared.read_ledger_phase(DAG_ID, BASELINE_ALLOWED, "schema_baseline")
 
     @task
     def check_source_unchanged(service: str) -> str:
-        from migration_engine.preflight import check_fingerprint_unchanged
-
-        conns = ds.Connections(DAG_ID)
-        with conns.target(autocommit=False) as target, \
-                conns.source(service, autocommit=False) as source:
-            return check_fingerprint_unchanged(target, source, MANIFEST, service)
+        return steps.check_source_unchanged(DAG_ID, service)
 
     @task(pool=ds.TARGET_POOL)
     def apply_step(step_name: str) -> list[str]:
-        from migration_engine.schema_sql import apply_step
-
-        conns = ds.Connections(DAG_ID)
-        with conns.target() as conn:
-            return apply_step(lambda _service: conn, MANIFEST, step_name, "target")
+        return steps.apply_step(DAG_ID, step_name)
 
     @task
     def check_schema_matches(service: str) -> str:
-        from migration_engine.schema_baseline import check_schema_matches_source
-
-        conns = ds.Connections(DAG_ID)
-        with conns.target(autocommit=False) as target, \
-                conns.source(service, autocommit=False) as source:
-            return check_schema_matches_source(source, target, MANIFEST, service, deferred=True)
+        return steps.check_schema_matches(DAG_ID, service)
 
     @task(pool=ds.TARGET_POOL)
     def record_schema_applied(digests: dict) -> bool:

@@ -58,21 +58,19 @@ DAG_ID = "verify"
     ),
 )
 def verify():
+    from migration_engine.tasks import verify as steps
+
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase():
         return ds.require_phase(DAG_ID, {"backfilled", "verified"}, "verification")
 
     @task(pool=ds.TARGET_POOL)
     def compare_tables(params=None) -> dict:
-        from migration_engine import verify_steps
-
-        return verify_steps.compare(DAG_ID, get_current_context()["run_id"], params["tables"])
+        return steps.compare(DAG_ID, get_current_context()["run_id"], params["tables"])
 
     @task
     def check_verified(result: dict) -> dict:
-        from migration_engine import verify_steps
-
-        return verify_steps.check(result)
+        return steps.check(result)
 
     @task(pool=ds.TARGET_POOL)
     def record_verified(result: dict, params=None) -> bool:

@@ -294,12 +294,12 @@ def clean_reconciles_sensor(dag_id: str, direction: str):
     ``min_clean_reconciles`` runs clean in that direction."""
     from airflow.sdk import task
 
-    from migration_engine import phase_steps
     from migration_engine.reconcile.engine import Direction
+    from migration_engine.tasks import shared
 
     @task.sensor(pool=TARGET_POOL, **GATE_SENSOR)
     def wait_for_clean_reconciles(params=None):
-        return poke(phase_steps.wait_for_clean_streak(
+        return poke(shared.wait_for_clean_streak(
             dag_id, params["min_clean_reconciles"], Direction(direction),
             wait_left_hours=gate_wait_left(params["gate_wait_hours"])))
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pytest
 
-from migration_engine import backfill_steps
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
 from migration_engine.chunks import plan_all, plan_chunks
 from migration_engine.copier import copy_chunk
+from migration_engine.tasks import backfill
 from tests.integration.backfill_support import source_sql, target_sql
 from tests.integration.lifecycle_support import bring_to_schema_applied
 
@@ -56,12 +56,12 @@ def test_a_child_copied_after_its_late_parent_is_named_and_a_forced_parent_copy_
     copy_again(estate, manifest, copied, "issuer.users")
 
     with pytest.raises(CheckFailed) as refused:
-        backfill_steps.post_load_constraints("backfill")
+        backfill.post_load_constraints("backfill")
     message = str(refused.value)
     for phrase in ("users_tenant_id_tenants_id_fk", "issuer.users", "issuer.tenants", "force on and tables [issuer.tenants]"):
         assert phrase in message, message
 
     copy_again(estate, manifest, copied, "issuer.tenants")
-    applied = backfill_steps.post_load_constraints("backfill")
+    applied = backfill.post_load_constraints("backfill")
     assert applied
     assert target_sql(estate, "SELECT convalidated FROM pg_constraint WHERE conname = 'users_tenant_id_tenants_id_fk'") == [(True,)]

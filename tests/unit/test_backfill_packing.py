@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from migration_engine.backfill_steps import pack_tasks
 from migration_engine.segment import TableSegment
+from migration_engine.tasks.backfill import pack_tasks
 
 MB = 1024 * 1024
 

@@ -42,7 +42,7 @@ def test_settings_declare_the_pools_of_the_env_contract(manifest):
 
 def test_settings_declare_the_variables_the_dags_read():
     assert [v["variable_name"] for v in SETTINGS["variables"]] == ["migration_backup_dir"]
-    assert "Variable.get(\"migration_backup_dir\"" in (REPO / "dags" / "preflight.py").read_text()
+    assert "Variable.get(\"migration_backup_dir\"" in (REPO / "plugins" / "migration_engine" / "tasks" / "preflight.py").read_text()
 
 
 def test_env_example_holds_every_variable_of_the_contract(manifest):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from migration_engine.reconcile.diff import DriftKind
 from migration_engine.reconcile.engine import Direction, Finding, ReconcileResult
-from migration_engine.reconcile_steps import left_unrepaired
+from migration_engine.tasks.shared import left_unrepaired
 
 
 def result(*findings: Finding) -> ReconcileResult:

@@ -7,19 +7,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from migration_engine import catch_up_steps, phase_steps, read_path
+from migration_engine import read_path
 from migration_engine.checks import CheckFailed
 from migration_engine.ledger import Fact
 from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
-from migration_engine.reconcile_steps import (
-    SETTLE_PASSES,
-    errored_tables,
-    pass_totals,
-    pass_verdict,
-    run_verdict,
-    settle,
-    starts_soak,
-)
+from migration_engine.tasks import catch_up, cutover
+from migration_engine.tasks.reconcile import errored_tables, run_verdict, starts_soak
+from migration_engine.tasks.shared import FLIP_FACT, SETTLE_PASSES, pass_totals, pass_verdict, settle
 
 MANIFEST = load_manifest(DEFAULT_MANIFEST)
 ALL = [t.qualified for t in MANIFEST.tables]
@@ -127,26 +121,26 @@ def caught_up(table: str, converged: bool = True, **counts) -> dict:
 def test_catch_up_refuses_naming_unexplained_drift_first_then_rows_left_behind():
     held = caught_up("wallet.users", held_back=1, unexplained_keys=["7"])
     with pytest.raises(CheckFailed, match=r"history does not explain .*\{'wallet.users': \['7'\]\}"):
-        catch_up_steps.verdict([held, caught_up("wallet.claims", drifted=1, unrepaired=1)])
+        catch_up.verdict([held, caught_up("wallet.claims", drifted=1, unrepaired=1)])
     with pytest.raises(CheckFailed, match=r"^rows left unrepaired \(cap exceeded or refused\): \{'wallet.claims': 1\}"):
-        catch_up_steps.verdict([caught_up("wallet.claims", drifted=1, unrepaired=1)])
+        catch_up.verdict([caught_up("wallet.claims", drifted=1, unrepaired=1)])
 
 
 def test_catch_up_children_waiting_for_newer_parents_are_not_left_behind():
     waiting = caught_up("issuer.users", drifted=2, unrepaired=2, refused_late=2, converged=False)
-    assert catch_up_steps.verdict([waiting]) == {"checked_rows": 10, "repaired_all_passes": 0, "in_flight": 0,
+    assert catch_up.verdict([waiting]) == {"checked_rows": 10, "repaired_all_passes": 0, "in_flight": 0,
                                                  "unexplained": 0, "tables": 1, "converged": False}
 
 
 def flip(dag_id: str, run_id: str) -> Fact:
-    return Fact(phase_steps.FLIP_FACT, {"side": "target"}, datetime(2026, 3, 1, tzinfo=UTC), dag_id, run_id)
+    return Fact(FLIP_FACT, {"side": "target"}, datetime(2026, 3, 1, tzinfo=UTC), dag_id, run_id)
 
 
 def test_a_failed_flip_may_have_committed_only_when_this_run_started_it():
-    assert phase_steps.flip_started_in_run(flip("cutover", "r2"), "cutover", "r2", dry_run=False)
-    assert not phase_steps.flip_started_in_run(flip("cutover", "r1"), "cutover", "r2", dry_run=False)
-    assert not phase_steps.flip_started_in_run(None, "cutover", "r2", dry_run=False)
-    assert not phase_steps.flip_started_in_run(flip("cutover", "r2"), "cutover", "r2", dry_run=True)
+    assert cutover.flip_started_in_run(flip("cutover", "r2"), "cutover", "r2", dry_run=False)
+    assert not cutover.flip_started_in_run(flip("cutover", "r1"), "cutover", "r2", dry_run=False)
+    assert not cutover.flip_started_in_run(None, "cutover", "r2", dry_run=False)
+    assert not cutover.flip_started_in_run(flip("cutover", "r2"), "cutover", "r2", dry_run=True)
 
 
 def test_the_read_path_plan_sets_every_service_to_one_side_after_making_sure_the_flags_exist():

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from migration_engine import dag_support as ds
 from migration_engine import sync_points
 from migration_engine.checks import CheckFailed
-from migration_engine.drain import source_horizons
 from migration_engine.manifest import Table
 from migration_engine.reconcile.engine import Direction, ReconcileResult, TableJob, reconcile_tables
-from migration_engine.reconcile_steps import left_unrepaired, results_of, settle
+from migration_engine.tasks.shared import left_unrepaired, results_of, settle, source_horizons
 
 log = logging.getLogger("migration.catch_up")
 

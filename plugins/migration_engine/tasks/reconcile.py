@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from migration_engine import alerts, ledger, task_packing
+from migration_engine import alerts, ledger
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
-from migration_engine.manifest import Table
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import ReconcileResult, TableJob, direction_for_phase, reconcile_tables
+from migration_engine.tasks import shared
 
 log = logging.getLogger("migration.reconcile")
 
@@ -32,20 +32,6 @@ def phase_to_reconcile(dag_id: str) -> dict | None:
                  if phase in ("backfilled", "verified") else "")
         return None
     return {"phase": phase, "epoch": started.number}
-
-
-def tables_to_check(tables: list[str]) -> list[str]:
-    m = ds.manifest()
-    known = [t.qualified for t in m.tables]
-    unknown = [t for t in tables if t not in known]
-    if unknown:
-        raise CheckFailed(f"parameter tables: {unknown!r} not in the manifest {m.file.name}; known tables: {known}")
-    return [t for t in known if not tables or t in tables]
-
-
-def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
-    """The mapped tasks: small tables packed together, parents first."""
-    return task_packing.table_groups(dag_id, tables_to_check(tables))
 
 
 def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict, *, epoch: int) -> list[dict]:
@@ -80,49 +66,7 @@ def reconcile_some(dag_id: str, context, tables: list[str], phase: str, params: 
     return dict(zip(tables, results, strict=True))
 
 
-def results_of(outcomes: dict[str, ReconcileResult | Exception]) -> dict[str, ReconcileResult]:
-    """Table -> its result; raises the first table's exception when one errored."""
-    for outcome in outcomes.values():
-        if isinstance(outcome, Exception):
-            raise outcome
-    return outcomes
-
-
-def summaries_of(outcomes: dict[str, ReconcileResult | Exception]) -> dict[str, dict]:
-    return {table: result.summary() for table, result in results_of(outcomes).items()}
-
-
-def left_unrepaired(summary: dict) -> int:
-    """Rows drifted and not repaired, rows still being written and unexplained rows held back aside."""
-    return summary["unrepaired"] - summary["in_flight"] - summary["held_back"]
-
-
-SETTLE_PASSES = 3
 SUMMED = ("checked_rows", "drifted", "repaired", "in_flight", "unrepaired")
-
-
-def settle(summaries: list[dict], again, tables: list[Table]) -> list[dict]:
-    """Run ``again`` (table names, parents first -> their summaries) on the tables left with unrepaired
-    rows, their parents included, up to ``SETTLE_PASSES`` times while any is left. ``tables`` are the
-    manifest's, parents first: their order and references decide what runs again.
-
-    Tables run side by side (or one after the other, parents first), so a child row
-    can be refused by its foreign key when its parent was written after the parent's
-    table was checked; once the parent is level, the child repairs. The apps keep
-    writing meanwhile, so one pass can leave a new such pair behind.
-    """
-    for _ in range(SETTLE_PASSES):
-        dirty = {s["table"] for s in summaries if left_unrepaired(s) > 0 and not s["cap_exceeded"]}
-        if not dirty:
-            break
-        wanted = set(dirty)
-        for table in reversed(tables):
-            if table.qualified in wanted:
-                wanted |= {f"{table.target_schema}.{parent}" for parent in table.references}
-        log.info("settling %s (and their parents %s) after refused repairs", sorted(dirty), sorted(wanted - dirty))
-        redone = again([t.qualified for t in tables if t.qualified in wanted])
-        summaries = [redone.get(s["table"], s) for s in summaries]
-    return summaries
 
 
 def errored_tables(tables: list[str] | None, summaries: list[dict]) -> list[str]:
@@ -152,42 +96,12 @@ def run_verdict(summaries: list[dict], errored: list[str], params: dict) -> dict
     capped = [s["table"] for s in summaries if s["cap_exceeded"]]
     if capped:
         raise CheckFailed(f"repair cap of {params['repair_cap']} rows exceeded in {capped}: nothing repaired there; dual-write looks broken")
-    unrepaired = sum(left_unrepaired(s) for s in summaries)
+    unrepaired = sum(shared.left_unrepaired(s) for s in summaries)
     if unrepaired > params["max_unrepaired_rows"]:
-        dirty = {s["table"]: s.get("refused_by") or {} for s in summaries if left_unrepaired(s) > 0}
+        dirty = {s["table"]: s.get("refused_by") or {} for s in summaries if shared.left_unrepaired(s) > 0}
         raise CheckFailed(f"{unrepaired} drifted row(s) left unrepaired (max {params['max_unrepaired_rows']}) in {list(dirty)}; "
                           f"refused by: {dirty}")
     return {**totals, "clean": all(s["clean"] for s in summaries), "tables": len(summaries)}
-
-
-def pass_totals(results: list[dict]) -> dict:
-    """One reconcile pass of a manual phase over every table: its totals, per table too."""
-    return {
-        "tables": len(results),
-        "checked_rows": sum(r["checked_rows"] for r in results),
-        "drifted": sum(r["drifted"] for r in results),
-        "repaired": sum(r["repaired"] for r in results),
-        "in_flight": sum(r["in_flight"] for r in results),
-        "unrepaired": sum(left_unrepaired(r) for r in results),
-        "held_back": sum(r["held_back"] for r in results),
-        "held_back_keys": {r["table"]: r["unexplained_keys"] for r in results if r["held_back"]},
-        "dirty_tables": [r["table"] for r in results if left_unrepaired(r)],
-        "per_table": [
-            {k: r[k] for k in ("table", "checked_rows", "drifted", "repaired", "in_flight", "unrepaired")} for r in results
-        ],
-    }
-
-
-def pass_verdict(results: list[dict], total: dict, *, cap: int, max_unrepaired: int, dry_run: bool) -> dict:
-    """A manual phase's reconcile pass refuses when a table's drift is above the repair ``cap`` (nothing was
-    repaired there), or, unless a dry run, when more than ``max_unrepaired`` rows are left; else its totals."""
-    capped = [r["table"] for r in results if r["cap_exceeded"]]
-    if capped:
-        raise CheckFailed(f"reconciliation refused to repair: drift above the cap of {cap} rows in {capped}")
-    if not dry_run and total["unrepaired"] > max_unrepaired:
-        raise CheckFailed(f"{total['unrepaired']} drifted row(s) remain unrepaired (max {max_unrepaired}) in "
-                          f"{total['dirty_tables']}; refused by: { {r['table']: r['refused_by'] for r in results if r['refused_by']} }")
-    return total
 
 
 def starts_soak(phase: str, verdict: dict, tables: list[str], all_tables: list[str]) -> bool:
@@ -208,7 +122,7 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     run_id = context["run_id"]
     errored = errored_tables(tables, summaries)
     if not params["dry_run"]:
-        summaries = settle(summaries, lambda names: summaries_of(
+        summaries = shared.settle(summaries, lambda names: shared.summaries_of(
             reconcile_some(dag_id, context, names, phase, params, epoch=epoch)), m.tables)
         with conns.target() as conn, \
              ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile run"):
