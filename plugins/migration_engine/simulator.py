@@ -12,7 +12,8 @@ source's foreign keys always hold. A target write that fails (e.g. a foreign
 key added after the load) counts as dropped, as the app would lose it.
 
 Every insert and update stamps the table's *version column* with a value that only grows
-(``version_column``), so a test can prove no repair ever put an older row back.
+(``version_column``), across every simulator of the process, so a test can prove no repair
+ever put an older row back, even over the rows an earlier simulator wrote.
 It stops by itself after ``duration_s`` or ``max_writes`` and reports what it wrote.
 
 With ``follow_read_path`` it behaves as the apps are told to (README, "Contract
@@ -24,6 +25,7 @@ alone). It can then run from before preflight to after finalize untouched.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
@@ -195,6 +197,11 @@ def simulated_table(conn: psycopg.Connection, table: Table) -> SimTable:
     return SimTable(table, columns, referenced, version_column(columns, table.key[0]))
 
 
+# One sequence for every simulator of the process: a second writer must not stamp versions
+# below the first one's on the same rows.
+_VERSIONS = itertools.count(1)
+
+
 class DualWriteSimulator:
     """Run with ``run()`` (blocking) or ``start()`` / ``join()`` (a background thread)."""
 
@@ -203,6 +210,7 @@ class DualWriteSimulator:
         self.rng = random.Random(config.seed)
         self.report = SimulatorReport()
         self.counter = 0
+        self.version = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._held: list[tuple] = []  # delayed or reordered secondary writes: (due, conn, statement, params, label)
@@ -306,6 +314,7 @@ class DualWriteSimulator:
     # -- one write -----------------------------------------------------------
     def _one_write(self, conns: dict[str, psycopg.Connection], target: psycopg.Connection | None) -> None:
         self.counter += 1
+        self.version = next(_VERSIONS)
         roll = self.rng.random()
         if self.state_keys and roll < self.config.state_store_share:
             service, key = self.rng.choice(self.state_keys)
@@ -383,8 +392,8 @@ class DualWriteSimulator:
     def _state_upsert(self, primary: psycopg.Connection, secondary, on_source: bool, service: str, key: str) -> None:
         store = self.manifest.state_store
         schema = self.manifest.service(service)
-        payload = json.dumps({"version": self.counter, "seed": self.config.seed, "items": [self.rng.randrange(10**6) for _ in range(5)]})
-        stamp = (VERSION_EPOCH + timedelta(seconds=self.counter)).isoformat()
+        payload = json.dumps({"version": self.version, "seed": self.config.seed, "items": [self.rng.randrange(10**6) for _ in range(5)]})
+        stamp = (VERSION_EPOCH + timedelta(seconds=self.version)).isoformat()
         self._both(primary, secondary, self._idents(on_source, (schema.source_schema, store.table), (schema.target_schema, store.table)),
                    lambda ident: sql.SQL(
                        "INSERT INTO {table} ({key}, payload, {updated}) VALUES (%s, %s::jsonb, %s)"
@@ -458,10 +467,10 @@ class DualWriteSimulator:
 
     def _version_value(self, column: SimColumn):
         if column.type_name in ("timestamp", "timestamptz"):
-            return (VERSION_EPOCH + timedelta(seconds=self.counter)).replace(tzinfo=None if column.type_name == "timestamp" else UTC)
+            return (VERSION_EPOCH + timedelta(seconds=self.version)).replace(tzinfo=None if column.type_name == "timestamp" else UTC)
         if column.type_name == "jsonb":
-            return json.dumps({"version": self.counter})
-        return self.counter
+            return json.dumps({"version": self.version})
+        return self.version
 
     def _value(self, column: SimColumn):
         rng, n = self.rng, self.counter
