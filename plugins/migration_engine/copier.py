@@ -31,12 +31,10 @@ from migration_engine.canonical import row_text
 from migration_engine.catalog import Column, copy_format, describe_table, matching_columns
 from migration_engine.chunk_ledger import ensure_chunk_ledger, find_chunk, lock_chunk, record_chunk
 from migration_engine.endpoints import Endpoint, redact
-from migration_engine.load_pacer import LoadAwarePacer, LoadBudget
 from migration_engine.manifest import Manifest, Table
-from migration_engine.pacer import Pacer
+from migration_engine.pacing import LoadAwarePacer, LoadBudget, Pacer, probe_ms
 from migration_engine.segment import TableSegment
 from migration_engine.snapshots import SourceSnapshot, import_snapshot
-from migration_engine.source_health import probe_ms
 
 log = logging.getLogger(__name__)
 

@@ -150,7 +150,7 @@ def release_snapshots(dag_id: str, run_id: str) -> list[dict]:
 def source_baselines(dag_id: str, tables: list[str], max_increase: float | None) -> dict[str, dict] | None:
     """Per source database of the chosen tables, the probe's idle latency and the budget over it
     (None with no ``max_increase``: load-aware pacing off). Measured before any chunk streams."""
-    from migration_engine.source_health import baseline_ms
+    from migration_engine.pacing import baseline_ms
 
     conns = ds.Connections(dag_id)
     if not max_increase:
@@ -174,7 +174,7 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
     holder died) is copied again at this one, so every table of a source agrees on one instant."""
     from migration_engine.chunk_ledger import backfill_progress
     from migration_engine.copier import copy_chunk
-    from migration_engine.load_pacer import LoadBudget
+    from migration_engine.pacing import LoadBudget
     from migration_engine.snapshots import SourceSnapshot
 
     conns = ds.Connections(dag_id)

@@ -1,10 +1,24 @@
-"""Pace a copy by the source's health, the way gh-ost throttles on max-load.
+"""Pacing the backfill's byte streams: a fixed ceiling, the source's health, and a pacer
+that holds the apps within a budget, the way gh-ost throttles on max-load.
 
-The fixed MB/s of ``Pacer`` makes the operator guess what the source can spare.
-This pacer measures instead: every ``PROBE_INTERVAL_S`` of streaming it times a
-probe on its own connection to the source (``source_health``) and keeps the
-median of the last few against a budget, the idle baseline plus the allowed
-increase (default the runbook's +30 %):
+``Pacer`` holds a stream to at most so many MB/s. A chunk's COPY runs as fast as
+both servers allow, which a source that is also serving the apps may not afford.
+The copier tells the pacer each block it has passed on; the pacer sleeps while the
+stream is ahead of its rate. While it sleeps the copier reads nothing, so the
+source's COPY waits on a full socket: both sides are paced, and memory stays one block.
+
+The source's health is the latency of a probe (``probe_ms``). Why a probe's latency
+rather than active sessions or wait events: it is what an app's simplest statement
+feels on the same server at that moment (CPU, connection scheduling and lock-manager
+pressure from our COPY all show up in it), it needs no privilege or extension (a
+managed source gives neither), and it costs well under a millisecond, so it can run
+several times a second. Session counts and wait events describe what the server is
+doing, not what the apps feel, and depend on how the apps pool their connections.
+
+``LoadAwarePacer`` measures instead of making the operator guess a rate: every
+``PROBE_INTERVAL_S`` of streaming it times the probe on its own connection to the
+source and keeps the median of the last few against a budget, the idle baseline
+plus the allowed increase (default the runbook's +30 %):
 
 - over the budget, the rate is halved (from what the stream really moved);
 - over twice the budget, the stream pauses until the probe is back within it,
@@ -13,9 +27,8 @@ increase (default the runbook's +30 %):
   operator's ceiling, or to no limit when there is none.
 
 Additive growth and multiplicative cuts settle near the highest rate the apps
-can afford, the way TCP finds a link's. While the pacer waits the copier reads
-nothing, so the source's COPY waits on a full socket. Clock, sleep and probe are
-arguments, so tests drive every decision without waiting.
+can afford, the way TCP finds a link's. Clock, sleep and probe are arguments, so
+tests drive every decision without waiting.
 """
 
 from __future__ import annotations
@@ -27,9 +40,74 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from migration_engine.pacer import MB, Pacer
+import psycopg
+
+from migration_engine.endpoints import Endpoint
 
 log = logging.getLogger("migration.pacer")
+
+MB = 1024 * 1024
+# A stream that stalled (a busy source, a lock) may catch up by at most this much
+# time's worth of bytes: a long stall must not turn into a burst at full speed.
+BURST_SECONDS = 1.0
+
+
+class Pacer:
+    """``passed(n)`` after each block; ``mb_per_s`` None or 0 never waits."""
+
+    def __init__(self, mb_per_s: float | None, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep):
+        if mb_per_s is not None and not mb_per_s >= 0:
+            raise ValueError(f"a copy rate must be 0 (unlimited) or more MB/s, found {mb_per_s!r}")
+        self.mb_per_s = mb_per_s or None
+        self.ceiling = self.mb_per_s
+        self.clock, self.sleep = clock, sleep
+        self.slept_s = 0.0
+        self._credit = 0.0  # bytes that may still pass without waiting
+        self._at = clock()
+
+    def passed(self, nbytes: int) -> None:
+        """``nbytes`` went by: wait until the stream is back within its rate."""
+        if self.mb_per_s is None:
+            return
+        rate = self.mb_per_s * MB
+        now = self.clock()
+        self._credit = min(self._credit + (now - self._at) * rate, BURST_SECONDS * rate) - nbytes
+        self._at = now
+        if self._credit < 0:
+            wait = -self._credit / rate
+            self.sleep(wait)
+            self.slept_s += wait
+            self._credit, self._at = 0.0, now + wait
+
+    def report(self) -> dict | None:
+        """Decisions worth reporting beyond the fixed rate: none."""
+        return None
+
+
+PROBE = "SELECT 1"
+BASELINE_SAMPLES = 40
+BASELINE_INTERVAL_S = 0.05
+
+
+def probe_ms(conn: psycopg.Connection) -> float:
+    """One probe's round trip, in milliseconds."""
+    started = time.perf_counter()
+    conn.execute(PROBE).fetchone()
+    return (time.perf_counter() - started) * 1000
+
+
+def baseline_ms(endpoint: Endpoint, samples: int = BASELINE_SAMPLES,
+                interval_s: float = BASELINE_INTERVAL_S) -> float:
+    """The probe's median latency before the copy starts: what the pacer holds the source near."""
+    with endpoint.connect(autocommit=True) as conn:
+        probe_ms(conn)  # the first round trip pays for the session's catalog cache
+        measured = []
+        for _ in range(samples):
+            measured.append(probe_ms(conn))
+            time.sleep(interval_s)
+    return round(statistics.median(measured), 3)
+
 
 PROBE_INTERVAL_S = 0.25
 PROBE_WINDOW = 8
