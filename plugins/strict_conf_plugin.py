@@ -1,6 +1,6 @@
 """Airflow plugin: a conf key a DAG does not declare is refused when the run is triggered.
 
-It installs ``migration_engine.conf_refusal_middleware`` in the API server, in front
+It installs ``migration_engine.undeclared_conf.RefuseUndeclaredConf`` in the API server, in front
 of Airflow's own routes: a trigger through the REST API or the UI (Trigger, or the
 trigger dialog's backfill) of a DAG tagged ``strict-conf`` whose conf holds a key the
 DAG declares no Param for gets 400 naming the DAG and the keys, and no run is
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-from migration_engine.conf_refusal_middleware import RefuseUndeclaredConf
+from migration_engine.undeclared_conf import RefuseUndeclaredConf
 
 
 class StrictConfPlugin(AirflowPlugin):

@@ -126,7 +126,7 @@ def refuse_undeclared_conf(context) -> None:
     """Every task's ``pre_execute``: a run whose conf holds a key the DAG declares no Param
     for fails its first task before the task body runs, so before any database is touched.
 
-    The API server already refuses such a trigger (``conf_refusal_middleware``); this is
+    The API server already refuses such a trigger (``undeclared_conf.RefuseUndeclaredConf``); this is
     the second line, for runs created without it (``airflow dags trigger`` writes the run
     to the metadata DB itself, ``airflow dags test`` runs the DAG in its own process).
     """

@@ -6,8 +6,14 @@ import json
 
 import pytest
 
-from migration_engine.conf_refusal_middleware import creates_runs, dag_and_conf, route_path
-from migration_engine.undeclared_conf import refusal, trigger_again, undeclared_keys
+from migration_engine.undeclared_conf import (
+    creates_runs,
+    dag_and_conf,
+    refusal,
+    route_path,
+    trigger_again,
+    undeclared_keys,
+)
 
 DECLARED = ["fresh_backup", "backup_dir"]
 
