@@ -55,9 +55,7 @@ def schema_baseline():
 
     @task(pool=ds.TARGET_POOL)
     def check_ledger_phase() -> dict:
-        from migration_engine.schema_baseline import BASELINE_ALLOWED
-
-        return shared.read_ledger_phase(DAG_ID, BASELINE_ALLOWED, "schema_baseline")
+        return shared.read_ledger_phase(DAG_ID, steps.BASELINE_ALLOWED, "schema_baseline")
 
     @task
     def check_source_unchanged(service: str) -> str:

@@ -17,9 +17,9 @@ from psycopg import sql
 
 from migration_engine import catalog, ledger, preflight
 from migration_engine.backup import client_binary, libpq_environment
+from migration_engine.catalog import schema_differences
 from migration_engine.endpoints import from_url
 from migration_engine.local.servers import free_port
-from migration_engine.schema_baseline import schema_differences
 from migration_engine.schema_sql import apply_drizzle_migration, apply_schema
 from tests.integration.backfill_support import fill_sources
 

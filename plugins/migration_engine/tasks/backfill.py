@@ -254,7 +254,7 @@ def _late_parents(conn, m, exc) -> str:
 
 def full_schema_compare(dag_id: str) -> dict:
     """After the post-load step: every table matches its source, constraints included."""
-    from migration_engine.schema_baseline import check_schema_matches_source
+    from migration_engine.catalog import check_schema_matches_source
 
     conns = ds.Connections(dag_id)
     m = ds.manifest()

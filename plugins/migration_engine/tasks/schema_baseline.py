@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from migration_engine import dag_support as ds
 
+# The phases schema_baseline may start from: after preflight, or again after an earlier baseline.
+BASELINE_ALLOWED = {"preflight_passed", "schema_applied"}
+
 
 def check_source_unchanged(dag_id: str, service: str) -> str:
     from migration_engine.preflight import check_fingerprint_unchanged
@@ -22,7 +25,7 @@ def apply_step(dag_id: str, step_name: str) -> list[str]:
 
 
 def check_schema_matches(dag_id: str, service: str) -> str:
-    from migration_engine.schema_baseline import check_schema_matches_source
+    from migration_engine.catalog import check_schema_matches_source
 
     conns = ds.Connections(dag_id)
     with conns.target(autocommit=False) as target, conns.source(service, autocommit=False) as source:
