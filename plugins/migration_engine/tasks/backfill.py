@@ -7,7 +7,7 @@ from collections import Counter
 
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
-from migration_engine.task_packing import SMALL_TABLES_TASK_BYTES, group_label, pack, source_table_bytes
+from migration_engine.tasks.shared import SMALL_TABLES_TASK_BYTES, group_label, pack, source_table_bytes
 
 log = logging.getLogger("migration.backfill")
 

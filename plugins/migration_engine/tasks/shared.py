@@ -1,20 +1,27 @@
 """Steps several DAGs run, as plain functions over Airflow connections: the schema-freeze gate, the
 sequence sync, the dual-write and read-path flags, the fence, the gates that wait on the ledger, the
-reconcile pass of the manual phases and how passes settle, and the smoke checks. A step one DAG alone
-runs is in that DAG's own module."""
+reconcile pass of the manual phases and how passes settle, the smoke checks, and the packing of small
+tables into shared mapped tasks. A step one DAG alone runs is in that DAG's own module."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from migration_engine import dag_support as ds
-from migration_engine import ledger, read_path, smoke, source_access, task_packing
+from migration_engine import ledger, read_path, smoke, source_access
 from migration_engine.checks import CheckFailed, check_non_negative, clean_streak_gate, time_in_phase_gate
 from migration_engine.manifest import Table
 from migration_engine.reconcile import drift_ledger, scan
 from migration_engine.reconcile.engine import CutoverWindow, Direction, ReconcileResult, TableJob, reconcile_tables
 
 log = logging.getLogger("migration.shared")
+
+Item = TypeVar("Item")
+
+# Whole small tables share one mapped task up to this many source bytes.
+SMALL_TABLES_TASK_BYTES = 64 * 1024 * 1024
 
 
 def check_source_schema_unchanged(dag_id: str) -> dict:
@@ -59,9 +66,13 @@ def tables_to_check(tables: list[str]) -> list[str]:
     return [t for t in known if not tables or t in tables]
 
 
-def table_groups(dag_id: str, tables: list[str]) -> list[dict]:
-    """The mapped tasks: small tables packed together, parents first."""
-    return task_packing.table_groups(dag_id, tables_to_check(tables))
+def table_groups(dag_id: str, tables: list[str], task_bytes: int = SMALL_TABLES_TASK_BYTES) -> list[dict]:
+    """The mapped tasks of a per-table DAG (reconcile, catch-up): each a label and its tables, small
+    tables packed together, parents first."""
+    tables = tables_to_check(tables)
+    sizes = source_table_bytes(tables, ds.Connections(dag_id))
+    groups = pack(tables, lambda table: sizes[table] if sizes[table] <= task_bytes else None, task_bytes)
+    return [{"label": group_label(group), "tables": group} for group in groups]
 
 
 def source_horizons(dag_id: str) -> dict[str, int]:
@@ -314,3 +325,50 @@ def read_ledger_phase(dag_id: str, allowed: set, action: str) -> dict:
         # The epoch the run's ledger move is fenced by.
         epoch = ledger.current_epoch(conn, schema).number if ledger.ledger_exists(conn, schema) else 0
     return {"phase": state.phase, "since": state.at.isoformat() if state.at else None, "epoch": epoch}
+
+
+# -- packing small tables into shared mapped tasks ------------------------------------------
+# A mapped task per tiny table costs more in Airflow's scheduling than in work
+# (seconds per task instance, against milliseconds for a table of a few hundred
+# rows), so tables whose source is small share a task, in manifest order
+# (parents first); a large table keeps a task of its own.
+
+def pack(items: Iterable[Item], size_of: Callable[[Item], int | None],
+         task_bytes: int = SMALL_TABLES_TASK_BYTES) -> list[list[Item]]:
+    """Items in order, grouped into tasks of up to ``task_bytes``; an item sized None gets a task of its own."""
+    tasks: list[list[Item]] = []
+    packing: list[Item] = []
+    packed_bytes = 0
+    for item in items:
+        size = size_of(item)
+        if size is None:
+            tasks.append([item])
+            packing, packed_bytes = [], 0
+            continue
+        if packing and packed_bytes + size > task_bytes:
+            packing, packed_bytes = [], 0
+        if not packing:
+            tasks.append(packing)
+        packing.append(item)
+        packed_bytes += size
+    return tasks
+
+
+def source_table_bytes(tables: list[str], conns: ds.Connections) -> dict[str, int]:
+    """Qualified table name -> its source table's total size, one connection per service."""
+    from migration_engine.chunks import table_size
+
+    m = ds.manifest()
+    sizes = {}
+    for service in m.services:
+        mine = [m.table(t) for t in tables if m.table(t).service == service.name]
+        if mine:
+            with conns.source(service.name) as conn:
+                sizes.update({t.qualified: table_size(conn, t)[1] for t in mine})
+    return sizes
+
+
+def group_label(tables: list[str]) -> str:
+    if len(tables) == 1:
+        return tables[0]
+    return f"{tables[0]} .. {tables[-1]} ({len(tables)} tables)"
