@@ -141,7 +141,7 @@ def cutover():
         return ds.poke(shared.wait_for_time_in_phase(
             DAG_ID, "soak", params["min_soak_hours"], wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
-    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID, "source_to_target")
+    wait_for_clean_reconciles = shared.clean_reconciles_sensor(DAG_ID, "source_to_target")
 
     @task
     def check_source_schema_unchanged():

@@ -120,7 +120,7 @@ def finalize():
         return ds.poke(steps.wait_for_cutover_soak(DAG_ID, phase, params["min_cutover_hours"],
                                                    wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
 
-    wait_for_clean_reconciles = ds.clean_reconciles_sensor(DAG_ID, "target_to_source")
+    wait_for_clean_reconciles = shared.clean_reconciles_sensor(DAG_ID, "target_to_source")
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
     def run_final_reconcile(params=None):

@@ -289,23 +289,6 @@ def gate_wait_left(gate_wait_hours: float) -> float:
     return gate_wait_hours - waited
 
 
-def clean_reconciles_sensor(dag_id: str, direction: str):
-    """The gate cutover (source_to_target) and finalize (target_to_source) wait on: the last
-    ``min_clean_reconciles`` runs clean in that direction."""
-    from airflow.sdk import task
-
-    from migration_engine.reconcile.engine import Direction
-    from migration_engine.tasks import shared
-
-    @task.sensor(pool=TARGET_POOL, **GATE_SENSOR)
-    def wait_for_clean_reconciles(params=None):
-        return poke(shared.wait_for_clean_streak(
-            dag_id, params["min_clean_reconciles"], Direction(direction),
-            wait_left_hours=gate_wait_left(params["gate_wait_hours"])))
-
-    return wait_for_clean_reconciles
-
-
 def poke(result: dict | None):
     """A sensor's answer from a gate step: done with its result as XCom, or not yet."""
     from airflow.sdk import PokeReturnValue

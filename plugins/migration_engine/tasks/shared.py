@@ -135,6 +135,20 @@ def wait_for_clean_streak(dag_id: str, min_clean: int, direction: Direction, *, 
     return passed
 
 
+def clean_reconciles_sensor(dag_id: str, direction: str):
+    """The gate cutover (source_to_target) and finalize (target_to_source) wait on: the last
+    ``min_clean_reconciles`` runs clean in that direction."""
+    from airflow.sdk import task
+
+    @task.sensor(pool=ds.TARGET_POOL, **ds.GATE_SENSOR)
+    def wait_for_clean_reconciles(params=None):
+        return ds.poke(wait_for_clean_streak(
+            dag_id, params["min_clean_reconciles"], Direction(direction),
+            wait_left_hours=ds.gate_wait_left(params["gate_wait_hours"])))
+
+    return wait_for_clean_reconciles
+
+
 def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int,
                   cutover_window: dict | None = None) -> dict:
     """One reconciliation pass over every table, parents first, then the tables left with rows refused
