@@ -2,11 +2,12 @@
 source, with the source at +05:30 / DateStyle SQL,DMY and the target at UTC /
 ISO,MDY (the owner's servers and a managed target).
 
-The module is one migration's life, in order: refused before the schema
-baseline, a chunk killed mid-copy and re-run, the whole run cleared and re-run,
-a table re-synced under a copy rate limit, serial inserts, the full verification (which moves the
-ledger to ``verified``) with an independent pg_dump comparison, then one
-changed value caught. Each test leaves the target equal to the source.
+The module is one migration's life, in order, as one test (each step starts from what
+the one before left): refused before the schema baseline, a chunk killed mid-copy and
+re-run, the whole run cleared and re-run, a table re-synced under a copy rate limit,
+serial inserts, the full verification (which moves the ledger to ``verified``) with an
+independent pg_dump comparison, then one changed value caught. Each step leaves the
+target equal to the source.
 """
 
 from __future__ import annotations
@@ -63,8 +64,7 @@ def preflighted(estate, manifest, airflow_home, env):
     return estate
 
 
-@pytest.fixture(scope="module")
-def baselined(preflighted, airflow_home, env):
+def run_schema_baseline(preflighted, airflow_home, env):
     result = airflow_home.run_dag("schema_baseline", extra_env=env)
     assert result.succeeded, result.output[-6000:]
     return preflighted
@@ -109,7 +109,7 @@ def ledger_phase(estate) -> str:
     return target_sql(estate, "SELECT current_phase FROM migration_control.status")[0][0]
 
 
-def test_backfill_before_schema_baseline_is_refused(preflighted, manifest, airflow_home, env):
+def backfill_before_schema_baseline_is_refused(preflighted, manifest, airflow_home, env):
     result = run_backfill(airflow_home, env)
     assert result.returncode != 0
     assert result.state_of("check_ledger_phase") == "failed", result.task_states
@@ -149,7 +149,7 @@ def backends(estate, wait_event: str | None = None) -> list:
     )
 
 
-def test_chunk_killed_mid_copy_then_cleared_and_rerun_loses_and_duplicates_nothing(baselined, manifest, airflow_home, env, tmp_path):
+def chunk_killed_mid_copy_then_cleared_and_rerun_loses_and_duplicates_nothing(baselined, manifest, airflow_home, env, tmp_path):
     estate = baselined
     table = manifest.table(SLOW_TABLE)
     # Cut points are at the quartiles (target_chunk_rows 500 of 2000 rows): this key is inside the third chunk.
@@ -195,7 +195,7 @@ def test_chunk_killed_mid_copy_then_cleared_and_rerun_loses_and_duplicates_nothi
     assert_target_equals_source(estate, manifest)
 
 
-def test_whole_run_cleared_and_rerun_copies_nothing_twice(baselined, manifest, airflow_home, env):
+def whole_run_cleared_and_rerun_copies_nothing_twice(baselined, manifest, airflow_home, env):
     estate = baselined
     before = chunk_ledger(estate)
     cleared = airflow_home.airflow("tasks", "clear", "backfill", "--yes", extra_env=env)
@@ -213,7 +213,7 @@ def test_whole_run_cleared_and_rerun_copies_nothing_twice(baselined, manifest, a
     assert events >= 2, "each successful backfill run publishes the Asset that schedules verify"
 
 
-def test_resync_of_stale_and_extra_rows_converges_to_the_source(baselined, manifest, airflow_home, env):
+def resync_of_stale_and_extra_rows_converges_to_the_source(baselined, manifest, airflow_home, env):
     estate = baselined
     with estate.target_endpoint().connect() as conn:
         expected_updated = conn.execute("SELECT count(*) FROM wallet.activities WHERE id % 7 = 0 AND id % 11 <> 0").fetchone()[0]
@@ -245,7 +245,7 @@ def test_resync_of_stale_and_extra_rows_converges_to_the_source(baselined, manif
     assert_target_equals_source(estate, manifest)
 
 
-def test_insert_without_an_id_succeeds_in_every_serial_table(baselined, manifest):
+def insert_without_an_id_succeeds_in_every_serial_table(baselined, manifest):
     from migration_engine.sequences import owned_sequences
 
     estate = baselined
@@ -303,7 +303,7 @@ def pg_dump_rows(estate, endpoint, schema: str, name: str) -> tuple[str, list[st
     return header, sorted(lines[start + 1:end])
 
 
-def test_backfill_then_verify_pass_and_pg_dump_finds_no_difference(baselined, manifest, airflow_home, env):
+def backfill_then_verify_pass_and_pg_dump_finds_no_difference(baselined, manifest, airflow_home, env):
     estate = baselined
     result = run_verify(airflow_home, env)
     assert result.succeeded, result.output[-8000:]
@@ -319,7 +319,7 @@ def test_backfill_then_verify_pass_and_pg_dump_finds_no_difference(baselined, ma
         assert source[1] == target[1], f"{table.qualified}: pg_dump rows differ"
 
 
-def test_verify_across_timezone_and_datestyle_fails_naming_the_table_on_one_changed_value(baselined, manifest, airflow_home, env):
+def verify_across_timezone_and_datestyle_fails_naming_the_table_on_one_changed_value(baselined, manifest, airflow_home, env):
     estate = baselined
     settings = [source_sql(estate, "issuer", "SELECT current_setting('TimeZone'), current_setting('DateStyle')")[0],
                 target_sql(estate, "SELECT current_setting('TimeZone'), current_setting('DateStyle')")[0]]
@@ -340,3 +340,17 @@ def test_verify_across_timezone_and_datestyle_fails_naming_the_table_on_one_chan
     finally:
         target_sql(estate, """UPDATE issuer.verification_logs SET "timestamp" = "timestamp" - interval '1 microsecond' WHERE id::text = %s""", (key,))
     assert verified(estate, manifest)["ok"]
+
+
+def test_one_migrations_life_in_order(preflighted, manifest, airflow_home, env, tmp_path):
+    """The steps above, in the order a migration meets them: each starts from what the one before left
+    (the ledger's phase, the chunk ledger, the runs in the metadata DB), so they are one test, whatever
+    order the suite runs in."""
+    backfill_before_schema_baseline_is_refused(preflighted, manifest, airflow_home, env)
+    baselined = run_schema_baseline(preflighted, airflow_home, env)
+    chunk_killed_mid_copy_then_cleared_and_rerun_loses_and_duplicates_nothing(baselined, manifest, airflow_home, env, tmp_path)
+    whole_run_cleared_and_rerun_copies_nothing_twice(baselined, manifest, airflow_home, env)
+    resync_of_stale_and_extra_rows_converges_to_the_source(baselined, manifest, airflow_home, env)
+    insert_without_an_id_succeeds_in_every_serial_table(baselined, manifest)
+    backfill_then_verify_pass_and_pg_dump_finds_no_difference(baselined, manifest, airflow_home, env)
+    verify_across_timezone_and_datestyle_fails_naming_the_table_on_one_changed_value(baselined, manifest, airflow_home, env)
