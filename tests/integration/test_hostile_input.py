@@ -16,7 +16,7 @@ import pytest
 import yaml
 from psycopg import sql
 
-from migration_engine import ledger, schema_baseline, verify
+from migration_engine import catalog, ledger, verify
 from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
 from migration_engine.endpoints import from_url
@@ -109,7 +109,7 @@ def _tables_named_y(estate, sources) -> int:
 def test_hostile_names_and_values_copy_verify_and_reconcile_exactly(estate, hostile_manifest, hostile):
     m = hostile_manifest
     with hostile["hostile"].connect() as src, estate.target_endpoint().connect() as tgt:
-        schema_baseline.check_schema_matches_source(src, tgt, m, "hostile", deferred=False)
+        catalog.check_schema_matches_source(src, tgt, m, "hostile", deferred=False)
     chunks = plan_all(m, hostile)
     assert len({c.table for c in chunks}) == len(TABLES) + 1
     assert len(chunks) > len(TABLES) + 1, "the hostile keys were never used to split a table into ranges"
@@ -144,8 +144,8 @@ def test_a_type_difference_under_hostile_names_is_named(estate, hostile_manifest
             sql.Identifier(TARGET_SCHEMA, table)))
     try:
         with hostile["hostile"].connect() as src, estate.target_endpoint().connect() as tgt:
-            with pytest.raises(schema_baseline.SchemaMismatch) as caught:
-                schema_baseline.check_schema_matches_source(src, tgt, hostile_manifest, "hostile")
+            with pytest.raises(catalog.SchemaMismatch) as caught:
+                catalog.check_schema_matches_source(src, tgt, hostile_manifest, "hostile")
         assert table in str(caught.value) and "amount" in str(caught.value)
     finally:
         with estate.target_endpoint().connect(autocommit=True) as conn:
