@@ -122,7 +122,7 @@ def size_estimate(conn: psycopg.Connection, ident: tuple[str, str]) -> tuple[int
 
 
 def table_exists(conn: psycopg.Connection, ident: tuple[str, str]) -> bool:
-    return size_estimate(conn, ident) is not None
+    return sqlfiles.run(conn, "catalog/select_table_exists", {"schema": ident[0], "table": ident[1]}).fetchone() is not None
 
 
 def describe_table(conn: psycopg.Connection, ident: tuple[str, str], key: Sequence[str] = ()) -> TableDescription | None:
