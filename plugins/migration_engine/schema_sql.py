@@ -11,7 +11,7 @@ file is safe to run twice, so a step can be re-applied after any failure.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,16 +114,15 @@ def step_statements(
 
 
 def apply_step(
-    conn_for_service: Callable[[str | None], psycopg.Connection],
+    conn: psycopg.Connection,
     manifest: Manifest,
     step_name: str,
     layout: str = "target",
     services: Iterable[str] | None = None,
 ) -> list[str]:
-    """Run one step's statements in order, each in its own transaction; return their labels."""
+    """Run one step's statements in order on ``conn``, each in its own transaction; return their labels."""
     applied = []
     for item in step_statements(manifest, step_name, layout, services):
-        conn = conn_for_service(item.service)
         with conn.transaction():
             conn.execute(item.statement)
         log.info("applied %s (%s)", item.label, item.service or "all services")
@@ -145,7 +144,7 @@ def apply_schema(
         label
         for step in manifest.schema_steps
         if post_load or not step.after_backfill
-        for label in apply_step(lambda _service: conn, manifest, step.name, layout, services)
+        for label in apply_step(conn, manifest, step.name, layout, services)
     ]
 
 

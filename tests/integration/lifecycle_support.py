@@ -14,7 +14,7 @@ from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
 from migration_engine.preflight import freeze_fingerprint
 from migration_engine.reconcile import drift_ledger
-from migration_engine.reconcile.engine import Direction, reconcile_table
+from migration_engine.reconcile.engine import Direction, TableJob, reconcile_tables
 from migration_engine.schema_sql import apply_schema, apply_step
 from migration_engine.sequences import sync_sequences
 from tests.integration.backfill_support import fill_sources
@@ -41,7 +41,7 @@ def bring_to_verified(estate, manifest, *, scale: float = 0.2, seed: int = 7) ->
     for chunk in plan_all(manifest, endpoints):
         copy_chunk(endpoints[manifest.table(chunk.table).service], estate.target_endpoint(), manifest, chunk)
     with target(estate) as conn:
-        apply_step(lambda _s: conn, manifest, "post_load_constraints", "target")
+        apply_step(conn, manifest, "post_load_constraints", "target")
     _freeze_fingerprints(estate, manifest, endpoints)
     sync_sequences(endpoints, estate.target_endpoint(), manifest)
     set_phase(estate, "preflight_passed", "schema_applied", "backfilled", "verified")
@@ -64,14 +64,15 @@ def _freeze_fingerprints(estate, manifest, endpoints: dict) -> None:
 
 
 def reconcile_every_table(estate, manifest, run_id: str, direction=Direction.SOURCE_TO_TARGET, **kwargs) -> dict:
-    """One finished run over every table, recorded as the reconcile DAG records it; the results by table."""
-    results = {
-        table.qualified: reconcile_table(
-            table, estate.source_endpoint(table.service), estate.target_endpoint(),
-            run_id=run_id, direction=direction, control_schema=CONTROL, grace_seconds=0, **kwargs,
-        )
-        for table in manifest.tables
-    }
+    """One finished run over every table, one pass as the reconcile DAG's table task makes it, recorded as the
+    DAG records it; the results by table."""
+    jobs = [TableJob(table, estate.source_endpoint(table.service)) for table in manifest.tables]
+    outcomes = reconcile_tables(jobs, estate.target_endpoint(), run_id=run_id, direction=direction,
+                                control_schema=CONTROL, grace_seconds=0, **kwargs)
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+    results = {table.qualified: outcome for table, outcome in zip(manifest.tables, outcomes)}
     with target(estate) as conn:
         drift_ledger.record_outcome(conn, CONTROL, run_id, Direction(direction).value, results)
     return results
@@ -147,12 +148,6 @@ def failed(result, task_id: str, *phrases: str) -> None:
     assert result.state_of(task_id) == "failed", result.task_states
     for phrase in phrases:
         assert phrase in result.output, f"{phrase!r} not in the output of {task_id}"
-
-
-def bring_to_soak(estate, manifest, *, scale: float, seed: int):
-    """``bring_to_verified``, then ``start_soak``."""
-    bring_to_verified(estate, manifest, scale=scale, seed=seed)
-    return start_soak(estate, manifest)
 
 
 def start_soak(estate, manifest, *, clean_runs: int = 0):

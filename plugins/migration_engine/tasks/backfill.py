@@ -226,7 +226,7 @@ def post_load_constraints(dag_id: str) -> list[str]:
     step = next(s for s in m.schema_steps if s.after_backfill)
     with conns.target() as conn:
         try:
-            applied = apply_step(lambda service: conn, m, step.name, "target")
+            applied = apply_step(conn, m, step.name, "target")
         except psycopg.errors.ForeignKeyViolation as exc:
             raise CheckFailed(_late_parents(conn, m, exc)) from None
     log.info("post-load step %s: %d statement(s) applied", step.name, len(applied))

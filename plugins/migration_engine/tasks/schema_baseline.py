@@ -21,7 +21,7 @@ def apply_step(dag_id: str, step_name: str) -> list[str]:
     from migration_engine.schema_sql import apply_step
 
     with ds.Connections(dag_id).target() as conn:
-        return apply_step(lambda _service: conn, ds.manifest(), step_name, "target")
+        return apply_step(conn, ds.manifest(), step_name, "target")
 
 
 def check_schema_matches(dag_id: str, service: str) -> str:
