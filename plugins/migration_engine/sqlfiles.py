@@ -103,7 +103,7 @@ class SqlFile:
 
     @property
     def text(self) -> str:
-        return self.path.read_text()
+        return _file_text(self.path)
 
     @property
     def name(self) -> str:
@@ -114,8 +114,8 @@ class SqlFile:
             return str(self.path)
 
     @property
-    def placeholders(self) -> set[str]:
-        return jinja2.meta.find_undeclared_variables(environment().parse(self.text))
+    def placeholders(self) -> frozenset[str]:
+        return _placeholders(self.path)
 
     def render_text(self, env: jinja2.Environment | None = None, **identifiers: str | tuple[str, ...]) -> str:
         """The rendered text; a file under ``include/sql`` is loaded by the environment's own loader."""
@@ -161,6 +161,18 @@ class PlannedStatement:
         if self.params:
             lines.append(f"-- bound values: {json.dumps(self.params, default=str, sort_keys=True)}")
         return "\n".join(lines)
+
+
+# The files ship with the package and do not change while it runs; parsing one costs milliseconds, and a
+# reconcile of a few dozen tables runs hundreds of statements.
+@cache
+def _file_text(path: Path) -> str:
+    return path.read_text()
+
+
+@cache
+def _placeholders(path: Path) -> frozenset[str]:
+    return frozenset(jinja2.meta.find_undeclared_variables(environment().parse(_file_text(path))))
 
 
 def sql_path(*parts: str) -> Path:
