@@ -17,13 +17,15 @@ CONTROL = "migration_control"
 TABLE = Table(service="wallet", name="drained", key=("id",), sensitive=(), source_schema="public", target_schema="wallet")
 
 
-@pytest.fixture(scope="module")
-def sides(estate):
+@pytest.fixture
+def drained_table(estate):
+    """The table ``drained``, level on both sides, made anew for each test; the (source, target) endpoints."""
     source, target = estate.source_endpoint("wallet"), estate.target_endpoint()
     with source.connect(autocommit=True) as src, target.connect(autocommit=True) as tgt:
         tgt.execute("CREATE SCHEMA IF NOT EXISTS wallet")
         for conn, schema in ((src, "public"), (tgt, "wallet")):
             ident = sql.Identifier(schema, "drained")
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))
             conn.execute(sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, v text NOT NULL)").format(ident))
             conn.execute(sql.SQL("INSERT INTO {} SELECT g, 'level' FROM generate_series(1, 100) g").format(ident))
     return source, target
@@ -34,8 +36,8 @@ def values(endpoint, schema: str) -> dict[int, str]:
         return dict(conn.execute(sql.SQL("SELECT id, v FROM {}").format(sql.Identifier(schema, "drained"))).fetchall())
 
 
-def test_the_drain_carries_missed_source_writes_and_never_overwrites_the_apps_on_the_target(sides):
-    source, target = sides
+def test_the_drain_carries_missed_source_writes_and_never_overwrites_the_apps_on_the_target(drained_table):
+    source, target = drained_table
     with source.connect(autocommit=True) as src, target.connect(autocommit=True) as tgt:
         # Before the final reconcile began: a difference no app write explains.
         tgt.execute("UPDATE wallet.drained SET v = 'changed on the target long ago' WHERE id = 1")
@@ -65,9 +67,9 @@ def test_the_drain_carries_missed_source_writes_and_never_overwrites_the_apps_on
     assert summary["held_back"] == 1 and summary["unexplained_keys"] == ["1"], summary
 
 
-def test_without_the_target_horizon_the_same_pass_would_overwrite_the_apps(sides):
+def test_without_the_target_horizon_the_same_pass_would_overwrite_the_apps(drained_table):
     """The control: what the drain must not do, and what it does not do only because of the flip horizon."""
-    source, target = sides
+    source, target = drained_table
     with source.connect(autocommit=True) as src, target.connect(autocommit=True) as tgt:
         source_horizon = current_horizon(src)
         src.execute("UPDATE public.drained SET v = 'source, late' WHERE id = 50")

@@ -24,7 +24,6 @@ from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
 from migration_engine.reconcile.engine import Direction
 from tests.integration.lifecycle_support import (
     CONTROL,
-    bring_to_verified,
     failed,
     flags,
     phase,
@@ -36,8 +35,20 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 
 @pytest.fixture(scope="module")
-def soaking(estate, manifest):
-    return bring_to_verified(estate, manifest, scale=0.1)
+def migration_scale() -> float:
+    return 0.1
+
+
+def into_soak(estate, manifest, run, run_id: str) -> None:
+    """To soak with the read path on the source from wherever the previous test left the ledger (verified,
+    rolled_back or flip_unknown after a rollback): each test starts there, in any order."""
+    if phase(estate) == "verified":
+        dual = run("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
+        assert dual.succeeded, dual.output[-3000:]
+    if phase(estate) != "soak":
+        set_phase(estate, "soak")
+    reconcile_clean(estate, manifest, run_id, Direction.SOURCE_TO_TARGET)
+    assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
 
 
 def slow_smoke_manifest(manifest, tmp_path):
@@ -52,11 +63,8 @@ def slow_smoke_manifest(manifest, tmp_path):
     return path
 
 
-def test_pooler_stopped_during_smoke_checks_rolls_back_to_the_source(soaking, estate, manifest, run, tmp_path):
-    dual = run("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
-    assert dual.succeeded, dual.output[-3000:]
-    reconcile_clean(estate, manifest, "soak-0")
-    set_phase(estate, "soak")
+def test_pooler_stopped_during_smoke_checks_rolls_back_to_the_source(migrated, estate, manifest, run, tmp_path):
+    into_soak(estate, manifest, run, "soak-0")
     slow = slow_smoke_manifest(manifest, tmp_path)
 
     def smoke_sleeping() -> bool:
@@ -83,15 +91,8 @@ def test_pooler_stopped_during_smoke_checks_rolls_back_to_the_source(soaking, es
     assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
 
 
-def test_pooler_down_when_the_smoke_checks_connect_rolls_back_to_the_source(soaking, estate, manifest, run):
-    if phase(estate) == "verified":
-        dual = run("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
-        assert dual.succeeded, dual.output[-3000:]
-    if phase(estate) != "soak":
-        # After the test above the ledger is at rolled_back, which may go back to soak.
-        set_phase(estate, "soak")
-    reconcile_clean(estate, manifest, "soak-1", Direction.SOURCE_TO_TARGET)
-    assert {f["primary_side"] for f in flags(estate, manifest).values()} == {"source"}
+def test_pooler_down_when_the_smoke_checks_connect_rolls_back_to_the_source(migrated, estate, manifest, run):
+    into_soak(estate, manifest, run, "soak-1")
 
     def flip_waiting_on_the_lock() -> bool:
         with estate.target_endpoint().connect(autocommit=True) as conn:
@@ -128,12 +129,11 @@ def test_pooler_down_when_the_smoke_checks_connect_rolls_back_to_the_source(soak
     assert result.state_of("record_flip_outcome_unknown") == "skipped", result.task_states
 
 
-def test_a_flip_that_fails_after_it_started_leaves_flip_unknown_which_rollback_accepts(soaking, estate, manifest, run):
+def test_a_flip_that_fails_after_it_started_leaves_flip_unknown_which_rollback_accepts(migrated, estate, manifest,
+                                                                                        run):
     """The flag store is locked against writes, so every try of the flip times out: from the DAG's side the flip
     started and failed, and whether it committed cannot be told by its error."""
-    if phase(estate) != "soak":
-        set_phase(estate, "soak")
-    reconcile_clean(estate, manifest, "soak-2", Direction.SOURCE_TO_TARGET)
+    into_soak(estate, manifest, run, "soak-2")
     holder = psycopg.connect(estate.target_endpoint().conninfo)
     holder.execute(f"LOCK TABLE {CONTROL}.read_path IN EXCLUSIVE MODE")
     try:
