@@ -28,7 +28,8 @@ from migration_engine.local.servers import wait_until
 from migration_engine.schema_sql import create_source_layout
 from tests.integration.backfill_support import remove_slow_down, slow_down, source_sql, target_sql
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+# One test is the backfill's whole life, a dozen DAG runs: longer than the suite's 15 minutes under load.
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.timeout(2700)]
 
 SEED = 7
 CHUNK_ROWS = 500

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.integration.lifecycle_support import CONTROL, bring_to_verified, phase, set_phase, target
+from tests.integration.lifecycle_support import CONTROL, phase, set_phase, target
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
@@ -21,10 +21,8 @@ GATE_TASK = "wait_for_clean_reconciles"
 
 
 @pytest.fixture(scope="module")
-def soaking(estate, manifest):
-    bring_to_verified(estate, manifest, scale=0.05, seed=13)
-    set_phase(estate, "dual_write", "soak")
-    return estate
+def migration_scale() -> float:
+    return 0.05
 
 
 @pytest.fixture

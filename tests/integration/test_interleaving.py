@@ -44,7 +44,7 @@ import pytest
 from migration_engine import ledger, read_path
 from migration_engine.endpoints import EndpointError
 from migration_engine.reconcile.engine import direction_for_phase, reconcile_table
-from tests.integration.lifecycle_support import CONTROL, bring_to_soak, target
+from tests.integration.lifecycle_support import CONTROL, target
 
 pytestmark = [pytest.mark.integration]
 
@@ -84,8 +84,13 @@ FIGURES = Figures()
 
 
 @pytest.fixture(scope="module")
-def soaking(estate, manifest):
-    yield bring_to_soak(estate, manifest, scale=0.05, seed=23)
+def migration_scale() -> float:
+    return 0.05
+
+
+@pytest.fixture(scope="module", autouse=True)
+def print_figures():
+    yield
     print(f"\ninterleaving figures: {FIGURES}")
 
 

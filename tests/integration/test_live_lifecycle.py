@@ -41,7 +41,9 @@ from tests.integration.backfill_support import target_sql
 from tests.integration.lifecycle_support import assert_the_app_reads_but_cannot_write, phase
 from tests.integration.roles_support import SOURCE_ROLE, create_source_role, psql_script
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+# The first test's set-up is the whole lifecycle, about twenty DAG runs: under a full suite's load on 2 cores
+# it outlasts the 15 minutes one test may take elsewhere.
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.timeout(2700)]
 
 CANARY = "kanarie7Qz9"
 CONTROL = "migration_control"

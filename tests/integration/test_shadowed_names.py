@@ -18,7 +18,7 @@ from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
 from migration_engine.local.estate import TARGET_DB
 from migration_engine.reconcile.engine import Direction, reconcile_table
-from tests.integration.lifecycle_support import CONTROL, bring_to_verified, target
+from tests.integration.lifecycle_support import CONTROL, target
 
 pytestmark = [pytest.mark.integration]
 
@@ -52,8 +52,12 @@ def shadow_calls(server, dbname: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def planted(estate, manifest):
-    bring_to_verified(estate, manifest, scale=0.05, seed=5)
+def migration_scale() -> float:
+    return 0.05
+
+
+@pytest.fixture(scope="module")
+def planted(migrated, estate, manifest):
     for server in (estate.source, estate.target):
         server.execute(sql.SQL("CREATE ROLE {}").format(sql.Identifier(SQUATTER)))
     for service in manifest.services:
