@@ -199,7 +199,7 @@ def test_negative_or_absurd_numbers_are_refused_naming_the_param(estate, manifes
 
 
 @pytest.mark.airflow
-# Every DAG's confirm goes through one gate (cutover's refusals are in test_manual_phases.py).
+# Every DAG's confirm goes through one gate (cutover's refusals are in test_cutover_dag.py).
 @pytest.mark.parametrize(("dag_id", "word", "given"), [("finalize", "FINALIZE", "x'; DROP TABLE wallet.users; --")])
 def test_wrong_confirm_words_are_refused_before_any_database(estate, manifest, run, dag_id, word, given):
     before = _target_state(estate, manifest)
