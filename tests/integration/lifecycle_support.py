@@ -72,7 +72,7 @@ def reconcile_every_table(estate, manifest, run_id: str, direction=Direction.SOU
     for outcome in outcomes:
         if isinstance(outcome, Exception):
             raise outcome
-    results = {table.qualified: outcome for table, outcome in zip(manifest.tables, outcomes)}
+    results = {table.qualified: outcome for table, outcome in zip(manifest.tables, outcomes, strict=True)}
     with target(estate) as conn:
         drift_ledger.record_outcome(conn, CONTROL, run_id, Direction(direction).value, results)
     return results
