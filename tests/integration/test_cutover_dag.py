@@ -10,15 +10,12 @@ from, so the tests drive the DAG with ``airflow dags test`` in any order.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-import yaml
 
-from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
 from tests.integration.lifecycle_support import (
     failed,
     flags,
+    manifest_with_smoke_check,
     phase,
     reconcile_every_table,
     snapshot,
@@ -89,14 +86,8 @@ def test_cutover_refuses_while_the_pooler_is_down(soaking, estate, run):
 
 
 def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, run, tmp_path):
-    smoke = tmp_path / "smoke"
-    shutil.copytree(manifest.smoke_sql, smoke)
-    (smoke / "issuer" / "fail_on_purpose.sql").write_text("SELECT 1 / (SELECT count(*) - count(*) FROM {{ schema | ident }}.tenants)\n")
-    raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
-    raw["smoke_sql"] = str(smoke)
-    broken = tmp_path / "manifest.yaml"
-    broken.write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert load_manifest(broken).smoke_sql == smoke
+    broken = manifest_with_smoke_check(manifest, tmp_path, "issuer", "fail_on_purpose.sql",
+                                       "SELECT 1 / (SELECT count(*) - count(*) FROM {{ schema | ident }}.tenants)")
 
     result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1},
                  env={"MIGRATION_MANIFEST": str(broken)})

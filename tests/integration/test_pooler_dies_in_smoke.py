@@ -12,20 +12,18 @@ flip_unknown, where no reconcile writes and rollback is accepted.
 
 from __future__ import annotations
 
-import shutil
 import threading
 
 import psycopg
 import pytest
-import yaml
 
 from migration_engine.local.servers import wait_until
-from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
 from migration_engine.reconcile.engine import Direction
 from tests.integration.lifecycle_support import (
     CONTROL,
     failed,
     flags,
+    manifest_with_smoke_check,
     phase,
     reconcile_clean,
     set_phase,
@@ -52,15 +50,7 @@ def into_soak(estate, manifest, run, run_id: str) -> None:
 
 
 def slow_smoke_manifest(manifest, tmp_path):
-    smoke = tmp_path / "smoke"
-    shutil.copytree(manifest.smoke_sql, smoke)
-    (smoke / "recruiter" / "zz_hold_open.sql").write_text("SELECT pg_sleep(4)\n")
-    raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
-    raw["smoke_sql"] = str(smoke)
-    path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert load_manifest(path).smoke_sql == smoke
-    return path
+    return manifest_with_smoke_check(manifest, tmp_path, "recruiter", "zz_hold_open.sql", "SELECT pg_sleep(4)")
 
 
 def test_pooler_stopped_during_smoke_checks_rolls_back_to_the_source(migrated, estate, manifest, run, tmp_path):
