@@ -14,7 +14,7 @@ from migration_engine import ledger, read_path, source_access
 from migration_engine.canonical import hash_sum, pin_output_settings
 from migration_engine.chunks import plan_all
 from migration_engine.copier import copy_chunk
-from migration_engine.manifest import DEFAULT_MANIFEST, load_manifest
+from migration_engine.manifest import load_manifest
 from migration_engine.preflight import freeze_fingerprint
 from migration_engine.reconcile import drift_ledger
 from migration_engine.reconcile.engine import Direction, TableJob, reconcile_tables
@@ -87,11 +87,11 @@ def reconcile_clean(estate, manifest, run_id: str, direction=Direction.SOURCE_TO
 
 
 def manifest_with_smoke_check(manifest, tmp_path, service: str, name: str, statement: str):
-    """The default manifest with one more smoke check (``name`` for ``service``); the new manifest's path."""
+    """``manifest`` with one more smoke check (``name`` for ``service``); the new manifest file's path."""
     smoke = tmp_path / "smoke"
     shutil.copytree(manifest.smoke_sql, smoke)
     (smoke / service / name).write_text(statement + "\n")
-    raw = yaml.safe_load(DEFAULT_MANIFEST.read_text())
+    raw = yaml.safe_load(manifest.file.read_text())
     raw["smoke_sql"] = str(smoke)
     path = tmp_path / "manifest.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
