@@ -1,5 +1,6 @@
-"""Pacing the backfill's byte streams: a fixed ceiling, the source's health, and a pacer
-that holds the apps within a budget, the way gh-ost throttles on max-load.
+"""Pacing the backfill's byte streams and the reconcile's scans: a fixed ceiling, the
+apps' primary's health, and pacers that hold the apps within a budget, the way gh-ost
+throttles on max-load.
 
 ``Pacer`` holds a stream to at most so many MB/s. A chunk's COPY runs as fast as
 both servers allow, which a source that is also serving the apps may not afford.
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -226,3 +228,105 @@ class LoadAwarePacer(Pacer):
             "slowest_mb_per_s": None if self.slowest_mb_per_s is None else round(self.slowest_mb_per_s, 2),
             "ceiling_mb_per_s": self.ceiling,
         }
+
+
+# A scan at full speed rests this long relative to its last slice when the probe first goes over the budget;
+# each further slice over it doubles the rest, up to MAX_REST_RATIO (the scan then runs a ninth of the time).
+FIRST_REST_RATIO = 0.5
+MAX_REST_RATIO = 8.0
+# Within the budget the rest halves each slice, and below this it stops.
+LEAST_REST_RATIO = 0.1
+
+
+class ScanPacer:
+    """Paces a scan made of bounded queries (a reconcile's hash scan, a slice of blocks at a time) by the
+    apps' primary's health, as ``LoadAwarePacer`` paces a byte stream.
+
+    A server-side aggregate cannot be slowed while it runs, so the scan rests between its slices:
+    after a slice that took ``busy_s``, it sleeps ``rest_ratio × busy_s``. The ratio doubles while
+    the probe's median (sampled on its own connection while the slices run, see ``HealthProbe``) is
+    over the budget and halves while it is within, down to no rest at all. Both sides' scans share
+    one pacer, so a busy primary slows the whole comparison. Thread-safe; ``sleep`` is an argument
+    and latencies come in through ``observe``, so tests drive every decision without waiting.
+    """
+
+    def __init__(self, budget: LoadBudget, *, label: str = "scan", sleep: Callable[[float], None] = time.sleep):
+        self.budget, self.label, self.sleep = budget, label, sleep
+        self.latencies: deque[float] = deque(maxlen=PROBE_WINDOW)
+        self.rest_ratio = 0.0
+        self.slices = self.rests = self.probes = 0
+        self.rested_s = 0.0
+        self.highest_probe_ms: float | None = None
+        self.highest_rest_ratio = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, probe_ms: float) -> None:
+        with self._lock:
+            self.latencies.append(probe_ms)
+            self.probes += 1
+
+    def rest_after(self, busy_s: float) -> None:
+        """A slice took ``busy_s``: rest as long as the apps' health asks."""
+        with self._lock:
+            self.slices += 1
+            if not self.latencies:
+                return
+            now_ms = statistics.median(self.latencies)
+            self.highest_probe_ms = max(self.highest_probe_ms or 0.0, now_ms)
+            if now_ms > self.budget.limit_ms:
+                self.rest_ratio = min(MAX_REST_RATIO, max(FIRST_REST_RATIO, self.rest_ratio * 2))
+                if self.rest_ratio > self.highest_rest_ratio:
+                    self.highest_rest_ratio = self.rest_ratio
+                    log.info("%s: pacer: probe %.2f ms over the budget of %.2f ms: resting %.1f× each slice's time",
+                             self.label, now_ms, self.budget.limit_ms, self.rest_ratio)
+            elif self.rest_ratio:
+                self.rest_ratio = self.rest_ratio / 2 if self.rest_ratio / 2 >= LEAST_REST_RATIO else 0.0
+            rest = self.rest_ratio * busy_s
+            if rest:
+                self.rests += 1
+                self.rested_s += rest
+        if rest:
+            self.sleep(rest)
+
+    def report(self) -> dict:
+        """What the pacer decided, for the table's summary."""
+        return {
+            "baseline_probe_ms": self.budget.baseline_ms, "budget_probe_ms": round(self.budget.limit_ms, 3),
+            "highest_probe_ms": None if self.highest_probe_ms is None else round(self.highest_probe_ms, 3),
+            "probes": self.probes, "slices": self.slices, "rests": self.rests, "rested_s": round(self.rested_s, 2),
+            "highest_rest_ratio": self.highest_rest_ratio,
+        }
+
+
+class HealthProbe:
+    """Times the probe on its own connection every ``PROBE_INTERVAL_S`` while a scan runs, telling a
+    ``ScanPacer`` each latency: the scan's own sessions are busy with its slices."""
+
+    def __init__(self, endpoint: Endpoint, pacer: ScanPacer, interval_s: float = PROBE_INTERVAL_S):
+        self.endpoint, self.pacer, self.interval_s = endpoint, pacer, interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> ScanPacer:
+        conn = self.endpoint.connect(autocommit=True)
+        probe_ms(conn)  # the first round trip pays for the session's catalog cache
+        self.pacer.observe(probe_ms(conn))
+        self._thread = threading.Thread(target=self._run, args=(conn,), name=f"probe {self.pacer.label}", daemon=True)
+        self._thread.start()
+        return self.pacer
+
+    def _run(self, conn: psycopg.Connection) -> None:
+        with conn:
+            while not self._stop.wait(self.interval_s):
+                try:
+                    self.pacer.observe(probe_ms(conn))
+                except psycopg.Error as exc:
+                    # The scan's own sessions will meet the same fault and fail the task; until then it
+                    # goes on at the pace last decided.
+                    log.warning("%s: pacer: the probe failed (%s); no more probes this scan",
+                                self.pacer.label, type(exc).__name__)
+                    return
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

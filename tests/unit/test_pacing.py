@@ -1,4 +1,5 @@
-"""The pacers: a fixed MB/s ceiling, and the load-aware pacer's decisions on a clock and a probe the test drives (nothing waits)."""
+"""The pacers: a fixed MB/s ceiling, the load-aware pacer's decisions on a clock and a probe the test drives, and
+the scan pacer's rests between slices on latencies the test feeds it (nothing waits)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from migration_engine.pacing import (
     BURST_SECONDS,
     FLOOR_MB_PER_S,
     MAX_PAUSE_S,
+    MAX_REST_RATIO,
     MB,
     PROBE_INTERVAL_S,
     LoadAwarePacer,
     LoadBudget,
     Pacer,
+    ScanPacer,
 )
 
 
@@ -192,3 +195,55 @@ def test_a_stream_shorter_than_one_interval_reports_no_probe_rather_than_zero_la
     pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
     stream(pacer, clock, 3)
     assert probe.calls == 0 and pacer.report()["highest_probe_ms"] is None
+
+
+def scan_pacer(sleeps: list[float]) -> ScanPacer:
+    return ScanPacer(BUDGET, sleep=sleeps.append)
+
+
+def test_a_scan_rests_only_once_the_primary_is_over_its_budget():
+    sleeps: list[float] = []
+    scans = scan_pacer(sleeps)
+    scans.rest_after(2.0)  # no probe yet: nothing to judge by
+    for _ in range(5):
+        scans.observe(1.2)
+        scans.rest_after(2.0)
+    assert sleeps == [] and scans.report()["rests"] == 0 and scans.report()["slices"] == 6
+
+
+def test_over_the_budget_each_slice_doubles_the_rest_up_to_the_most_and_within_it_the_rest_halves_away():
+    sleeps: list[float] = []
+    scans = scan_pacer(sleeps)
+    for _ in range(8):
+        scans.observe(5.0)
+    for _ in range(6):
+        scans.rest_after(1.0)
+    assert sleeps == [0.5, 1.0, 2.0, 4.0, MAX_REST_RATIO, MAX_REST_RATIO]
+    for _ in range(8):
+        scans.observe(1.0)
+    sleeps.clear()
+    for _ in range(8):
+        scans.rest_after(1.0)
+    assert sleeps == [4.0, 2.0, 1.0, 0.5, 0.25, 0.125]
+    report = scans.report()
+    assert report["rests"] == 12 and report["rested_s"] == round(0.5 + 1 + 2 + 4 + 8 + 8 + 4 + 2 + 1 + 0.5 + 0.25 + 0.125, 2)
+    assert report["highest_rest_ratio"] == MAX_REST_RATIO and report["highest_probe_ms"] == 5.0
+    assert report["budget_probe_ms"] == 1.3 and report["probes"] == 16
+
+
+def test_a_rest_is_in_proportion_to_the_slice_it_follows():
+    sleeps: list[float] = []
+    scans = scan_pacer(sleeps)
+    scans.observe(2.0)
+    scans.rest_after(0.2)
+    scans.rest_after(3.0)
+    assert sleeps == [pytest.approx(0.1), pytest.approx(3.0)]
+
+
+def test_the_judgement_is_the_median_of_the_last_probes_so_one_slow_probe_does_not_rest_a_scan():
+    sleeps: list[float] = []
+    scans = scan_pacer(sleeps)
+    for latency in (1.0, 1.0, 9.0, 1.0, 1.0):
+        scans.observe(latency)
+    scans.rest_after(1.0)
+    assert sleeps == []
