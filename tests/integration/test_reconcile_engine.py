@@ -10,6 +10,7 @@ import pytest
 from psycopg import sql
 
 from migration_engine.manifest import Table
+from migration_engine.pacing import LoadBudget
 from migration_engine.reconcile import (
     Direction,
     TableJob,
@@ -18,6 +19,7 @@ from migration_engine.reconcile import (
     reconcile_table,
     reconcile_tables,
     record_outcome,
+    scan,
 )
 
 pytestmark = pytest.mark.integration
@@ -145,6 +147,23 @@ def test_dry_run_finds_every_drift_and_writes_nothing(sides):
     for name, keys in expected.items():
         assert found(results[name]) == keys, name
         assert not any(f.repaired for f in results[name].findings)
+
+
+def test_a_paced_scan_reads_in_slices_rests_while_the_primary_is_over_its_budget_and_finds_the_same(sides, monkeypatch):
+    source, target = sides
+    with target.connect(autocommit=True) as tgt:
+        expected = inject_drift(tgt)
+    unpaced = run(sides, "unpaced", dry_run=True)
+    monkeypatch.setattr(scan, "SLICE_BLOCKS", 2)
+    # A budget no probe can keep: every slice after the first probe rests.
+    paced = run(sides, "paced", dry_run=True, budget=LoadBudget(baseline_ms=1e-6, max_increase=0.3))
+    for name, result in paced.items():
+        assert found(result) == found(unpaced[name]) == expected.get(name, {})
+        assert (result.checked_rows, result.target_rows) == (unpaced[name].checked_rows, unpaced[name].target_rows)
+        assert unpaced[name].pacing is None
+    r_int = paced["wallet.r_int"].summary()["pacing"]
+    assert r_int["slices"] >= 10 and r_int["rests"] >= r_int["slices"] - 2 and r_int["probes"] >= 1
+    assert r_int["highest_probe_ms"] > r_int["budget_probe_ms"]
 
 
 def test_repair_fixes_every_drift_and_a_second_run_finds_nothing(sides):

@@ -27,7 +27,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import Enum
@@ -39,6 +41,7 @@ from migration_engine import ledger
 from migration_engine.canonical import pin_output_settings
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Table
+from migration_engine.pacing import HealthProbe, LoadBudget, ScanPacer
 from migration_engine.reconcile import drift_ledger, scan
 from migration_engine.reconcile.diff import (
     Drift,
@@ -125,6 +128,8 @@ class ReconcileResult:
     found_at: datetime | None = None
     repaired_at: datetime | None = None
     findings: list[Finding] = field(default_factory=list)
+    # The scan pacer's decisions (``ScanPacer.report``), None when unpaced.
+    pacing: dict | None = None
 
     @property
     def drifted(self) -> int:
@@ -187,6 +192,7 @@ class ReconcileResult:
             "cap_exceeded": self.cap_exceeded, "clean": self.clean, "seconds": round(self.seconds, 3),
             "in_flight_keys": self.keys(lambda f: f.in_flight),
             "unexplained_keys": self.keys(lambda f: f.unexplained),
+            "pacing": self.pacing,
         }
 
     def refused_by(self) -> dict[str, int]:
@@ -207,6 +213,9 @@ class TableJob:
     source: Endpoint
     horizon: int | None = None
     window: CutoverWindow | None = None
+    # The probe budget of the apps' primary (the source before cutover, the target after): the hash
+    # scans rest as its health asks (``pacing.ScanPacer``). None: unpaced.
+    budget: LoadBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -235,9 +244,9 @@ class _TablePass:
 
 
 def reconcile_table(table: Table, source: Endpoint, target: Endpoint, *, horizon: int | None = None,
-                    window: CutoverWindow | None = None, **options) -> ReconcileResult:
+                    window: CutoverWindow | None = None, budget: LoadBudget | None = None, **options) -> ReconcileResult:
     """One table; ``options`` as for ``reconcile_tables``. Raises what the table's reconciliation raised."""
-    (outcome,) = reconcile_tables([TableJob(table, source, horizon, window)], target, **options)
+    (outcome,) = reconcile_tables([TableJob(table, source, horizon, window, budget)], target, **options)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
@@ -318,10 +327,13 @@ def _find(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> None
     started = time.monotonic()
     job, result = table_pass.job, table_pass.result
     table = job.table
+    primary = job.source if settings.direction is Direction.SOURCE_TO_TARGET else target
     with job.source.connect(autocommit=True) as src, \
-         target.connect(autocommit=True) as tgt:
+         target.connect(autocommit=True) as tgt, \
+         _paced(job.budget, primary, table.qualified) as pacer:
         shape = scan.describe(src, tgt, table.qualified, table.source_ident, table.target_ident, table.key)
-        found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result)
+        found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result, pacer)
+        result.pacing = pacer.report() if pacer else None
         result.found_at = datetime.now(UTC)
         result.cap_exceeded = over_cap(len(found), settings.cap)
         if settings.dry_run or result.cap_exceeded:
@@ -374,14 +386,28 @@ def _finish(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> No
                 drift_ledger.record_run(tgt, settings.control_schema, result)
 
 
+@contextmanager
+def _paced(budget: LoadBudget | None, primary: Endpoint, label: str) -> Iterator[ScanPacer | None]:
+    if budget is None:
+        yield None
+        return
+    with HealthProbe(primary, ScanPacer(budget, label=label)) as pacer:
+        yield pacer
+    if pacer.rests:
+        log.info("%s: pacer: rested %.1f s over %d of %d slices (at most %.1f× a slice's time); probe at most %.2f ms "
+                 "against a budget of %.2f ms", label, pacer.rested_s, pacer.rests, pacer.slices,
+                 pacer.highest_rest_ratio, pacer.highest_probe_ms or 0.0, budget.limit_ms)
+
+
 def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,
-               tgt_ident: tuple[str, str], result: ReconcileResult) -> list[Drift]:
+               tgt_ident: tuple[str, str], result: ReconcileResult, pacer: ScanPacer | None = None) -> list[Drift]:
     """Drifted keys, at most ``result.cap + 1`` of them: one more than the cap proves
-    it exceeded, and memory stays bounded however broken dual-write is."""
+    it exceeded, and memory stays bounded however broken dual-write is. Both sides' hash
+    scans run at once, paced together by ``pacer`` when there is one."""
     boundaries = scan.sample_boundaries(src, shape, src_ident)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        src_future = pool.submit(scan.bucket_summaries, src, shape, src_ident, boundaries)
-        tgt_future = pool.submit(scan.bucket_summaries, tgt, shape, tgt_ident, boundaries)
+        src_future = pool.submit(scan.bucket_summaries, src, shape, src_ident, boundaries, pacer)
+        tgt_future = pool.submit(scan.bucket_summaries, tgt, shape, tgt_ident, boundaries, pacer)
         src_buckets, tgt_buckets = src_future.result(), tgt_future.result()
     result.buckets = len(boundaries) + 1
     result.checked_rows = sum(b.rows for b in src_buckets.values())

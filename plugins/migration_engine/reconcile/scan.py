@@ -4,6 +4,7 @@ transaction whose print settings are pinned, so both servers hash alike."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ from psycopg import sql
 
 from migration_engine.canonical import hash_sum, pin_output_settings, row_hash
 from migration_engine.catalog import TableDescription, describe_table, size_estimate
+from migration_engine.pacing import ScanPacer
 from migration_engine.reconcile.diff import BucketSummary
 from migration_engine.segment import KEY_KINDS_BY_TYPE, KeyKind, TableSegment, dedupe_sorted, sample_percentiles
 
@@ -19,6 +21,8 @@ TARGET_ROWS_PER_BUCKET = 200
 MAX_BUCKETS = 20_000
 SAMPLES_PER_BUCKET = 5
 STREAM_BATCH_ROWS = 5_000
+# A paced scan's slice: 16 MB of heap, a fraction of a second's hashing, so the pacer acts often.
+SLICE_BLOCKS = 2048
 
 
 class ReconcileError(ValueError):
@@ -102,16 +106,42 @@ def sample_boundaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[
     return dedupe_sorted(sample_percentiles(conn, ident, shape.key, shape.key_kind, fractions, percent=percent, seed=seed))
 
 
-def bucket_summaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], boundaries: list) -> dict[int, BucketSummary]:
-    """One scan: row count and hash sum per bucket."""
+def bucket_summaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], boundaries: list,
+                     pacer: ScanPacer | None = None) -> dict[int, BucketSummary]:
+    """One scan: row count and hash sum per bucket.
+
+    With a ``pacer`` the scan reads ``SLICE_BLOCKS`` of the heap at a time (TID range scans, in
+    physical order like one sequential scan) and rests between slices as the pacer asks. The
+    slices share one repeatable-read snapshot, so each visible row is counted once, and a
+    bucket's count and hash sum add up across slices exactly."""
     query = sql.SQL(
-        "SELECT width_bucket({key}, {bounds}), count(*), {digest} FROM {table} AS t GROUP BY 1"
-    ).format(key=shape.bucket_key(), bounds=shape.key_array("bounds"), digest=hash_sum(shape.columns),
-             table=sql.Identifier(*ident))
+        "SELECT width_bucket({key}, {bounds}), count(*), {digest} FROM {table} AS t {where} GROUP BY 1"
+    )
+    parts = {"key": shape.bucket_key(), "bounds": shape.key_array("bounds"), "digest": hash_sum(shape.columns),
+             "table": sql.Identifier(*ident)}
+    summaries: dict[int, BucketSummary] = {}
     with conn.transaction():
+        if pacer is None:
+            pin_output_settings(conn)
+            rows = conn.execute(query.format(where=sql.SQL(""), **parts), {"bounds": boundaries}).fetchall()
+            return {bucket: BucketSummary(count, int(digest)) for bucket, count, digest in rows}
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         pin_output_settings(conn)
-        rows = conn.execute(query, {"bounds": boundaries}).fetchall()
-    return {bucket: BucketSummary(count, int(digest)) for bucket, count, digest in rows}
+        blocks = conn.execute("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
+                              (sql.Identifier(*ident).as_string(conn),)).fetchone()[0]
+        to_end = query.format(where=sql.SQL("WHERE t.ctid >= %(first)s::tid"), **parts)
+        bounded = query.format(where=sql.SQL("WHERE t.ctid >= %(first)s::tid AND t.ctid < %(end)s::tid"), **parts)
+        for first in range(0, max(blocks, 1), SLICE_BLOCKS):
+            end = first + SLICE_BLOCKS
+            # The last slice reads to the end: a row past the size measured is not visible to this snapshot.
+            slice_query = to_end if end >= blocks else bounded
+            started = time.monotonic()
+            for bucket, count, digest in conn.execute(slice_query, {"bounds": boundaries, "first": f"({first},0)",
+                                                                    "end": f"({end},0)"}):
+                had = summaries.get(bucket, BucketSummary(0, 0))
+                summaries[bucket] = BucketSummary(had.rows + count, had.hash_sum + int(digest))
+            pacer.rest_after(time.monotonic() - started)
+    return summaries
 
 
 def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], boundaries: list,
