@@ -130,12 +130,8 @@ SNAPSHOT_PUBLISH_TIMEOUT_S = 300
                 "so the source keeps serving the apps; chunks copying side by side each get this rate. "
                 "Empty or 0: as fast as the servers allow. With load-aware pacing on, the ceiling it never exceeds.",
             ),
-            "max_latency_increase": Param(
-                0.3, type=["null", "number"], minimum=0, maximum=10, title="Source latency budget",
-                description="Load-aware pacing: each chunk's stream slows down, or pauses, to keep a probe's latency on "
-                "the source within this fraction above its idle baseline measured before the copy (0.3: the runbook's "
-                "+30 % rollback trigger), and speeds up when there is room. Empty or 0: off.",
-            ),
+            "max_latency_increase": ds.latency_budget_param(
+                "Source latency budget", "each chunk's stream slows down, or pauses,"),
         },
     ),
 )

@@ -27,6 +27,20 @@ the row) is **not** copied over: the run fails naming each table and key.
 
 On success it publishes the Asset `credity_caught_up`, which starts `verify`.
 
+## Pacing
+Before any table task scans, `measure_source_health` times a probe (`SELECT 1`)
+on each source, the apps' primary. Each table's hash
+scans then read 16 MB of heap at a time (TID range scans under one snapshot, so
+the counts and hash sums add up exactly) while a probe of their own runs every
+0.25 s; while the median of the last 8 probes is over the baseline plus
+*Source latency budget* (`max_latency_increase`, default 0.3: the runbook's +30 %
+rollback trigger), the scan rests after each slice, half a slice's time at
+first and twice as long each slice it stays over (at most 8×), and the rest
+halves away once the probe is back within. The task log says when a table
+rested and how long; each table's summary carries the pacer's figures
+(`pacing`: baseline, budget, probes, slices, rests, seconds rested). Empty or
+0: no pacing.
+
 ## Re-running
 Safe at any time: a pass repairs only rows that differ, and only when the
 source has not moved since it read them.
@@ -76,6 +90,8 @@ DAG_ID = "catch_up"
                 False, type="boolean", title="Repair unexplained drift",
                 description="Also copy from the source rows whose difference no app write explains (off: named and refused).",
             ),
+            "max_latency_increase": ds.latency_budget_param(
+                "Source latency budget", "each table's hash scans rest between slices"),
         },
     ),
 )
@@ -93,9 +109,13 @@ def catch_up():
 
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=2),
           map_index_template="{{ task.op_kwargs['group']['label'] }}")
-    def catch_up_tables(group: dict, params=None) -> list[dict]:
+    def catch_up_tables(group: dict, budgets: dict | None, params=None) -> list[dict]:
         run_id = get_current_context()["run_id"]
-        return steps.catch_up_group(DAG_ID, run_id, group["tables"], params)
+        return steps.catch_up_group(DAG_ID, run_id, group["tables"], params, budgets=budgets)
+
+    @task
+    def measure_source_health(params=None) -> dict | None:
+        return steps.source_health(DAG_ID, params["max_latency_increase"])
 
     @task(pool=ds.TARGET_POOL)
     def judge_catch_up(summaries: list[list[dict]], params=None) -> dict:
@@ -110,9 +130,11 @@ def catch_up():
     def write_status_report() -> str:
         return ds.write_status_report(DAG_ID)
 
+    ledger = check_ledger_phase()
     tables = list_tables()
-    check_ledger_phase() >> tables
-    summaries = catch_up_tables.expand(group=tables)
+    budgets = measure_source_health()
+    ledger >> [tables, budgets]
+    summaries = catch_up_tables.partial(budgets=budgets).expand(group=tables)
     judged = judge_catch_up(summaries)
     [summaries, judged >> sync_sequences()] >> write_status_report()
 

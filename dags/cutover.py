@@ -121,6 +121,9 @@ def _run_id() -> str:
                 description="How long the apps take to see the flipped read path (their flag refresh). The drain "
                             "waits this long before carrying the source's last writes to the target.",
             ),
+            "max_latency_increase": ds.latency_budget_param(
+                "Apps' latency budget", "the final reconciliation before the flip rests between slices of its hash "
+                "scans (the drain after it is not paced: it keeps the switch short)"),
         },
     ),
 )
@@ -155,7 +158,8 @@ def cutover():
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1))
     def run_final_reconcile(params=None):
         return steps.final_reconcile(DAG_ID, _run_id(), dry_run=params["dry_run"], cap=params["repair_cap"],
-                                     max_unrepaired=params["max_drift_rows"])
+                                     max_unrepaired=params["max_drift_rows"],
+                                     max_latency_increase=params["max_latency_increase"])
 
     @task(pool=ds.TARGET_POOL)
     def gather_cutover_evidence(soak: dict, streak: dict, final: dict, params=None):

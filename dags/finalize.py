@@ -96,7 +96,8 @@ CONFIRM_WORD = "FINALIZE"
                 7, type="integer", minimum=7, maximum=3650, title="Rollback retention (days)",
                 description="How long the source and its final backup are kept (runbook: 7 days minimum).",
             ),
-
+            "max_latency_increase": ds.latency_budget_param(
+                "Apps' latency budget", "the final reconciliation's hash scans rest between slices"),
         },
     ),
 )
@@ -129,6 +130,7 @@ def finalize():
         return shared.reconcile_all(
             DAG_ID, run_id(), Direction.TARGET_TO_SOURCE, dry_run=params["dry_run"],
             cap=params["repair_cap"], max_unrepaired=params["max_drift_rows"],
+            max_latency_increase=params["max_latency_increase"],
         )
 
     @task

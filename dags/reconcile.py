@@ -36,6 +36,20 @@ tables and the table tasks that errored); the cutover and finalize gates count
 only runs over every table, in the direction they need, with no table task
 errored and every table clean, and a run that falls short ends their streak.
 
+## Pacing
+Before any table task scans, `measure_apps_health` times a probe (`SELECT 1`)
+on the apps' primary (each source before cutover, the target after it). Each table's hash
+scans then read 16 MB of heap at a time (TID range scans under one snapshot, so
+the counts and hash sums add up exactly) while a probe of their own runs every
+0.25 s; while the median of the last 8 probes is over the baseline plus
+*Apps' latency budget* (`max_latency_increase`, default 0.3: the runbook's +30 %
+rollback trigger), the scan rests after each slice, half a slice's time at
+first and twice as long each slice it stays over (at most 8×), and the rest
+halves away once the probe is back within. The task log says when a table
+rested and how long; each table's summary carries the pacer's figures
+(`pacing`: baseline, budget, probes, slices, rests, seconds rested). Empty or
+0: no pacing.
+
 ## Re-running
 Safe: a cleared table task re-finds and re-repairs, and replaces its own ledger
 rows for the run. *dry_run* finds and reports and writes nothing anywhere.
@@ -84,7 +98,8 @@ DAG_ID = "reconcile"
                 0, type="integer", minimum=0, maximum=10_000_000, title="Unrepaired rows tolerated",
                 description="The run fails and alerts when more rows than this are left unrepaired (rows in flight aside).",
             ),
-
+            "max_latency_increase": ds.latency_budget_param(
+                "Apps' latency budget", "each table's hash scans rest between slices"),
         },
     ),
 )
@@ -100,19 +115,24 @@ def reconcile():
     def list_tables(params=None) -> list[dict]:
         return shared.table_groups(DAG_ID, params["tables"])
 
+    @task
+    def measure_apps_health(started: dict, params=None) -> dict | None:
+        return steps.apps_health(DAG_ID, started["phase"], params["max_latency_increase"])
+
     # Every table task and the judge write fenced by the ledger epoch the run started under.
     @task(pool=ds.TARGET_POOL, execution_timeout=timedelta(hours=1),
           map_index_template="{{ task.op_kwargs['group']['label'] }}")
-    def reconcile_tables(group: dict, started: dict, params=None) -> list[dict]:
+    def reconcile_tables(group: dict, started: dict, budgets: dict | None, params=None) -> list[dict]:
         return steps.reconcile_group(DAG_ID, get_current_context(), group, started["phase"], params,
-                                     epoch=started["epoch"])
+                                     epoch=started["epoch"], budgets=budgets)
 
     # all_done: a table task that errored must still be judged (and recorded) as an errored run.
     @task(pool=ds.TARGET_POOL, trigger_rule=TriggerRule.ALL_DONE)
-    def judge_run(summaries: list[list[dict]], started: dict, groups: list[dict], params=None) -> dict:
+    def judge_run(summaries: list[list[dict]], started: dict, groups: list[dict], budgets: dict | None,
+                  params=None) -> dict:
         return steps.judge(DAG_ID, get_current_context(), ds.flatten(summaries), started["phase"],
                            [t for g in groups for t in g["tables"]] if groups is not None else None, params,
-                           epoch=started["epoch"])
+                           epoch=started["epoch"], budgets=budgets)
 
     @teardown
     @task(pool=ds.TARGET_POOL)
@@ -122,8 +142,9 @@ def reconcile():
     started = check_ledger_phase()
     tables = list_tables()
     started >> tables
-    summaries = reconcile_tables.partial(started=started).expand(group=tables)
-    [summaries, judge_run(summaries, started, tables)] >> write_status_report()
+    budgets = measure_apps_health(started)
+    summaries = reconcile_tables.partial(started=started, budgets=budgets).expand(group=tables)
+    [summaries, judge_run(summaries, started, tables, budgets)] >> write_status_report()
 
 
 reconcile()

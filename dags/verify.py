@@ -28,6 +28,12 @@ It writes a report, `verification.html` for people and `verification.json` for
 machines, under `MIGRATION_ARTIFACT_DIR` (default `$AIRFLOW_HOME/artifacts`)
 `/verify/<run id>/`. On success the ledger moves `backfilled → verified`.
 
+## Pacing
+`compare_tables` first times a probe on each source at rest, then paces each
+table's hash scans the way the reconcile DAG does (its *Pacing* section): it
+rests between 16 MB slices while the probe is over the baseline plus *Source
+latency budget* (`max_latency_increase`, default 0.3). Empty or 0: no pacing.
+
 ## Re-running
 Always safe: it only reads the migrated tables, and the ledger does not move twice.
 
@@ -53,7 +59,8 @@ DAG_ID = "verify"
         __doc__, "phase-c", "verification",
         params={
             "tables": ds.tables_param(),
-
+            "max_latency_increase": ds.latency_budget_param(
+                "Source latency budget", "each table's hash scans rest between slices"),
         },
     ),
 )
@@ -66,7 +73,7 @@ def verify():
 
     @task(pool=ds.TARGET_POOL)
     def compare_tables(params=None) -> dict:
-        return steps.compare(DAG_ID, get_current_context()["run_id"], params["tables"])
+        return steps.compare(DAG_ID, get_current_context()["run_id"], params["tables"], params["max_latency_increase"])
 
     @task
     def check_verified(result: dict) -> dict:

@@ -269,6 +269,18 @@ def tables_param():
     )
 
 
+def latency_budget_param(title: str, paces: str):
+    """Load-aware pacing's budget (``max_latency_increase``): ``paces`` says what slows down."""
+    from airflow.sdk import Param
+
+    return Param(
+        0.3, type=["null", "number"], minimum=0, maximum=10, title=title,
+        description=f"Load-aware pacing: {paces} to keep a probe's latency on the apps' primary within this fraction "
+        "above its baseline measured before (0.3: the runbook's +30 % rollback trigger), and speeds up when there is "
+        "room. Empty or 0: off.",
+    )
+
+
 def gate_wait_param():
     from airflow.sdk import Param
 

@@ -29,6 +29,7 @@ from migration_engine.canonical import hash_sum, pin_output_settings, row_md5
 from migration_engine.catalog import ColumnMismatch, describe_table, matching_columns
 from migration_engine.endpoints import Endpoint
 from migration_engine.manifest import Manifest, Table
+from migration_engine.pacing import LoadBudget
 from migration_engine.reconcile.scan import ReconcileError
 from migration_engine.sequences import sequence_pairs, sequence_position
 from migration_engine.sync_points import Horizon
@@ -172,8 +173,10 @@ def verify_live(
     *,
     tables: list[str] | None = None,
     cap: int = LIVE_CAP,
+    budgets: Mapping[str, LoadBudget] | None = None,
 ) -> dict:
-    """Judge every table (or ``tables``) against its catch-up horizon in ``horizons`` (qualified name -> Horizon).
+    """Judge every table (or ``tables``) against its catch-up horizon in ``horizons`` (qualified name -> Horizon),
+    each table's hash scans paced by its source's health when ``budgets`` (by service) has its source.
 
     ``ok`` is False when a table has unexplained drift, more drift than ``cap``, no catch-up yet, or a
     state-store key missing; sequences are reported (the apps still draw from the source's; the cutover
@@ -196,7 +199,8 @@ def verify_live(
         try:
             result = reconcile_table(table, source_endpoints[table.service], target, run_id="verify",
                                      direction=Direction.SOURCE_TO_TARGET, control_schema=manifest.control_schema,
-                                     cap=cap, dry_run=True, horizon=horizon.xmin_horizon)
+                                     cap=cap, dry_run=True, horizon=horizon.xmin_horizon,
+                                     budget=(budgets or {}).get(table.service))
         except ReconcileError as exc:
             row["error"] = str(exc)
             table_results.append(row)

@@ -7,6 +7,7 @@ from collections import Counter
 
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
+from migration_engine.tasks import shared
 from migration_engine.tasks.shared import SMALL_TABLES_TASK_BYTES, group_label, pack, source_table_bytes
 
 log = logging.getLogger("migration.backfill")
@@ -150,19 +151,8 @@ def release_snapshots(dag_id: str, run_id: str) -> list[dict]:
 def source_baselines(dag_id: str, tables: list[str], max_increase: float | None) -> dict[str, dict] | None:
     """Per source database of the chosen tables, the probe's idle latency and the budget over it
     (None with no ``max_increase``: load-aware pacing off). Measured before any chunk streams."""
-    from migration_engine.pacing import baseline_ms
-
-    conns = ds.Connections(dag_id)
-    if not max_increase:
-        log.info("load-aware pacing off: only the MB/s ceiling holds the copy back")
-        return None
-    budgets = {}
-    for service in _services(tables):
-        baseline = baseline_ms(conns.source_endpoint(service))
-        budgets[service] = {"baseline_ms": baseline, "max_increase": max_increase}
-        log.info("%s source: probe latency at rest %.3f ms; the copy keeps it under %.3f ms (+%d%%)",
-                 service, baseline, baseline * (1 + max_increase), round(max_increase * 100))
-    return budgets
+    budgets = shared.latency_budgets(dag_id, _services(tables), max_increase)
+    return budgets and budgets["sources"]
 
 
 def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: float | None, snapshots: dict,

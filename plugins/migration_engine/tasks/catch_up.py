@@ -21,7 +21,14 @@ from migration_engine import sync_points
 from migration_engine.checks import CheckFailed
 from migration_engine.manifest import Table
 from migration_engine.reconcile.engine import Direction, ReconcileResult, TableJob, reconcile_tables
-from migration_engine.tasks.shared import left_unrepaired, results_of, settle, source_horizons
+from migration_engine.tasks.shared import (
+    budget_for,
+    left_unrepaired,
+    primary_budgets,
+    results_of,
+    settle,
+    source_horizons,
+)
 
 log = logging.getLogger("migration.catch_up")
 
@@ -41,9 +48,15 @@ class _CatchingUp:
                 "converged": result.clean and result.drifted <= converged_rows}
 
 
-def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) -> list[dict]:
+def source_health(dag_id: str, max_increase: float | None) -> dict | None:
+    """The budgets the catch-up's scans keep to, measured on every source before any scan."""
+    return primary_budgets(dag_id, Direction.SOURCE_TO_TARGET, max_increase)
+
+
+def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict, *, budgets: dict | None = None) -> list[dict]:
     """Pass over the tables together (one grace period per pass) until each converges; returns each
-    table's last pass summary with its pass count."""
+    table's last pass summary with its pass count. With ``budgets`` the hash scans are paced by each
+    source's health."""
     conns = ds.Connections(dag_id)
     m = ds.manifest()
     target = conns.target_endpoint
@@ -61,7 +74,9 @@ def catch_up_group(dag_id: str, run_id: str, tables: list[str], params: dict) ->
             break
         started_at = source_horizons(dag_id)
         jobs = [TableJob(state.table, conns.source_endpoint(state.table.service),
-                         horizon=state.baseline.xmin_horizon if state.baseline else None) for state in tables_left]
+                         horizon=state.baseline.xmin_horizon if state.baseline else None,
+                         budget=budget_for(budgets, state.table, Direction.SOURCE_TO_TARGET))
+                for state in tables_left]
         results = results_of({state.table.qualified: result for state, result in zip(tables_left, reconcile_tables(
             jobs, target, run_id=run_id, direction=Direction.SOURCE_TO_TARGET, control_schema=m.control_schema,
             cap=params["repair_cap"], grace_seconds=params["grace_seconds"], record=False,

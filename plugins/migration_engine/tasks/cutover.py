@@ -61,12 +61,14 @@ def target_reachable(dag_id: str, *, started_at: datetime, wait_seconds: float) 
     return False
 
 
-def final_reconcile(dag_id: str, run_id: str, *, dry_run: bool, cap: int, max_unrepaired: int) -> dict:
-    """The last pass source → target before the flip, with each source's horizon taken before it began."""
+def final_reconcile(dag_id: str, run_id: str, *, dry_run: bool, cap: int, max_unrepaired: int,
+                    max_latency_increase: float | None = None) -> dict:
+    """The last pass source → target before the flip, with each source's horizon taken before it began,
+    paced by the sources' health when ``max_latency_increase`` is given."""
     # Taken before the pass: what the sources write from here on, the drain after the flip carries over.
     horizons = shared.source_horizons(dag_id)
     final = shared.reconcile_all(dag_id, run_id, Direction.SOURCE_TO_TARGET, dry_run=dry_run, cap=cap,
-                                 max_unrepaired=max_unrepaired)
+                                 max_unrepaired=max_unrepaired, max_latency_increase=max_latency_increase)
     return {**final, "source_horizons": horizons}
 
 

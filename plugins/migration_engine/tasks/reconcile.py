@@ -34,11 +34,17 @@ def phase_to_reconcile(dag_id: str) -> dict | None:
     return {"phase": phase, "epoch": started.number}
 
 
-def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict, *, epoch: int) -> list[dict]:
+def apps_health(dag_id: str, phase: str, max_increase: float | None) -> dict | None:
+    """The budgets the run's scans keep to, measured on the apps' primary in this phase before any scan."""
+    return shared.primary_budgets(dag_id, direction_for_phase(phase), max_increase)
+
+
+def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict, *, epoch: int,
+                    budgets: dict | None = None) -> list[dict]:
     """The group's tables together (one grace period for all); one that errors does not keep the others
     from their repairs, and the task then fails naming it (the judge counts the whole group as errored).
     Once the ledger has moved since the run started, no table of it may write: the task refuses at once."""
-    outcomes = reconcile_some(dag_id, context, group["tables"], phase, params, epoch=epoch)
+    outcomes = reconcile_some(dag_id, context, group["tables"], phase, params, epoch=epoch, budgets=budgets)
     errored = [table for table, outcome in outcomes.items() if isinstance(outcome, Exception)]
     for table in errored:
         log.error("%s: reconciliation errored", table, exc_info=outcomes[table])
@@ -50,13 +56,16 @@ def reconcile_group(dag_id: str, context, group: dict, phase: str, params: dict,
 
 
 def reconcile_some(dag_id: str, context, tables: list[str], phase: str, params: dict, *,
-                   epoch: int) -> dict[str, ReconcileResult | Exception]:
-    """Table -> its result, or the exception its reconciliation raised; refuses once the ledger has moved."""
+                   epoch: int, budgets: dict | None = None) -> dict[str, ReconcileResult | Exception]:
+    """Table -> its result, or the exception its reconciliation raised; refuses once the ledger has moved.
+    With ``budgets`` (``shared.primary_budgets``) each table's scans are paced by the apps' primary's health."""
     conns = ds.Connections(dag_id)
     m = ds.manifest()
-    jobs = [TableJob(m.table(name), conns.source_endpoint(m.table(name).service)) for name in tables]
+    direction = direction_for_phase(phase)
+    jobs = [TableJob(m.table(name), conns.source_endpoint(m.table(name).service),
+                     budget=shared.budget_for(budgets, m.table(name), direction)) for name in tables]
     results = reconcile_tables(
-        jobs, conns.target_endpoint, run_id=context["run_id"], direction=direction_for_phase(phase),
+        jobs, conns.target_endpoint, run_id=context["run_id"], direction=direction,
         control_schema=m.control_schema, cap=params["repair_cap"], grace_seconds=params["grace_seconds"],
         dry_run=params["dry_run"], epoch=epoch,
     )
@@ -111,7 +120,7 @@ def starts_soak(phase: str, verdict: dict, tables: list[str], all_tables: list[s
 
 
 def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[str] | None, params: dict, *,
-          epoch: int) -> dict:
+          epoch: int, budgets: dict | None = None) -> dict:
     """Record how the run ended, then fail it above the threshold or when a table task errored;
     the first clean run of the dual-write window starts the soak.
 
@@ -123,7 +132,7 @@ def judge(dag_id: str, context, summaries: list[dict], phase: str, tables: list[
     errored = errored_tables(tables, summaries)
     if not params["dry_run"]:
         summaries = shared.settle(summaries, lambda names: shared.summaries_of(
-            reconcile_some(dag_id, context, names, phase, params, epoch=epoch)), m.tables)
+            reconcile_some(dag_id, context, names, phase, params, epoch=epoch, budgets=budgets)), m.tables)
         with conns.target() as conn, \
              ledger.fenced(conn, m.control_schema, epoch, "recording the reconcile run"):
             drift_ledger.record_outcome(conn, m.control_schema, run_id, direction_for_phase(phase).value,

@@ -13,6 +13,7 @@ from migration_engine import dag_support as ds
 from migration_engine import ledger, read_path, smoke, source_access
 from migration_engine.checks import CheckFailed, check_non_negative, clean_streak_gate, time_in_phase_gate
 from migration_engine.manifest import Table
+from migration_engine.pacing import LoadBudget, baseline_ms
 from migration_engine.reconcile import drift_ledger, scan
 from migration_engine.reconcile.engine import CutoverWindow, Direction, ReconcileResult, TableJob, reconcile_tables
 
@@ -55,6 +56,50 @@ def sync_sequences(dag_id: str, *, gap: int, dry_run: bool, to_source: bool = Fa
         log.info("%s %s sequence %s.%s: %s -> %s", "would set" if dry_run else "set", moved_side, entry["table"],
                  entry["column"], entry[f"{moved_side}_before"], entry[f"{moved_side}_after"])
     return moved
+
+
+def latency_budgets(dag_id: str, services: list[str], max_increase: float | None, *,
+                    target: bool = False) -> dict | None:
+    """The probe's latency on the apps' primary (these services' sources, or with ``target`` the target)
+    before the run scans or copies, and the budget over it that load-aware pacing keeps:
+    ``{"sources": {service: budget}, "target": budget or None}``, each budget ``{"baseline_ms",
+    "max_increase"}``. A DAG with mapped tasks measures in a task before them, so one task's load does
+    not raise another's baseline. None with no ``max_increase``: pacing off."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not max_increase:
+        log.info("load-aware pacing off")
+        return None
+    conns = ds.Connections(dag_id)
+    endpoints = {service: conns.source_endpoint(service) for service in services}
+    if target:
+        endpoints[None] = conns.target_endpoint
+    # Side by side: each measurement is a couple of seconds of waiting, not of work.
+    with ThreadPoolExecutor(max_workers=len(endpoints) or 1) as pool:
+        baselines = dict(zip(endpoints, pool.map(baseline_ms, endpoints.values()), strict=True))
+    budgets = {}
+    for service, baseline in baselines.items():
+        log.info("%s: probe latency before any scan or copy %.3f ms; pacing keeps it under %.3f ms (+%d%%)",
+                 "target" if service is None else f"{service} source", baseline, baseline * (1 + max_increase),
+                 round(max_increase * 100))
+        budgets[service] = {"baseline_ms": baseline, "max_increase": max_increase}
+    return {"sources": {service: budgets[service] for service in services}, "target": budgets.get(None)}
+
+
+def primary_budgets(dag_id: str, direction: Direction, max_increase: float | None) -> dict | None:
+    """``latency_budgets`` of the apps' primary in a reconcile ``direction``: every source before cutover,
+    the target after."""
+    if direction is Direction.SOURCE_TO_TARGET:
+        return latency_budgets(dag_id, [service.name for service in ds.manifest().services], max_increase)
+    return latency_budgets(dag_id, [], max_increase, target=True)
+
+
+def budget_for(budgets: dict | None, table: Table, direction: Direction) -> LoadBudget | None:
+    """The budget a table's scans keep to (None: unpaced)."""
+    if budgets is None:
+        return None
+    budget = budgets["sources"].get(table.service) if direction is Direction.SOURCE_TO_TARGET else budgets["target"]
+    return LoadBudget(**budget) if budget else None
 
 
 def tables_to_check(tables: list[str]) -> list[str]:
@@ -150,15 +195,17 @@ def clean_reconciles_sensor(dag_id: str, direction: str):
 
 
 def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bool, cap: int, max_unrepaired: int,
-                  cutover_window: dict | None = None) -> dict:
+                  cutover_window: dict | None = None, max_latency_increase: float | None = None) -> dict:
     """One reconciliation pass over every table, parents first, then the tables left with rows refused
     by a foreign key settled again, fenced by the run's ledger epoch; refuses when drift above
     ``max_unrepaired`` remains. With a ``cutover_window`` (``read_cutover_window``) a target → source pass
-    repairs only what the failed window explains, and reports the rest as held back."""
+    repairs only what the failed window explains, and reports the rest as held back. With
+    ``max_latency_increase`` the scans are paced by the apps' primary's health (``primary_budgets``)."""
     conns = ds.Connections(dag_id)
     m = ds.manifest()
     target = conns.target_endpoint
     epoch = ds.run_epoch(dag_id)
+    budgets = primary_budgets(dag_id, direction, max_latency_increase)
 
     def reconcile_some(names: list[str]) -> dict[str, dict]:
         jobs = []
@@ -166,7 +213,8 @@ def reconcile_all(dag_id: str, run_id: str, direction: Direction, *, dry_run: bo
             table = m.table(name)
             window = (CutoverWindow(cutover_window["sources"][table.service], cutover_window["target"])
                       if cutover_window else None)
-            jobs.append(TableJob(table, conns.source_endpoint(table.service), window=window))
+            jobs.append(TableJob(table, conns.source_endpoint(table.service), window=window,
+                                 budget=budget_for(budgets, table, direction)))
         return summaries_of(dict(zip(names, reconcile_tables(
             jobs, target, run_id=f"{dag_id}/{run_id}", direction=direction, control_schema=m.control_schema,
             cap=cap, dry_run=dry_run, epoch=epoch,

@@ -6,12 +6,15 @@ import logging
 
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
+from migration_engine.pacing import LoadBudget
+from migration_engine.tasks import shared
 
 log = logging.getLogger("migration.verify")
 
 
-def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
-    """Run the verification and write its report; the result (counts and digests only) goes to XCom."""
+def compare(dag_id: str, run_id: str, tables: list[str], max_latency_increase: float | None = None) -> dict:
+    """Run the verification and write its report; the result (counts and digests only) goes to XCom. With
+    ``max_latency_increase`` each source's health is measured first and the hash scans keep within it."""
     from migration_engine import sync_points
     from migration_engine.resources import artifact_folder
     from migration_engine.verify import verify_live, write_report
@@ -27,7 +30,9 @@ def compare(dag_id: str, run_id: str, tables: list[str]) -> dict:
     with conns.target() as conn:
         sync_points.ensure_table(conn, m)
         horizons = {t.qualified: sync_points.caught_up(conn, m, t) for t in chosen}
-    result = verify_live(endpoints, conns.target_endpoint, m, horizons, tables=tables or None)
+    budgets = shared.latency_budgets(dag_id, sorted({t.service for t in chosen}), max_latency_increase)
+    result = verify_live(endpoints, conns.target_endpoint, m, horizons, tables=tables or None,
+                         budgets=budgets and {service: LoadBudget(**b) for service, b in budgets["sources"].items()})
     html, json_path = write_report(result, artifact_folder(dag_id, run_id))
     for row in result["tables"]:
         log.info("%-40s rows %s/%s %s %.2fs", row["table"], row["rows_source"], row["rows_target"],
