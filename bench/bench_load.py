@@ -33,7 +33,8 @@ Machines as a deployment has them: the source server and the writer run on one c
 Airflow, the target, the pooler and Airflow's metadata DB on the other (``core_split``),
 so the apps' latency measures what the migration's reads cost the source rather than
 Airflow's own processes on the same two cores (BENCH_LOAD_SPLIT_CORES=0: no split).
-After cutover the apps' primary is the target, which here shares its core with Airflow.
+Once the cutover has run, the apps' primary is the target: it takes the apps' core and
+the source joins Airflow on the other.
 
 Knobs: BENCH_LOAD_RATE (writes/s, 40), BENCH_LOAD_SCALE (generator scale, 150:
 about 1.8 M rows, 0.75 GB, so the unpaced backfill lasts about a minute),
@@ -114,8 +115,9 @@ def against(p95_ms: float, baseline_ms: float) -> float:
 
 
 class LoadRun:
-    def __init__(self, estate: Estate, home: AirflowHome, apps: DualWriteSimulator, work: Path):
-        self.estate, self.home, self.apps = estate, home, apps
+    def __init__(self, estate: Estate, home: AirflowHome, apps: DualWriteSimulator, work: Path,
+                 split: CoreSplit | None = None):
+        self.estate, self.home, self.apps, self.split = estate, home, apps, split
         self.rate = apps.config.rate_per_s
         self.m = estate.manifest
         self.sources = estate.source_endpoints()
@@ -242,6 +244,8 @@ class LoadRun:
         self.window("cutover", during=lambda: self.dag("cutover", {
             "confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 3, "min_soak_hours": 0, "min_clean_reconciles": 1,
             "repair_cap": REPAIR_CAP}))
+        if self.split:
+            self.split.move_primary(postmaster_pid(self.estate.target.datadir))
         self.window("after cutover (target first), reconcile", during=lambda: self.dag("reconcile", {"repair_cap": REPAIR_CAP}))
         self.window("after cutover (target first), quiet", seconds=idle_s)
         self.window("finalize", during=lambda: self.dag("finalize", {
@@ -307,7 +311,7 @@ def print_table(result: dict) -> None:
     conditions = result["conditions"]
     split = conditions["core_split"]
     cores = (f"source and apps on {split['source_and_apps']}, the rest on {split['airflow_target_pooler_metadata']}"
-             if split else "not split")
+             + (f"; after cutover {split['after_cutover']}" if split["after_cutover"] else "") if split else "not split")
     print(f"{conditions['cores']} cores ({cores}); load average (1, 5, 15 min) before {conditions['load_before']}, "
           f"after {conditions['load_after']}")
 
@@ -342,7 +346,7 @@ def main() -> int:
             if split_cores:
                 split.on_other_cores()
             try:
-                lifecycle = LoadRun(estate, home, apps, HOME / "work").lifecycle(idle_s)
+                lifecycle = LoadRun(estate, home, apps, HOME / "work", split if split_cores else None).lifecycle(idle_s)
             finally:
                 apps.stop()
                 apps.join()

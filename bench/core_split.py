@@ -7,7 +7,10 @@ and the target building indexes, which no pacing of the source's reads can gover
 ``CoreSplit`` pins the source server (every process it has and forks later) and the
 writer that imitates the apps to the first core, and the target, the pooler, the
 machine's PostgreSQL (Airflow's metadata DB) and every process this one starts
-afterwards to the others. The machine's PostgreSQL gets its cores back at the end.
+afterwards to the others. After cutover the apps' primary is the target: ``move_primary``
+gives it the apps' core and moves the source to the others, so the apps' latency then
+measures what the migration's reads cost the target, not Airflow's processes beside it.
+The machine's PostgreSQL gets its cores back at the end.
 """
 
 from __future__ import annotations
@@ -53,13 +56,21 @@ class CoreSplit:
         self.source_datadir, self.other_pids, self.metadata_port = source_datadir, other_pids, metadata_port
         self.rest = [core for core in range(os.cpu_count() or 1) if core != SOURCE_CORE]
         self._restore: dict[int, list[int]] = {}
+        self.primary_moved = False
 
     @property
     def possible(self) -> bool:
         return bool(self.rest)
 
     def describe(self) -> dict:
-        return {"source_and_apps": [SOURCE_CORE], "airflow_target_pooler_metadata": self.rest}
+        return {"source_and_apps": [SOURCE_CORE], "airflow_target_pooler_metadata": self.rest,
+                "after_cutover": "target and apps on the apps' core, source with the rest" if self.primary_moved else None}
+
+    def move_primary(self, target_postmaster_pid: int) -> None:
+        """The target, now the apps' primary, onto the apps' core; the source onto the others."""
+        _pin(postmaster_pid(self.source_datadir), self.rest)
+        _pin(target_postmaster_pid, [SOURCE_CORE])
+        self.primary_moved = True
 
     def pin_servers(self) -> None:
         _pin(postmaster_pid(self.source_datadir), [SOURCE_CORE])
