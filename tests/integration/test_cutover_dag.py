@@ -44,7 +44,9 @@ def test_cutover_dry_run_changes_nothing_in_either_database(soaking, estate, man
 
 
 def test_cutover_refuses_when_the_soak_is_too_short(soaking, estate, run):
-    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 48})
+    # One clean reconcile, all `soaking` records: the streak gate passes, so the soak's length alone refuses.
+    result = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 48,
+                             "min_clean_reconciles": 1})
     failed(result, "wait_for_soak_elapsed", "at least 48 h are required", "more than this run may still wait")
     assert phase(estate) == "soak"
 

@@ -81,12 +81,13 @@ def test_hostile_table_names_are_refused_before_anything_runs(dual_writing, run)
 
 def test_dry_run_finds_and_writes_nothing(injected, estate, manifest, run):
     before = snapshot(estate, manifest)
-    result = run("reconcile", {"dry_run": True})
+    result = run("reconcile", {"dry_run": True, "max_latency_increase": None})
     assert result.succeeded, result.output[-3000:]
     assert snapshot(estate, manifest) == before
     assert phase(estate) == "dual_write"
     # judge_run's totals, as Airflow logs a task's return value.
     assert "'drifted': 5" in result.output, result.output[-3000:]
+    assert "load-aware pacing off" in result.output and "'slices'" not in result.output
 
 
 def test_drift_above_the_cap_repairs_nothing_fails_and_alerts(dual_writing, estate, manifest, run):
@@ -106,6 +107,10 @@ def test_every_drift_is_found_key_for_key_repaired_and_starts_the_soak(injected,
     result = run("reconcile")
     assert result.succeeded, result.output[-3000:]
     assert _findings(estate, started) == injected
+    # Paced by default: every source's probe measured first, each table's summary with its pacer's figures.
+    for service in manifest.services:
+        assert f"{service.name} source: probe latency before any scan or copy" in result.output
+    assert "'pacing': {'baseline_probe_ms'" in result.output and "'slices': " in result.output
     assert verify(estate.source_endpoints(), estate.target_endpoint(), manifest)["ok"]
     assert phase(estate) == "soak"
     second = run("reconcile")
