@@ -220,4 +220,4 @@ def test_the_ui_trigger_dialog_with_its_form_creates_the_run(page, airflow):
     newest = metadata(cluster, "SELECT triggered_by, conf FROM dag_run WHERE dag_id = 'reconcile' ORDER BY id DESC LIMIT 1")
     triggered_by, conf = newest[0]
     assert triggered_by == "UI"
-    assert set(conf) == {"tables", "dry_run", "repair_cap", "grace_seconds", "max_unrepaired_rows"}, conf
+    assert set(conf) == {"tables", "dry_run", "repair_cap", "grace_seconds", "max_unrepaired_rows", "max_latency_increase"}, conf
