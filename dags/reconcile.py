@@ -43,7 +43,8 @@ scans then read 16 MB of heap at a time (TID range scans under one snapshot, so
 the counts and hash sums add up exactly) while a probe of their own runs every
 0.25 s; while the median of the last 8 probes is over the baseline plus
 *Apps' latency budget* (`max_latency_increase`, default 0.3: the runbook's +30 %
-rollback trigger), the scan rests after each slice, half a slice's time at
+rollback trigger; or plus the probe's own spread at rest when that is wider),
+the scan rests after each slice, half a slice's time at
 first and twice as long each slice it stays over (at most 8×), and the rest
 halves away once the probe is back within. The task log says when a table
 rested and how long; each table's summary carries the pacer's figures

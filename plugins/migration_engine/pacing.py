@@ -99,16 +99,19 @@ def probe_ms(conn: psycopg.Connection) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def baseline_ms(endpoint: Endpoint, samples: int = BASELINE_SAMPLES,
-                interval_s: float = BASELINE_INTERVAL_S) -> float:
-    """The probe's median latency before the copy starts: what the pacer holds the source near."""
+def probe_at_rest(endpoint: Endpoint, samples: int = BASELINE_SAMPLES,
+                  interval_s: float = BASELINE_INTERVAL_S) -> tuple[float, float]:
+    """The probe before the work starts: its median latency, what the pacer holds the server near, and
+    how far its own 90th percentile lies above that median (its spread at rest, never taken for load)."""
     with endpoint.connect(autocommit=True) as conn:
         probe_ms(conn)  # the first round trip pays for the session's catalog cache
         measured = []
         for _ in range(samples):
             measured.append(probe_ms(conn))
             time.sleep(interval_s)
-    return round(statistics.median(measured), 3)
+    median = statistics.median(measured)
+    p90 = statistics.quantiles(measured, n=10)[-1]
+    return round(median, 3), round(max(0.0, p90 - median), 3)
 
 
 PROBE_INTERVAL_S = 0.25
@@ -128,14 +131,18 @@ LOG_EVERY_S = 5.0
 
 @dataclass(frozen=True)
 class LoadBudget:
-    """The probe's idle median and the increase over it the apps can afford (0.3 = +30 %)."""
+    """The probe's median at rest, the increase over it the apps can afford (0.3 = +30 %), and the
+    probe's own spread at rest (``probe_at_rest``)."""
 
     baseline_ms: float
     max_increase: float
+    spread_ms: float = 0.0
 
     @property
     def limit_ms(self) -> float:
-        return self.baseline_ms * (1 + self.max_increase)
+        # A server whose probe wavers at rest by more than the budget's share would otherwise look busy
+        # all the time, and hold a copy at its floor on an idle source.
+        return self.baseline_ms + max(self.baseline_ms * self.max_increase, self.spread_ms)
 
 
 class LoadAwarePacer(Pacer):

@@ -247,3 +247,9 @@ def test_the_judgement_is_the_median_of_the_last_probes_so_one_slow_probe_does_n
         scans.observe(latency)
     scans.rest_after(1.0)
     assert sleeps == []
+
+
+def test_the_probes_own_spread_at_rest_is_never_taken_for_load():
+    assert LoadBudget(1.0, 0.3).limit_ms == pytest.approx(1.3)
+    assert LoadBudget(1.0, 0.3, spread_ms=0.5).limit_ms == pytest.approx(1.5)
+    assert LoadBudget(1.0, 0.3, spread_ms=0.1).limit_ms == pytest.approx(1.3)
