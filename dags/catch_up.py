@@ -28,19 +28,11 @@ the row) is **not** copied over: the run fails naming each table and key.
 On success it publishes the Asset `credity_caught_up`, which starts `verify`.
 
 ## Pacing
-Before any table task scans, `measure_source_health` times a probe (`SELECT 1`)
-on each source, the apps' primary. Each table's hash
-scans then read 16 MB of heap at a time (TID range scans under one snapshot, so
-the counts and hash sums add up exactly) while a probe of their own runs every
-0.25 s; while the median of the last 8 probes is over the baseline plus
-*Source latency budget* (`max_latency_increase`, default 0.3: the runbook's +30 %
-rollback trigger; or plus the probe's own spread at rest when that is wider),
-the scan rests after each slice, half a slice's time at
-first and twice as long each slice it stays over (at most 8×), and the rest
-halves away once the probe is back within. The task log says when a table
-rested and how long; each table's summary carries the pacer's figures
-(`pacing`: baseline, budget, probes, slices, rests, seconds rested). Empty or
-0: no pacing.
+Before any table task scans, `measure_source_health` times a probe on each
+source, the apps' primary; each table's hash scans are then paced the way the
+reconcile DAG's are (its *Pacing* section): they rest between 16 MB slices
+while the probe is over the baseline plus *Source latency budget*
+(`max_latency_increase`, default 0.3). Empty or 0: no pacing.
 
 ## Re-running
 Safe at any time: a pass repairs only rows that differ, and only when the
