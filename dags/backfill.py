@@ -53,8 +53,9 @@ source's latency at rest. Each chunk's stream then probes again 4 times a
 second and, the way gh-ost throttles on max-load, halves its rate while the
 median of the last 8 probes is over the baseline plus *Source latency budget*
 (`max_latency_increase`, default 0.3: the runbook's +30 % rollback trigger; or
-plus the probe's own spread at rest, its 90th percentile over its median, when
-that is wider: a probe that wavers at rest is not a busy source), pauses while it is over twice that (at most 60 s at a time, then goes on at
+plus the probe's own spread at rest, how far the median of 8 probes wavers above
+the baseline nine times in ten, when that is wider: a probe that wavers at rest
+is not a busy source), pauses while it is over twice that (at most 60 s at a time, then goes on at
 0.25 MB/s), and grows its rate by a quarter per interval while there is room.
 The probe is what an app's simplest statement feels on that server (CPU,
 connection scheduling, locks); session counts or wait events say what the

@@ -39,14 +39,18 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import TypeVar
 
 import psycopg
 
 from migration_engine.endpoints import Endpoint
 
 log = logging.getLogger("migration.pacer")
+
+Key = TypeVar("Key")
 
 MB = 1024 * 1024
 # A stream that stalled (a busy source, a lock) may catch up by at most this much
@@ -99,19 +103,30 @@ def probe_ms(conn: psycopg.Connection) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def probe_at_rest(endpoint: Endpoint, samples: int = BASELINE_SAMPLES,
-                  interval_s: float = BASELINE_INTERVAL_S) -> tuple[float, float]:
-    """The probe before the work starts: its median latency, what the pacer holds the server near, and
-    how far its own 90th percentile lies above that median (its spread at rest, never taken for load)."""
-    with endpoint.connect(autocommit=True) as conn:
-        probe_ms(conn)  # the first round trip pays for the session's catalog cache
-        measured = []
+def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SAMPLES,
+                   interval_s: float = BASELINE_INTERVAL_S) -> dict[Key, tuple[float, float]]:
+    """The probe on each endpoint before the work starts: its median latency, what a pacer holds the
+    server near, and its spread at rest (``spread_at_rest``). Each round probes the endpoints in turn,
+    never two at once: on one server they would queue behind each other and look like load."""
+    with ExitStack() as stack:
+        conns = {key: stack.enter_context(endpoint.connect(autocommit=True)) for key, endpoint in endpoints.items()}
+        for conn in conns.values():
+            probe_ms(conn)  # the first round trip pays for the session's catalog cache
+        measured: dict[Key, list[float]] = {key: [] for key in conns}
         for _ in range(samples):
-            measured.append(probe_ms(conn))
+            for key, conn in conns.items():
+                measured[key].append(probe_ms(conn))
             time.sleep(interval_s)
-    median = statistics.median(measured)
-    p90 = statistics.quantiles(measured, n=10)[-1]
-    return round(median, 3), round(max(0.0, p90 - median), 3)
+    return {key: (round(statistics.median(latencies), 3), spread_at_rest(latencies)) for key, latencies in measured.items()}
+
+
+def spread_at_rest(latencies: list[float]) -> float:
+    """How far the pacers' yardstick, the median of ``PROBE_WINDOW`` probes in a row, rises above the
+    median of them all nine times in ten at rest: what is never taken for load."""
+    median = statistics.median(latencies)
+    windows = [statistics.median(latencies[i:i + PROBE_WINDOW]) for i in range(len(latencies) - PROBE_WINDOW + 1)]
+    p90 = statistics.quantiles(windows, n=10)[-1] if len(windows) > 1 else median
+    return round(max(0.0, p90 - median), 3)
 
 
 PROBE_INTERVAL_S = 0.25
@@ -132,7 +147,7 @@ LOG_EVERY_S = 5.0
 @dataclass(frozen=True)
 class LoadBudget:
     """The probe's median at rest, the increase over it the apps can afford (0.3 = +30 %), and the
-    probe's own spread at rest (``probe_at_rest``)."""
+    probe's own spread at rest (``spread_at_rest``)."""
 
     baseline_ms: float
     max_increase: float

@@ -18,6 +18,7 @@ from migration_engine.pacing import (
     LoadBudget,
     Pacer,
     ScanPacer,
+    spread_at_rest,
 )
 
 
@@ -253,3 +254,10 @@ def test_the_probes_own_spread_at_rest_is_never_taken_for_load():
     assert LoadBudget(1.0, 0.3).limit_ms == pytest.approx(1.3)
     assert LoadBudget(1.0, 0.3, spread_ms=0.5).limit_ms == pytest.approx(1.5)
     assert LoadBudget(1.0, 0.3, spread_ms=0.1).limit_ms == pytest.approx(1.3)
+
+
+def test_the_spread_at_rest_is_that_of_the_median_of_eight_probes_not_of_one():
+    wavering = [1.0, 3.0] * 20  # single probes 1 and 3 ms apart, every window of eight has median 2 ms
+    assert spread_at_rest(wavering) == 0.0
+    drifting = [1.0] * 20 + [1.5] * 20  # the yardstick itself moves by half a millisecond at rest
+    assert spread_at_rest(drifting) == pytest.approx(0.25)

@@ -13,7 +13,7 @@ from migration_engine import dag_support as ds
 from migration_engine import ledger, read_path, smoke, source_access
 from migration_engine.checks import CheckFailed, check_non_negative, clean_streak_gate, time_in_phase_gate
 from migration_engine.manifest import Table
-from migration_engine.pacing import LoadBudget, probe_at_rest
+from migration_engine.pacing import LoadBudget, probes_at_rest
 from migration_engine.reconcile import drift_ledger, scan
 from migration_engine.reconcile.engine import CutoverWindow, Direction, ReconcileResult, TableJob, reconcile_tables
 
@@ -65,8 +65,6 @@ def latency_budgets(dag_id: str, services: list[str], max_increase: float | None
     ``{"sources": {service: budget}, "target": budget or None}``, each budget ``{"baseline_ms",
     "max_increase", "spread_ms"}``. A DAG with mapped tasks measures in a task before them, so one task's load does
     not raise another's baseline. None with no ``max_increase``: pacing off."""
-    from concurrent.futures import ThreadPoolExecutor
-
     if not max_increase:
         log.info("load-aware pacing off")
         return None
@@ -74,13 +72,10 @@ def latency_budgets(dag_id: str, services: list[str], max_increase: float | None
     endpoints = {service: conns.source_endpoint(service) for service in services}
     if target:
         endpoints[None] = conns.target_endpoint
-    # Side by side: each measurement is a couple of seconds of waiting, not of work.
-    with ThreadPoolExecutor(max_workers=len(endpoints) or 1) as pool:
-        at_rest = dict(zip(endpoints, pool.map(probe_at_rest, endpoints.values()), strict=True))
     budgets = {}
-    for service, (baseline, spread) in at_rest.items():
+    for service, (baseline, spread) in probes_at_rest(endpoints).items():
         budget = LoadBudget(baseline, max_increase, spread)
-        log.info("%s: probe latency before any scan or copy %.3f ms (its 90th percentile %.3f ms above); pacing keeps "
+        log.info("%s: probe latency before any scan or copy %.3f ms (spread at rest %.3f ms); pacing keeps "
                  "it under %.3f ms (+%d%%, or its spread when wider)", "target" if service is None else f"{service} source",
                  baseline, spread, budget.limit_ms, round(max_increase * 100))
         budgets[service] = {"baseline_ms": baseline, "max_increase": max_increase, "spread_ms": spread}
