@@ -92,7 +92,7 @@ class Pacer:
 
 
 PROBE = "SELECT 1"
-BASELINE_SAMPLES = 40
+BASELINE_SAMPLES = 30
 BASELINE_INTERVAL_S = 0.05
 
 
@@ -106,8 +106,9 @@ def probe_ms(conn: psycopg.Connection) -> float:
 def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SAMPLES,
                    interval_s: float = BASELINE_INTERVAL_S) -> dict[Key, tuple[float, float]]:
     """The probe on each endpoint before the work starts: its median latency, what a pacer holds the
-    server near, and its spread at rest (``spread_at_rest``). Each round probes the endpoints in turn,
-    never two at once: on one server they would queue behind each other and look like load."""
+    server near, and its spread at rest (``spread_at_rest``). One probe at a time, each after
+    ``interval_s`` of quiet, as the pacers probe: two at once on one server queue behind each other,
+    and a probe right behind another finds the server awake and reads a fraction of one after quiet."""
     with ExitStack() as stack:
         conns = {key: stack.enter_context(endpoint.connect(autocommit=True)) for key, endpoint in endpoints.items()}
         for conn in conns.values():
@@ -115,8 +116,8 @@ def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SA
         measured: dict[Key, list[float]] = {key: [] for key in conns}
         for _ in range(samples):
             for key, conn in conns.items():
+                time.sleep(interval_s)
                 measured[key].append(probe_ms(conn))
-            time.sleep(interval_s)
     return {key: (round(statistics.median(latencies), 3), spread_at_rest(latencies)) for key, latencies in measured.items()}
 
 
