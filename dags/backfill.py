@@ -48,7 +48,8 @@ connections to the target, and to each source, never exceed that cap.
 
 ## Pacing by the apps' health
 Before any chunk streams, `measure_source_health` times a probe (`SELECT 1`, on
-its own connection) 40 times on each source database: its median is the
+its own connection; the second of two round trips back to back, so an idle
+server's wake-up is not taken for its latency) 30 times on each source database: its median is the
 source's latency at rest. Each chunk's stream then probes again 4 times a
 second and, the way gh-ost throttles on max-load, halves its rate while the
 median of the last 8 probes is over the baseline plus *Source latency budget*

@@ -97,7 +97,10 @@ BASELINE_INTERVAL_S = 0.05
 
 
 def probe_ms(conn: psycopg.Connection) -> float:
-    """One probe's round trip, in milliseconds."""
+    """One probe's round trip, in milliseconds: the second of two back to back. The first wakes a
+    server that was idle; on a quiet machine that wake-up alone costs more than a busy server's queue
+    (0.5 ms against 0.2 ms here), which would hide the very load the probe is there to see."""
+    conn.execute(PROBE).fetchone()
     started = time.perf_counter()
     conn.execute(PROBE).fetchone()
     return (time.perf_counter() - started) * 1000
@@ -107,8 +110,7 @@ def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SA
                    interval_s: float = BASELINE_INTERVAL_S) -> dict[Key, tuple[float, float]]:
     """The probe on each endpoint before the work starts: its median latency, what a pacer holds the
     server near, and its spread at rest (``spread_at_rest``). One probe at a time, each after
-    ``interval_s`` of quiet, as the pacers probe: two at once on one server queue behind each other,
-    and a probe right behind another finds the server awake and reads a fraction of one after quiet."""
+    ``interval_s`` of quiet, as the pacers probe: two at once on one server queue behind each other."""
     with ExitStack() as stack:
         conns = {key: stack.enter_context(endpoint.connect(autocommit=True)) for key, endpoint in endpoints.items()}
         for conn in conns.values():
