@@ -56,7 +56,8 @@ median of the last 8 probes is over the baseline plus *Source latency budget*
 (`max_latency_increase`, default 0.3: the runbook's +30 % rollback trigger; or
 plus the probe's own spread at rest, how far the median of 8 probes wavers above
 the baseline nine times in ten, when that is wider: a probe that wavers at rest
-is not a busy source), pauses while it is over twice that (at most 60 s at a time, then goes on at
+is not a busy source; and at least 0.3 ms at +30 %: the added delay an app's
+write of 1–2 ms affords, which +30 % of a 0.1 ms probe would not resolve), pauses while it is over twice that (at most 60 s at a time, then goes on at
 0.25 MB/s), and grows its rate by a quarter per interval while there is room.
 The probe is what an app's simplest statement feels on that server (CPU,
 connection scheduling, locks); session counts or wait events say what the
