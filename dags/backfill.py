@@ -47,8 +47,9 @@ Chunk copies share the pool `migration_target` (sized by `DB_POOL_MAX`), so the
 connections to the target, and to each source, never exceed that cap.
 
 ## Pacing by the apps' health
-Before any chunk streams, `measure_source_health` times a probe (`SELECT 1`, on
-its own connection; the second of two round trips back to back, so an idle
+Before any chunk streams, `measure_source_health` times a probe (a count over
+5,000 generated rows, about what an app's write costs the server; on its own
+connection; the second of two round trips back to back, so an idle
 server's wake-up is not taken for its latency) 30 times on each source database: its median is the
 source's latency at rest. Each chunk's stream then probes again 4 times a
 second and, the way gh-ost throttles on max-load, halves its rate while the
@@ -56,8 +57,7 @@ median of the last 8 probes is over the baseline plus *Source latency budget*
 (`max_latency_increase`, default 0.3: the runbook's +30 % rollback trigger; or
 plus the probe's own spread at rest, how far the median of 8 probes wavers above
 the baseline nine times in ten, when that is wider: a probe that wavers at rest
-is not a busy source; and at least 0.3 ms at +30 %: the added delay an app's
-write of 1–2 ms affords, which +30 % of a 0.1 ms probe would not resolve), pauses while it is over twice that (at most 60 s at a time, then goes on at
+is not a busy source), pauses while it is over twice that (at most 60 s at a time, then goes on at
 0.25 MB/s), and grows its rate by a quarter per interval while there is room.
 The probe is what an app's simplest statement feels on that server (CPU,
 connection scheduling, locks); session counts or wait events say what the

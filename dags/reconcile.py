@@ -37,7 +37,7 @@ only runs over every table, in the direction they need, with no table task
 errored and every table clean, and a run that falls short ends their streak.
 
 ## Pacing
-Before any table task scans, `measure_apps_health` times a probe (`SELECT 1`)
+Before any table task scans, `measure_apps_health` times a probe (the backfill's, an app-sized statement)
 on the apps' primary (each source before cutover, the target after it). Each table's hash
 scans then read 16 MB of heap at a time (TID range scans under one snapshot, so
 the counts and hash sums add up exactly) while a probe of their own runs every

@@ -13,7 +13,6 @@ from migration_engine.pacing import (
     MAX_PAUSE_S,
     MAX_REST_RATIO,
     MB,
-    MIN_SLACK_MS,
     PROBE_INTERVAL_S,
     LoadAwarePacer,
     LoadBudget,
@@ -255,11 +254,6 @@ def test_the_probes_own_spread_at_rest_is_never_taken_for_load():
     assert LoadBudget(2.0, 0.3).limit_ms == pytest.approx(2.6)
     assert LoadBudget(2.0, 0.3, spread_ms=0.9).limit_ms == pytest.approx(2.9)
     assert LoadBudget(2.0, 0.3, spread_ms=0.1).limit_ms == pytest.approx(2.6)
-
-
-def test_a_probe_far_quicker_than_an_apps_statement_may_still_rise_by_what_such_a_statement_affords():
-    assert LoadBudget(0.13, 0.3).limit_ms == pytest.approx(0.13 + MIN_SLACK_MS)
-    assert LoadBudget(0.13, 0.6).limit_ms == pytest.approx(0.13 + 2 * MIN_SLACK_MS)
 
 
 def test_the_spread_at_rest_is_that_of_the_median_of_eight_probes_not_of_one():
