@@ -13,8 +13,9 @@ rather than active sessions or wait events: it is what a statement the size of a
 app's write feels on the same server at that moment (CPU, connection scheduling and
 lock-manager pressure from our COPY all show up in it), it needs no privilege or
 extension (a managed source gives neither), and it costs about half a millisecond of
-the server's time, so it can run several times a second. Session counts and wait events describe what the server is
-doing, not what the apps feel, and depend on how the apps pool their connections.
+the server's time, so it can run several times a second. Session counts and wait
+events describe what the server is doing, not what the apps feel, and depend on how
+the apps pool their connections.
 
 ``LoadAwarePacer`` measures instead of making the operator guess a rate: every
 ``PROBE_INTERVAL_S`` of streaming it times the probe on its own connection to the
@@ -101,8 +102,8 @@ BASELINE_INTERVAL_S = 0.05
 
 def probe_ms(conn: psycopg.Connection) -> float:
     """One probe's round trip, in milliseconds: the second of two back to back. The first wakes a
-    server that was idle; on a quiet machine that wake-up alone costs more than a busy server's queue
-    (0.5 ms against 0.2 ms here), which would hide the very load the probe is there to see."""
+    server that was idle; on a quiet machine that wake-up alone can cost more than a busy server's
+    queue, which would hide the very load the probe is there to see."""
     conn.execute(PROBE).fetchone()
     started = time.perf_counter()
     conn.execute(PROBE).fetchone()
