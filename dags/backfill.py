@@ -135,7 +135,7 @@ SNAPSHOT_PUBLISH_TIMEOUT_S = 300
                 "Empty or 0: as fast as the servers allow. With load-aware pacing on, the ceiling it never exceeds.",
             ),
             "max_latency_increase": ds.latency_budget_param(
-                "Source latency budget", "each chunk's stream slows down, or pauses,"),
+                "Source latency budget", "each chunk's stream slows down, or pauses, and speeds up again when there is room,"),
         },
     ),
 )

@@ -29,7 +29,7 @@ machines, under `MIGRATION_ARTIFACT_DIR` (default `$AIRFLOW_HOME/artifacts`)
 `/verify/<run id>/`. On success the ledger moves `backfilled → verified`.
 
 ## Pacing
-`compare_tables` first times a probe on each source at rest, then paces each
+`compare_tables` first times a probe on each source before it scans, then paces each
 table's hash scans the way the reconcile DAG does (its *Pacing* section): it
 rests between 16 MB slices while the probe is over the baseline plus *Source
 latency budget* (`max_latency_increase`, default 0.3). Empty or 0: no pacing.

@@ -276,8 +276,7 @@ def latency_budget_param(title: str, paces: str):
     return Param(
         0.3, type=["null", "number"], minimum=0, maximum=10, title=title,
         description=f"Load-aware pacing: {paces} to keep a probe's latency on the apps' primary within this fraction "
-        "above its baseline measured before (0.3: the runbook's +30 % rollback trigger), and speeds up when there is "
-        "room. Empty or 0: off.",
+        "above its baseline measured before (0.3: the runbook's +30 % rollback trigger). Empty or 0: off.",
     )
 
 
