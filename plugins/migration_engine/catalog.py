@@ -121,6 +121,12 @@ def size_estimate(conn: psycopg.Connection, ident: tuple[str, str]) -> tuple[int
     return None if row is None else (None if row[0] < 0 else row[0], row[1])
 
 
+def heap_blocks(conn: psycopg.Connection, ident: tuple[str, str]) -> int:
+    """How many blocks the table ``ident`` (schema, name) holds now; 0 when it does not exist."""
+    row = sqlfiles.run(conn, "catalog/select_heap_blocks", {"schema": ident[0], "table": ident[1]}).fetchone()
+    return 0 if row is None else row[0]
+
+
 def table_exists(conn: psycopg.Connection, ident: tuple[str, str]) -> bool:
     return sqlfiles.run(conn, "catalog/select_table_exists", {"schema": ident[0], "table": ident[1]}).fetchone() is not None
 

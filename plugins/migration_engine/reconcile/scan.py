@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from migration_engine.canonical import hash_sum, pin_output_settings, row_hash
-from migration_engine.catalog import TableDescription, describe_table, size_estimate
+from migration_engine.catalog import TableDescription, describe_table, heap_blocks, size_estimate
 from migration_engine.pacing import ScanPacer
 from migration_engine.reconcile.diff import BucketSummary
 from migration_engine.segment import KEY_KINDS_BY_TYPE, KeyKind, TableSegment, dedupe_sorted, sample_percentiles
@@ -127,8 +127,7 @@ def bucket_summaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[s
             return {bucket: BucketSummary(count, int(digest)) for bucket, count, digest in rows}
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         pin_output_settings(conn)
-        blocks = conn.execute("SELECT pg_relation_size(%s::regclass) / current_setting('block_size')::int",
-                              (sql.Identifier(*ident).as_string(conn),)).fetchone()[0]
+        blocks = heap_blocks(conn, ident)
         to_end = query.format(where=sql.SQL("WHERE t.ctid >= %(first)s::tid"), **parts)
         bounded = query.format(where=sql.SQL("WHERE t.ctid >= %(first)s::tid AND t.ctid < %(end)s::tid"), **parts)
         for first in range(0, max(blocks, 1), SLICE_BLOCKS):
