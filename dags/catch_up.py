@@ -30,8 +30,8 @@ On success it publishes the Asset `credity_caught_up`, which starts `verify`.
 ## Pacing
 Before any table task scans, `measure_source_health` times a probe on each
 source, the apps' primary; each table's hash scans are then paced the way the
-reconcile DAG's are (its *Pacing* section): they rest between 16 MB slices
-while the probe is over the baseline plus *Source latency budget*
+reconcile DAG's are (its *Pacing* section): they rest between 2 MB slices
+while more than 5 % of the probes are over its p95 at rest plus *Source latency budget*
 (`max_latency_increase`, default 0.3). Empty or 0: no pacing.
 
 ## Re-running

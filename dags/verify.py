@@ -31,8 +31,8 @@ machines, under `MIGRATION_ARTIFACT_DIR` (default `$AIRFLOW_HOME/artifacts`)
 ## Pacing
 `compare_tables` first times a probe on each source before it scans, then paces each
 table's hash scans the way the reconcile DAG does (its *Pacing* section): it
-rests between 16 MB slices while the probe is over the baseline plus *Source
-latency budget* (`max_latency_increase`, default 0.3). Empty or 0: no pacing.
+rests between 2 MB slices while more than 5 % of the probes are over its p95 at rest
+plus *Source latency budget* (`max_latency_increase`, default 0.3). Empty or 0: no pacing.
 
 ## Re-running
 Always safe: it only reads the migrated tables, and the ledger does not move twice.

@@ -111,10 +111,10 @@ def probe_ms(conn: psycopg.Connection) -> float:
 
 
 def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SAMPLES,
-                   interval_s: float = BASELINE_INTERVAL_S) -> dict[Key, tuple[float, float]]:
-    """The probe on each endpoint before the work starts: its median latency, what a pacer holds the
-    server near, and its spread at rest (``spread_at_rest``). One probe at a time, each after
-    ``interval_s`` of quiet, as the pacers probe: two at once on one server queue behind each other."""
+                   interval_s: float = BASELINE_INTERVAL_S) -> dict[Key, list[float]]:
+    """The probe's latencies on each endpoint before the work starts (``LoadBudget.at_rest`` makes a
+    budget of them). One probe at a time, each after ``interval_s`` of quiet, as the pacers probe: two
+    at once on one server queue behind each other."""
     with ExitStack() as stack:
         conns = {key: stack.enter_context(endpoint.connect(autocommit=True)) for key, endpoint in endpoints.items()}
         for conn in conns.values():
@@ -124,16 +124,21 @@ def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SA
             for key, conn in conns.items():
                 time.sleep(interval_s)
                 measured[key].append(probe_ms(conn))
-    return {key: (round(statistics.median(latencies), 3), spread_at_rest(latencies)) for key, latencies in measured.items()}
+    return measured
 
 
 def spread_at_rest(latencies: list[float]) -> float:
-    """How far the pacers' yardstick, the median of ``PROBE_WINDOW`` probes in a row, rises above the
-    median of them all nine times in ten at rest: what is never taken for load."""
+    """How far the stream pacer's yardstick, the median of ``PROBE_WINDOW`` probes in a row, rises above
+    the median of them all nine times in ten at rest: what is never taken for load."""
     median = statistics.median(latencies)
     windows = [statistics.median(latencies[i:i + PROBE_WINDOW]) for i in range(len(latencies) - PROBE_WINDOW + 1)]
     p90 = statistics.quantiles(windows, n=10)[-1] if len(windows) > 1 else median
     return round(max(0.0, p90 - median), 3)
+
+
+def tail_at_rest(latencies: list[float]) -> float:
+    """The probe's p95 at rest: the scan pacer's yardstick (``ScanPacer``)."""
+    return round(statistics.quantiles(latencies, n=20)[-1] if len(latencies) > 1 else latencies[0], 3)
 
 
 PROBE_INTERVAL_S = 0.25
@@ -153,18 +158,34 @@ LOG_EVERY_S = 5.0
 
 @dataclass(frozen=True)
 class LoadBudget:
-    """The probe's median at rest, the increase over it the apps can afford (0.3 = +30 %), and the
-    probe's own spread at rest (``spread_at_rest``)."""
+    """The probe's median at rest, the increase over it the apps can afford (0.3 = +30 %), the
+    probe's own spread at rest (``spread_at_rest``) and its p95 at rest (``tail_at_rest``; None:
+    not measured, the median's limit serves)."""
 
     baseline_ms: float
     max_increase: float
     spread_ms: float = 0.0
+    tail_ms: float | None = None
+
+    @classmethod
+    def at_rest(cls, latencies: list[float], max_increase: float) -> LoadBudget:
+        return cls(round(statistics.median(latencies), 3), max_increase, spread_at_rest(latencies),
+                   tail_at_rest(latencies))
 
     @property
     def limit_ms(self) -> float:
+        """What the median of the stream pacer's probes may reach."""
         # A server whose probe wavers at rest by more than the budget's share would otherwise look busy
         # all the time, and hold a copy at its floor on an idle source.
         return self.baseline_ms + max(self.baseline_ms * self.max_increase, self.spread_ms)
+
+    @property
+    def tail_limit_ms(self) -> float:
+        """What a probe may reach before the scan pacer counts it as one that met the scan: +30 % of
+        the probe's p95 at rest, as the runbook's rollback trigger is +30 % of the apps' p95."""
+        if self.tail_ms is None:
+            return self.limit_ms
+        return max(self.tail_ms * (1 + self.max_increase), self.limit_ms)
 
 
 class LoadAwarePacer(Pacer):
@@ -259,11 +280,23 @@ class LoadAwarePacer(Pacer):
         }
 
 
-# A scan at full speed rests this long relative to its last slice when the probe first goes over the budget;
-# each further slice over it doubles the rest, up to MAX_REST_RATIO (the scan then runs a ninth of the time).
-FIRST_REST_RATIO = 0.5
-MAX_REST_RATIO = 8.0
-# Within the budget the rest halves each slice, and below this it stops.
+# The scan pacer probes twice as often as the stream pacer: it counts the probes that meet a slice, and a share
+# of 5 % needs a few dozen of them to be told from none.
+SCAN_PROBE_INTERVAL_S = 0.125
+# The last 5 s of probes.
+SCAN_PROBE_WINDOW = 40
+# What a p95 allows: over the budget while more than this share of the window's probes is over the tail limit.
+OVER_SHARE = 0.05
+# A decision waits for a second of new probes: the window still holds the probes taken before the last change.
+DECIDE_EVERY_PROBES = 8
+# A scan starts resting 4× each slice's time (busy a fifth of the time) until its probes say whether the apps
+# have room: a scan that started at full speed would hurt them for the seconds its first judgement takes.
+START_REST_RATIO = 4.0
+# Over the budget the rest doubles per decision up to this (the scan then runs a 33rd of the time, 3 %).
+MAX_REST_RATIO = 32.0
+# With room (at most half the share allowed over the tail limit) the rest eases by this per decision,
+# and below LEAST_REST_RATIO stops: eased more gently than doubled, so the pace settles rather than swings.
+EASE = 0.7
 LEAST_REST_RATIO = 0.1
 
 
@@ -272,44 +305,48 @@ class ScanPacer:
     apps' primary's health, as ``LoadAwarePacer`` paces a byte stream.
 
     A server-side aggregate cannot be slowed while it runs, so the scan rests between its slices:
-    after a slice that took ``busy_s``, it sleeps ``rest_ratio × busy_s``. The ratio doubles while
-    the probe's median (sampled on its own connection while the slices run, see ``HealthProbe``) is
-    over the budget and halves while it is within, down to no rest at all. Both sides' scans share
-    one pacer, so a busy primary slows the whole comparison. Thread-safe; ``sleep`` is an argument
-    and latencies come in through ``observe``, so tests drive every decision without waiting.
+    after a slice that took ``busy_s``, it sleeps ``rest_ratio × busy_s``. Its yardstick is not the
+    median of its probes but the share of them over the budget's tail limit (``LoadBudget.tail_limit_ms``),
+    sampled on a connection of its own while the slices run (``HealthProbe``). A scan loads the server
+    in bursts between rests, so most probes land in a rest and read the server idle: their median stays
+    low while every write that meets a slice waits, and the apps' p95 is made of exactly those. The
+    share of probes that meet a slice is the share of the apps' writes that do; the pacer holds it
+    under ``OVER_SHARE``, the 5 % a p95 allows.
+
+    Both sides' scans share one pacer, so a busy primary slows the whole comparison. Thread-safe;
+    ``sleep`` is an argument and latencies come in through ``observe``, so tests drive every decision
+    without waiting.
     """
 
     def __init__(self, budget: LoadBudget, *, label: str = "scan", sleep: Callable[[float], None] = time.sleep):
         self.budget, self.label, self.sleep = budget, label, sleep
-        self.latencies: deque[float] = deque(maxlen=PROBE_WINDOW)
-        self.rest_ratio = 0.0
-        self.slices = self.rests = self.probes = 0
+        self.latencies: deque[float] = deque(maxlen=SCAN_PROBE_WINDOW)
+        self.rest_ratio = START_REST_RATIO
+        self.slices = self.rests = self.probes = self.decisions = 0
         self.rested_s = 0.0
         self.highest_probe_ms: float | None = None
-        self.highest_rest_ratio = 0.0
+        self.highest_share_over = 0.0
+        self.highest_rest_ratio = START_REST_RATIO
+        self._probes_at_decision = 0
         self._lock = threading.Lock()
 
     def observe(self, probe_ms: float) -> None:
         with self._lock:
             self.latencies.append(probe_ms)
             self.probes += 1
+            self.highest_probe_ms = max(self.highest_probe_ms or 0.0, probe_ms)
+
+    def share_over(self) -> float:
+        """The share of the window's probes over the tail limit."""
+        limit = self.budget.tail_limit_ms
+        return sum(ms > limit for ms in self.latencies) / len(self.latencies) if self.latencies else 0.0
 
     def rest_after(self, busy_s: float) -> None:
         """A slice took ``busy_s``: rest as long as the apps' health asks."""
         with self._lock:
             self.slices += 1
-            if not self.latencies:
-                return
-            now_ms = statistics.median(self.latencies)
-            self.highest_probe_ms = max(self.highest_probe_ms or 0.0, now_ms)
-            if now_ms > self.budget.limit_ms:
-                self.rest_ratio = min(MAX_REST_RATIO, max(FIRST_REST_RATIO, self.rest_ratio * 2))
-                if self.rest_ratio > self.highest_rest_ratio:
-                    self.highest_rest_ratio = self.rest_ratio
-                    log.info("%s: pacer: probe %.2f ms over the budget of %.2f ms: resting %.1f× each slice's time",
-                             self.label, now_ms, self.budget.limit_ms, self.rest_ratio)
-            elif self.rest_ratio:
-                self.rest_ratio = self.rest_ratio / 2 if self.rest_ratio / 2 >= LEAST_REST_RATIO else 0.0
+            if self.probes - self._probes_at_decision >= DECIDE_EVERY_PROBES:
+                self._decide()
             rest = self.rest_ratio * busy_s
             if rest:
                 self.rests += 1
@@ -317,21 +354,38 @@ class ScanPacer:
         if rest:
             self.sleep(rest)
 
+    def _decide(self) -> None:
+        self._probes_at_decision = self.probes
+        self.decisions += 1
+        share = self.share_over()
+        self.highest_share_over = max(self.highest_share_over, share)
+        if share > OVER_SHARE:
+            self.rest_ratio = min(MAX_REST_RATIO, max(START_REST_RATIO, self.rest_ratio * 2))
+            if self.rest_ratio > self.highest_rest_ratio:
+                self.highest_rest_ratio = self.rest_ratio
+                log.info("%s: pacer: %.0f%% of the probes over %.2f ms: resting %.1f× each slice's time",
+                         self.label, share * 100, self.budget.tail_limit_ms, self.rest_ratio)
+        elif share <= OVER_SHARE / 2 and self.rest_ratio:
+            eased = self.rest_ratio * EASE
+            self.rest_ratio = eased if eased >= LEAST_REST_RATIO else 0.0
+
     def report(self) -> dict:
         """What the pacer decided, for the table's summary."""
         return {
-            "baseline_probe_ms": self.budget.baseline_ms, "budget_probe_ms": round(self.budget.limit_ms, 3),
+            "baseline_probe_ms": self.budget.baseline_ms, "budget_probe_ms": round(self.budget.tail_limit_ms, 3),
             "highest_probe_ms": None if self.highest_probe_ms is None else round(self.highest_probe_ms, 3),
-            "probes": self.probes, "slices": self.slices, "rests": self.rests, "rested_s": round(self.rested_s, 2),
-            "highest_rest_ratio": self.highest_rest_ratio,
+            "highest_share_over": round(self.highest_share_over, 3),
+            "probes": self.probes, "decisions": self.decisions, "slices": self.slices, "rests": self.rests,
+            "rested_s": round(self.rested_s, 2), "highest_rest_ratio": self.highest_rest_ratio,
+            "last_rest_ratio": round(self.rest_ratio, 2),
         }
 
 
 class HealthProbe:
-    """Times the probe on its own connection every ``PROBE_INTERVAL_S`` while a scan runs, telling a
+    """Times the probe on its own connection every ``SCAN_PROBE_INTERVAL_S`` while a scan runs, telling a
     ``ScanPacer`` each latency: the scan's own sessions are busy with its slices."""
 
-    def __init__(self, endpoint: Endpoint, pacer: ScanPacer, interval_s: float = PROBE_INTERVAL_S):
+    def __init__(self, endpoint: Endpoint, pacer: ScanPacer, interval_s: float = SCAN_PROBE_INTERVAL_S):
         self.endpoint, self.pacer, self.interval_s = endpoint, pacer, interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -9,11 +9,16 @@ import pytest
 
 from migration_engine.pacing import (
     BURST_SECONDS,
+    DECIDE_EVERY_PROBES,
+    EASE,
     FLOOR_MB_PER_S,
     MAX_PAUSE_S,
     MAX_REST_RATIO,
     MB,
+    OVER_SHARE,
     PROBE_INTERVAL_S,
+    SCAN_PROBE_WINDOW,
+    START_REST_RATIO,
     LoadAwarePacer,
     LoadBudget,
     Pacer,
@@ -202,52 +207,88 @@ def scan_pacer(sleeps: list[float]) -> ScanPacer:
     return ScanPacer(BUDGET, sleep=sleeps.append)
 
 
-def test_a_scan_rests_only_once_the_primary_is_over_its_budget():
-    sleeps: list[float] = []
-    scans = scan_pacer(sleeps)
-    scans.rest_after(2.0)  # no probe yet: nothing to judge by
-    for _ in range(5):
-        scans.observe(1.2)
-        scans.rest_after(2.0)
-    assert sleeps == [] and scans.report()["rests"] == 0 and scans.report()["slices"] == 6
+def probes(scans: ScanPacer, latencies: list[float]) -> None:
+    for ms in latencies:
+        scans.observe(ms)
 
 
-def test_over_the_budget_each_slice_doubles_the_rest_up_to_the_most_and_within_it_the_rest_halves_away():
+def one_in(n: int, over: float = 5.0, within: float = 1.0) -> list[float]:
+    """A second of probes (DECIDE_EVERY_PROBES of them) where one in ``n`` met a slice."""
+    return [over if i % n == 0 else within for i in range(DECIDE_EVERY_PROBES)]
+
+
+def test_a_scan_starts_at_a_cautious_pace_and_holds_it_until_a_second_of_probes_is_in():
     sleeps: list[float] = []
     scans = scan_pacer(sleeps)
-    for _ in range(8):
-        scans.observe(5.0)
+    scans.rest_after(1.0)
+    probes(scans, [1.0] * (DECIDE_EVERY_PROBES - 1))
+    scans.rest_after(1.0)
+    assert sleeps == [START_REST_RATIO, START_REST_RATIO] and scans.report()["decisions"] == 0
+
+
+def test_with_room_the_rest_eases_away_and_the_scan_runs_at_full_speed():
+    sleeps: list[float] = []
+    scans = scan_pacer(sleeps)
+    for _ in range(20):
+        probes(scans, [1.1] * DECIDE_EVERY_PROBES)  # within the budget
+        scans.rest_after(1.0)
+    ratios = sleeps[:5]
+    assert ratios == [pytest.approx(START_REST_RATIO * EASE ** n) for n in range(1, 6)]
+    assert sleeps[-1] > 0 and scans.rest_ratio == 0.0
+    scans.rest_after(1.0)
+    assert len(sleeps) == scans.report()["rests"], "no rest once eased away"
+
+
+def test_more_than_one_probe_in_twenty_over_the_limit_doubles_the_rest_up_to_the_most():
+    sleeps: list[float] = []
+    scans = scan_pacer(sleeps)
     for _ in range(6):
+        probes(scans, one_in(4))  # a quarter of the probes met a slice
         scans.rest_after(1.0)
-    assert sleeps == [0.5, 1.0, 2.0, 4.0, MAX_REST_RATIO, MAX_REST_RATIO]
-    for _ in range(8):
-        scans.observe(1.0)
-    sleeps.clear()
-    for _ in range(8):
-        scans.rest_after(1.0)
-    assert sleeps == [4.0, 2.0, 1.0, 0.5, 0.25, 0.125]
+    assert sleeps == [8.0, 16.0, MAX_REST_RATIO, MAX_REST_RATIO, MAX_REST_RATIO, MAX_REST_RATIO]
     report = scans.report()
-    assert report["rests"] == 12 and report["rested_s"] == round(0.5 + 1 + 2 + 4 + 8 + 8 + 4 + 2 + 1 + 0.5 + 0.25 + 0.125, 2)
     assert report["highest_rest_ratio"] == MAX_REST_RATIO and report["highest_probe_ms"] == 5.0
-    assert report["budget_probe_ms"] == 1.3 and report["probes"] == 16
+    assert report["highest_share_over"] == 0.25 and report["decisions"] == 6
+
+
+def test_a_share_over_the_limit_that_a_p95_allows_holds_the_pace():
+    sleeps: list[float] = []
+    scans = scan_pacer(sleeps)
+    # One in 40 over the limit: within half of what a p95 allows, so the rest eases.
+    probes(scans, [1.0] * (SCAN_PROBE_WINDOW - 1) + [5.0])
+    scans.rest_after(1.0)
+    assert sleeps == [pytest.approx(START_REST_RATIO * EASE)]
+    # Two in 40 (5 %): not over, not enough room either: the rest holds.
+    probes(scans, [1.0] * (DECIDE_EVERY_PROBES - 1) + [5.0])
+    assert scans.share_over() == pytest.approx(OVER_SHARE)
+    scans.rest_after(1.0)
+    assert sleeps[-1] == sleeps[0]
+
+
+def test_the_judgement_is_the_share_of_probes_over_the_p95_limit_not_their_median():
+    sleeps: list[float] = []
+    scans = ScanPacer(LoadBudget(baseline_ms=1.0, max_increase=0.3, tail_ms=2.0), sleep=sleeps.append)
+    probes(scans, [2.5] * DECIDE_EVERY_PROBES)  # over the median's limit (1.3 ms), within the tail's (2.6 ms)
+    scans.rest_after(1.0)
+    assert scans.share_over() == 0 and sleeps == [pytest.approx(START_REST_RATIO * EASE)]
+    probes(scans, one_in(2, over=2.7, within=1.0))  # the median is 1 ms, half the probes met a slice
+    scans.rest_after(1.0)
+    assert sleeps[-1] == pytest.approx(2 * START_REST_RATIO * EASE)
 
 
 def test_a_rest_is_in_proportion_to_the_slice_it_follows():
     sleeps: list[float] = []
     scans = scan_pacer(sleeps)
-    scans.observe(2.0)
     scans.rest_after(0.2)
     scans.rest_after(3.0)
-    assert sleeps == [pytest.approx(0.1), pytest.approx(3.0)]
+    assert sleeps == [pytest.approx(0.2 * START_REST_RATIO), pytest.approx(3.0 * START_REST_RATIO)]
 
 
-def test_the_judgement_is_the_median_of_the_last_probes_so_one_slow_probe_does_not_rest_a_scan():
-    sleeps: list[float] = []
-    scans = scan_pacer(sleeps)
-    for latency in (1.0, 1.0, 9.0, 1.0, 1.0):
-        scans.observe(latency)
-    scans.rest_after(1.0)
-    assert sleeps == []
+def test_the_tail_limit_is_the_runbooks_increase_over_the_probes_p95_at_rest():
+    assert LoadBudget(1.0, 0.3, tail_ms=2.0).tail_limit_ms == pytest.approx(2.6)
+    assert LoadBudget(1.0, 0.3).tail_limit_ms == LoadBudget(1.0, 0.3).limit_ms, "not measured: the median's limit"
+    at_rest = LoadBudget.at_rest([1.0] * 38 + [3.0, 3.0], 0.3)
+    assert at_rest.baseline_ms == 1.0 and at_rest.tail_ms == pytest.approx(2.9)
 
 
 def test_the_probes_own_spread_at_rest_is_never_taken_for_load():

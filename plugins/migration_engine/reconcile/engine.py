@@ -213,8 +213,8 @@ class TableJob:
     source: Endpoint
     horizon: int | None = None
     window: CutoverWindow | None = None
-    # The probe budget of the apps' primary (the source before cutover, the target after): the hash
-    # scans rest as its health asks (``pacing.ScanPacer``). None: unpaced.
+    # The probe budget of the apps' primary (the source before cutover, the target from the flip on): the
+    # hash scans rest as its health asks (``pacing.ScanPacer``). None: unpaced.
     budget: LoadBudget | None = None
 
 
@@ -327,7 +327,10 @@ def _find(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> None
     started = time.monotonic()
     job, result = table_pass.job, table_pass.result
     table = job.table
-    primary = job.source if settings.direction is Direction.SOURCE_TO_TARGET else target
+    # The apps' primary, whose health paces the scans: the target after cutover, and from the flip on for the
+    # drain (the pass given a target horizon), though that pass runs source → target.
+    apps_on_target = settings.direction is Direction.TARGET_TO_SOURCE or settings.target_horizon is not None
+    primary = target if apps_on_target else job.source
     with job.source.connect(autocommit=True) as src, \
          target.connect(autocommit=True) as tgt, \
          _paced(job.budget, primary, table.qualified) as pacer:
@@ -394,9 +397,9 @@ def _paced(budget: LoadBudget | None, primary: Endpoint, label: str) -> Iterator
     with HealthProbe(primary, ScanPacer(budget, label=label)) as pacer:
         yield pacer
     if pacer.rests:
-        log.info("%s: pacer: rested %.1f s over %d of %d slices (at most %.1f× a slice's time); probe at most %.2f ms "
-                 "against a budget of %.2f ms", label, pacer.rested_s, pacer.rests, pacer.slices,
-                 pacer.highest_rest_ratio, pacer.highest_probe_ms or 0.0, budget.limit_ms)
+        log.info("%s: pacer: rested %.1f s over %d of %d slices (at most %.1f× a slice's time); at most %.0f%% of the "
+                 "probes over %.2f ms", label, pacer.rested_s, pacer.rests, pacer.slices,
+                 pacer.highest_rest_ratio, pacer.highest_share_over * 100, budget.tail_limit_ms)
 
 
 def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str, str], tgt: psycopg.Connection,

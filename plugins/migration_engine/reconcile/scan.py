@@ -21,8 +21,10 @@ TARGET_ROWS_PER_BUCKET = 200
 MAX_BUCKETS = 20_000
 SAMPLES_PER_BUCKET = 5
 STREAM_BATCH_ROWS = 5_000
-# A paced scan's slice: 16 MB of heap, a fraction of a second's hashing, so the pacer acts often.
-SLICE_BLOCKS = 2048
+# A paced scan's slice: 2 MB of heap, milliseconds of hashing. An app's write that meets a slice shares the
+# server with it for as long as the slice runs, so a short slice delays it little; a slice of a fraction of a
+# second holds every write it meets for that long.
+SLICE_BLOCKS = 256
 
 
 class ReconcileError(ValueError):

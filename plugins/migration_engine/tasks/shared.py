@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import asdict
 from typing import TypeVar
 
 from migration_engine import dag_support as ds
@@ -62,8 +63,8 @@ def latency_budgets(dag_id: str, services: list[str], max_increase: float | None
                     target: bool = False) -> dict | None:
     """The probe's latency on the apps' primary (these services' sources, or with ``target`` the target)
     before the run scans or copies, and the budget over it that load-aware pacing keeps:
-    ``{"sources": {service: budget}, "target": budget or None}``, each budget ``{"baseline_ms",
-    "max_increase", "spread_ms"}``. A DAG with mapped tasks measures in a task before them, so one task's load does
+    ``{"sources": {service: budget}, "target": budget or None}``, each budget a ``LoadBudget``
+    as a dict. A DAG with mapped tasks measures in a task before them, so one task's load does
     not raise another's baseline. None with no ``max_increase``: pacing off."""
     if not max_increase:
         log.info("load-aware pacing off")
@@ -73,12 +74,13 @@ def latency_budgets(dag_id: str, services: list[str], max_increase: float | None
     if target:
         endpoints[None] = conns.target_endpoint
     budgets = {}
-    for service, (baseline, spread) in probes_at_rest(endpoints).items():
-        budget = LoadBudget(baseline, max_increase, spread)
-        log.info("%s: probe latency before any scan or copy %.3f ms (spread at rest %.3f ms); pacing keeps "
-                 "it under %.3f ms (+%d%%, or its spread when wider)", "target" if service is None else f"{service} source",
-                 baseline, spread, budget.limit_ms, round(max_increase * 100))
-        budgets[service] = {"baseline_ms": baseline, "max_increase": max_increase, "spread_ms": spread}
+    for service, latencies in probes_at_rest(endpoints).items():
+        budget = LoadBudget.at_rest(latencies, max_increase)
+        log.info("%s: probe latency before any scan or copy: median %.3f ms (spread at rest %.3f ms), p95 %.3f ms; "
+                 "pacing keeps a stream's median under %.3f ms and a scan's p95 under %.3f ms (+%d%%)",
+                 "target" if service is None else f"{service} source", budget.baseline_ms, budget.spread_ms,
+                 budget.tail_ms, budget.limit_ms, budget.tail_limit_ms, round(max_increase * 100))
+        budgets[service] = asdict(budget)
     return {"sources": {service: budgets[service] for service in services}, "target": budgets.get(None)}
 
 
