@@ -122,8 +122,8 @@ def _run_id() -> str:
                             "waits this long before carrying the source's last writes to the target.",
             ),
             "max_latency_increase": ds.latency_budget_param(
-                "Apps' latency budget", "the final reconciliation before the flip rests between slices of its hash "
-                "scans (the drain after it is not paced: it keeps the switch short)"),
+                "Apps' latency budget", "the final reconciliation before the flip and the drain after it rest "
+                "between slices of their hash scans, by the sources' health before the flip and the target's after"),
         },
     ),
 )
@@ -212,7 +212,8 @@ def cutover():
     def drain_old_primary(final: dict, flip_horizon: int, params=None) -> dict:
         return steps.drain_old_primary(
             DAG_ID, _run_id(), source_horizons=final["source_horizons"], flip_horizon=flip_horizon,
-            wait_seconds=params["app_switch_seconds"], cap=params["repair_cap"], dry_run=params["dry_run"])
+            wait_seconds=params["app_switch_seconds"], cap=params["repair_cap"], dry_run=params["dry_run"],
+            max_latency_increase=params["max_latency_increase"])
 
     @task(pool=ds.TARGET_POOL)
     def record_cut_over(smoke: dict, params=None):

@@ -105,6 +105,8 @@ def test_cutover_flips_the_read_path_then_rollback_brings_it_back(soaking, estat
     assert result.succeeded, result.output[-3000:]
     # Approved through Airflow's own response path, by a named user, after the evidence was gathered.
     assert "answered 'Approve' to cutover/" in result.output and "approve_cutover as migration-harness" in result.output
+    # The drain after the flip is paced by the target's health, the apps' primary by then.
+    assert "target: probe latency before any scan or copy" in result.output, result.output[-3000:]
     assert phase(estate) == "cut_over"
     assert all(f["primary_side"] == "target" and f["dual_write"] for f in flags(estate, manifest).values())
 

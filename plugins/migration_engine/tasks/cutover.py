@@ -133,9 +133,10 @@ def record_flip_outcome_unknown(dag_id: str, run_id: str, *, dry_run: bool) -> N
 
 
 def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, int], flip_horizon: int,
-                      wait_seconds: float, cap: int, dry_run: bool) -> dict:
+                      wait_seconds: float, cap: int, dry_run: bool, max_latency_increase: float | None = None) -> dict:
     """Wait for the apps to see the flip, then carry the source's writes since ``source_horizons`` that
-    the target has not overwritten since ``flip_horizon``; returns the totals and the keys left alone."""
+    the target has not overwritten since ``flip_horizon``; returns the totals and the keys left alone. With
+    ``max_latency_increase`` the scans are paced by the target's health: it is the apps' primary now."""
     conns = ds.Connections(dag_id)
     if dry_run:
         log.info("dry run: nothing flipped, so there is nothing to drain")
@@ -145,10 +146,12 @@ def drain_old_primary(dag_id: str, run_id: str, *, source_horizons: dict[str, in
     m = ds.manifest()
     target = conns.target_endpoint
     epoch = ds.run_epoch(dag_id)
+    budgets = shared.primary_budgets(dag_id, Direction.TARGET_TO_SOURCE, max_latency_increase)
 
     def drain_some(names: list[str]) -> dict[str, dict]:
         jobs = [TableJob(m.table(name), conns.source_endpoint(m.table(name).service),
-                         horizon=source_horizons[m.table(name).service]) for name in names]
+                         horizon=source_horizons[m.table(name).service],
+                         budget=shared.budget_for(budgets, m.table(name), Direction.TARGET_TO_SOURCE)) for name in names]
         return shared.summaries_of(dict(zip(names, reconcile_tables(
             jobs, target, run_id=f"{dag_id}/{run_id}/drain", direction=Direction.SOURCE_TO_TARGET,
             control_schema=m.control_schema, cap=cap, repair_unexplained=False, target_horizon=flip_horizon,
