@@ -44,6 +44,7 @@ reading from the target. Dual-write stays on, so a rollback loses nothing.
    second write lost in those last minutes would otherwise be overwritten by the
    target → source reconciliation). Rows the apps wrote on the target since the
    flip are left alone; other differences are reported and left to the target's way.
+   Its scans are paced by the target's health, the apps' primary by then.
 9. Ledger `soak → cut_over`. If any smoke check fails (a service the pooler
    does not let connect fails its checks too), the read path goes back to the
    source, the ledger records `rolled_back`, and the run ends failed.
