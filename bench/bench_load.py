@@ -33,8 +33,8 @@ Machines as a deployment has them: the source server and the writer run on one c
 Airflow, the target, the pooler and Airflow's metadata DB on the other (``core_split``),
 so the apps' latency measures what the migration's reads cost the source rather than
 Airflow's own processes on the same two cores (BENCH_LOAD_SPLIT_CORES=0: no split).
-Once the cutover has run, the apps' primary is the target: it takes the apps' core and
-the source joins Airflow on the other.
+Once the cutover flips the read path, the apps' primary is the target: at that moment
+it takes the apps' core and the source joins Airflow on the other.
 
 Knobs: BENCH_LOAD_RATE (writes/s, 40), BENCH_LOAD_SCALE (generator scale, 150:
 about 1.8 M rows, 0.75 GB, so the unpaced backfill lasts about a minute),
@@ -47,7 +47,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -78,6 +80,7 @@ PROBE_DB = "postgres_target_probe"
 P95_ROLLBACK_TRIGGER = 0.30
 REPAIR_CAP = 1_000_000
 SOAK_RECONCILES = 3
+FLIP_POLL_S = 0.1
 MB = 1024 * 1024
 CHUNK_SPANS = "SELECT extract(epoch FROM copied_at) - seconds, extract(epoch FROM copied_at) FROM {}"
 SNAPSHOT_HOLDS = "SELECT service, extract(epoch FROM released_at - taken_at) FROM {} ORDER BY taken_at DESC LIMIT %s"
@@ -106,6 +109,19 @@ def pacing_totals(task_results: list) -> dict:
             "budget_probe_ms": max((r["budget_probe_ms"] for r in reports), default=None)}
 
 
+SCAN_RESTED = re.compile(r"pacer: rested ([\d.]+) s over (\d+) of (\d+) slices \(at most ([\d.]+)× a slice's time\); "
+                         r"at most (\d+)% of the probes")
+
+
+def scan_rests(outputs: list[str]) -> dict:
+    """The scan pacer's rests in these DAG runs' logs, summed over the tables that rested."""
+    rests = [m.groups() for output in outputs for m in SCAN_RESTED.finditer(output)]
+    return {"tables": len(rests), "rested_s": round(sum(float(r[0]) for r in rests), 1),
+            "rested_slices": sum(int(r[1]) for r in rests), "slices": sum(int(r[2]) for r in rests),
+            "highest_rest_ratio": max((float(r[3]) for r in rests), default=None),
+            "highest_share_over": max((int(r[4]) / 100 for r in rests), default=None)}
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -124,6 +140,7 @@ class LoadRun:
         self.env = {**estate.airflow_env(), "MIGRATION_BACKUP_DIR": str(work / "backups"),
                     "MIGRATION_ARTIFACT_DIR": str(work / "artifacts"), "DB_POOL_MAX": "4"}
         self.windows: list[dict] = []
+        self.outputs: list[str] = []
         self.idle: list[list[float]] = []
         self.failed_reconciles: list[str] = []
 
@@ -131,6 +148,7 @@ class LoadRun:
         started = time.monotonic()
         result = self.home.run_dag(dag_id, conf, extra_env=env or self.env)
         seconds = time.monotonic() - started
+        self.outputs.append(result.output)
         log(f"{dag_id}: {seconds:.1f}s, {'succeeded' if result.succeeded else 'FAILED'}")
         return result, seconds
 
@@ -143,6 +161,7 @@ class LoadRun:
     def window(self, name: str, during=None, seconds: float = 0.0) -> tuple[dict, list[float]]:
         """The apps' writes while ``during`` runs, and for at least ``seconds``; the window's figures."""
         started_at, started = time.time(), time.monotonic()
+        runs_before = len(self.outputs)
         if during is not None:
             during()
         time.sleep(max(0.0, seconds - (time.monotonic() - started)))
@@ -151,6 +170,9 @@ class LoadRun:
         figures = {"name": name, "asked_per_s": self.rate, "held_per_s": round(len(latencies) / (ended_at - started_at), 1),
                    "writes": len(latencies), "p50_ms": round(percentile(latencies, 0.5), 2),
                    "p95_ms": round(percentile(latencies, 0.95), 2), "seconds": round(ended_at - started_at, 1)}
+        rests = scan_rests(self.outputs[runs_before:])
+        if rests["tables"]:
+            figures["scan_pacing"] = rests
         self.windows.append(figures)
         log(f"{name}: {figures}")
         return figures, latencies
@@ -235,17 +257,41 @@ class LoadRun:
                 return attempt
         raise SystemExit(f"no clean reconcile in {SOAK_RECONCILES} runs: the soak did not start")
 
+    def cutover(self) -> None:
+        """The cutover DAG. The target takes the apps' core the moment the apps take it for their primary,
+        not when the run ends: from the flip on, their latency is the target's, and a deployment's target
+        has cores of its own rather than sharing Airflow's."""
+        flipped = threading.Event()
+        done = threading.Event()
+
+        def move_at_the_flip() -> None:
+            while not done.wait(FLIP_POLL_S):
+                if all(primary == "target" for primary, _ in self.apps.flags.values()):
+                    self.split.move_primary(postmaster_pid(self.estate.target.datadir))
+                    flipped.set()
+                    log("the apps read the target first: it takes their core")
+                    return
+
+        watcher = threading.Thread(target=move_at_the_flip, name="flip watcher", daemon=True)
+        if self.split:
+            watcher.start()
+        try:
+            self.dag("cutover", {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 3, "min_soak_hours": 0,
+                                 "min_clean_reconciles": 1, "repair_cap": REPAIR_CAP})
+        finally:
+            done.set()
+        if self.split:
+            watcher.join()
+            if not flipped.is_set():
+                self.split.move_primary(postmaster_pid(self.estate.target.datadir))
+
     def lifecycle(self, idle_s: float) -> dict:
         backfills = self.backfills(idle_s)
         self.window("catch-up and verify", during=lambda: (self.dag("catch_up"), self.dag("verify")))
         self.dag("dual_write", {"confirm": "DUAL_WRITE", "dry_run": False})
         soak_runs = {}
         self.window("dual-write soak (reconcile until clean)", during=lambda: soak_runs.update(runs=self.soak()))
-        self.window("cutover", during=lambda: self.dag("cutover", {
-            "confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 3, "min_soak_hours": 0, "min_clean_reconciles": 1,
-            "repair_cap": REPAIR_CAP}))
-        if self.split:
-            self.split.move_primary(postmaster_pid(self.estate.target.datadir))
+        self.window("cutover", during=self.cutover)
         self.window("after cutover (target first), reconcile", during=lambda: self.dag("reconcile", {"repair_cap": REPAIR_CAP}))
         self.window("after cutover (target first), quiet", seconds=idle_s)
         self.window("finalize", during=lambda: self.dag("finalize", {
@@ -290,6 +336,10 @@ def print_table(result: dict) -> None:
         versus = f"{against(w['p95_ms'], baseline):+.0%}"
         print(f"{w['name']:<34}{w['asked_per_s']:>8.1f}{w['held_per_s']:>8.1f}{w['writes']:>8}{w['p50_ms']:>8.2f}"
               f"{w['p95_ms']:>8.2f}{versus:>9}")
+        if "scan_pacing" in w:
+            r = w["scan_pacing"]
+            print(f"  scans rested {r['rested_s']:.0f} s ({r['rested_slices']} of {r['slices']} slices, {r['tables']} tables, "
+                  f"up to {r['highest_rest_ratio']:g}x a slice; at most {r['highest_share_over']:.0%} of probes over)")
         if "stream_p95_ms" in w:
             print(f"{'  while its chunks stream':<34}{'':>8}{'':>8}{w['stream_writes']:>8}{'':>8}{w['stream_p95_ms']:>8.2f}"
                   f"{w['stream_p95_regression']:>+9.0%}")
