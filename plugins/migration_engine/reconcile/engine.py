@@ -229,6 +229,8 @@ class _Settings:
     target_horizon: int | None
     record: bool
     epoch: int | None
+    # The last table's scan pacer on each apps' primary: the next table's scan there goes on at its pace.
+    pacers: dict[Endpoint, ScanPacer] = field(default_factory=dict)
 
 
 @dataclass
@@ -333,7 +335,7 @@ def _find(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> None
     primary = target if apps_on_target else job.source
     with job.source.connect(autocommit=True) as src, \
          target.connect(autocommit=True) as tgt, \
-         _paced(job.budget, primary, table.qualified) as pacer:
+         _paced(job.budget, primary, table.qualified, settings.pacers) as pacer:
         shape = scan.describe(src, tgt, table.qualified, table.source_ident, table.target_ident, table.key)
         found = find_drift(shape, src, table.source_ident, tgt, table.target_ident, result, pacer)
         result.pacing = pacer.report() if pacer else None
@@ -390,12 +392,15 @@ def _finish(table_pass: _TablePass, target: Endpoint, settings: _Settings) -> No
 
 
 @contextmanager
-def _paced(budget: LoadBudget | None, primary: Endpoint, label: str) -> Iterator[ScanPacer | None]:
+def _paced(budget: LoadBudget | None, primary: Endpoint, label: str,
+           pacers: dict[Endpoint, ScanPacer]) -> Iterator[ScanPacer | None]:
+    """A scan pacer on ``primary`` for one table's scans, going on from the last one there in ``pacers``."""
     if budget is None:
         yield None
         return
-    with HealthProbe(primary, ScanPacer(budget, label=label)) as pacer:
+    with HealthProbe(primary, ScanPacer(budget, label=label, after=pacers.get(primary))) as pacer:
         yield pacer
+    pacers[primary] = pacer
     if pacer.rests:
         log.info("%s: pacer: rested %.1f s over %d of %d slices (at most %.1f× a slice's time); at most %.0f%% of the "
                  "probes over %.2f ms", label, pacer.rested_s, pacer.rests, pacer.slices,
@@ -406,8 +411,13 @@ def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str,
                tgt_ident: tuple[str, str], result: ReconcileResult, pacer: ScanPacer | None = None) -> list[Drift]:
     """Drifted keys, at most ``result.cap + 1`` of them: one more than the cap proves
     it exceeded, and memory stays bounded however broken dual-write is. Both sides' hash
-    scans run at once, paced together by ``pacer`` when there is one."""
+    scans run at once, paced together by ``pacer`` when there is one, as are the key-by-key
+    reads of the buckets that differ."""
+    started = time.monotonic()
     boundaries = scan.sample_boundaries(src, shape, src_ident)
+    if pacer is not None:
+        # A row sample reads every page of the table in one statement: rest after it as after a slice.
+        pacer.rest_after(time.monotonic() - started)
     with ThreadPoolExecutor(max_workers=2) as pool:
         src_future = pool.submit(scan.bucket_summaries, src, shape, src_ident, boundaries, pacer)
         tgt_future = pool.submit(scan.bucket_summaries, tgt, shape, tgt_ident, boundaries, pacer)
@@ -422,8 +432,8 @@ def find_drift(shape: TableShape, src: psycopg.Connection, src_ident: tuple[str,
     with src.transaction(), tgt.transaction():
         pin_output_settings(src)
         pin_output_settings(tgt)
-        for drift in diff_sorted(scan.stream_key_hashes(src, shape, src_ident, boundaries, mismatched),
-                                 scan.stream_key_hashes(tgt, shape, tgt_ident, boundaries, mismatched)):
+        for drift in diff_sorted(scan.stream_key_hashes(src, shape, src_ident, boundaries, mismatched, pacer),
+                                 scan.stream_key_hashes(tgt, shape, tgt_ident, boundaries, mismatched, pacer)):
             found.append(drift)
             if len(found) >= limit:
                 break

@@ -146,7 +146,7 @@ def bucket_summaries(conn: psycopg.Connection, shape: TableShape, ident: tuple[s
 
 
 def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], boundaries: list,
-                      buckets: list[int]) -> Iterator[tuple]:
+                      buckets: list[int], pacer: ScanPacer | None = None) -> Iterator[tuple]:
     """(key, row_hash) of every row in the given buckets, key-ordered, fetched in batches.
 
     Integer and uuid keys are read by index range scans: one query for the
@@ -154,7 +154,8 @@ def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[
     for the open-ended first and last buckets, chained in key order. Text keys
     compare in byte order, which the column's index does not follow, so they
     are read with one filtered scan. Must be iterated inside ``conn.transaction()``
-    after ``pin_output_settings``.
+    after ``pin_output_settings``. With a ``pacer`` it rests after each batch as the pacer asks: after
+    a catch-up, the buckets that differ can hold a good part of a table.
     """
     base = {"key": shape.ordered_key(), "hash": row_hash(shape.columns), "table": sql.Identifier(*ident)}
     if not buckets:
@@ -165,33 +166,43 @@ def stream_key_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[
     if shape.key_kind is KeyKind.TEXT:
         query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE width_bucket({bucket_key}, {bounds}) = ANY(%(buckets)s::int[]) ORDER BY 1")
         yield from _stream(conn, query.format(bucket_key=shape.bucket_key(), bounds=shape.key_array("bounds"), **base),
-                           {"bounds": boundaries, "buckets": buckets}, "reconcile_text")
+                           {"bounds": boundaries, "buckets": buckets}, "reconcile_text", pacer)
         return
     ranges = shape.whole.buckets(boundaries, buckets)
     bounded = [r for r in ranges if r.lower is not None and r.upper is not None]
     if ranges[0].lower is None:
-        yield from _stream_range(conn, base, ranges[0], "reconcile_low")
+        yield from _stream_range(conn, base, ranges[0], "reconcile_low", pacer)
     if bounded:
         query = sql.SQL(
             "SELECT x.* FROM unnest({lowers}, {uppers}) AS r(lower_key, upper_key) CROSS JOIN LATERAL"
             " (SELECT {key}, {hash} FROM {table} AS t WHERE {column} >= r.lower_key AND {column} < r.upper_key) AS x ORDER BY 1"
         ).format(lowers=shape.key_array("lowers"), uppers=shape.key_array("uppers"), column=sql.Identifier("t", shape.key), **base)
-        yield from _stream(conn, query, {"lowers": [r.lower for r in bounded], "uppers": [r.upper for r in bounded]}, "reconcile_mid")
+        yield from _stream(conn, query, {"lowers": [r.lower for r in bounded], "uppers": [r.upper for r in bounded]},
+                           "reconcile_mid", pacer)
     if ranges[-1].upper is None and ranges[-1].lower is not None:
-        yield from _stream_range(conn, base, ranges[-1], "reconcile_high")
+        yield from _stream_range(conn, base, ranges[-1], "reconcile_high", pacer)
 
 
-def _stream_range(conn: psycopg.Connection, base: dict, segment: TableSegment, name: str) -> Iterator[tuple]:
+def _stream_range(conn: psycopg.Connection, base: dict, segment: TableSegment, name: str,
+                  pacer: ScanPacer | None) -> Iterator[tuple]:
     query = sql.SQL("SELECT {key}, {hash} FROM {table} AS t WHERE {condition} ORDER BY 1").format(
         condition=segment.predicate(alias="t"), **base)
-    yield from _stream(conn, query, segment.params, name)
+    yield from _stream(conn, query, segment.params, name, pacer)
 
 
-def _stream(conn: psycopg.Connection, query: sql.Composable, params: dict, name: str) -> Iterator[tuple]:
+def _stream(conn: psycopg.Connection, query: sql.Composable, params: dict, name: str,
+            pacer: ScanPacer | None) -> Iterator[tuple]:
     with conn.cursor(name=name) as cursor:
-        cursor.itersize = STREAM_BATCH_ROWS
         cursor.execute(query, params)
-        yield from cursor
+        while True:
+            # A server-side cursor does the work of a batch as it is fetched: that is the busy time a rest follows.
+            started = time.monotonic()
+            rows = cursor.fetchmany(STREAM_BATCH_ROWS)
+            if pacer is not None:
+                pacer.rest_after(time.monotonic() - started)
+            if not rows:
+                return
+            yield from rows
 
 
 def read_hashes(conn: psycopg.Connection, shape: TableShape, ident: tuple[str, str], keys: list) -> dict:
