@@ -60,10 +60,12 @@ def copy_chunk(
     load_budget: LoadBudget | None = None,
     snapshot: SourceSnapshot | None = None,
     recopy_other_snapshots: bool = False,
+    pacers: dict[Endpoint, LoadAwarePacer] | None = None,
 ) -> dict:
     """Copy one chunk; returns a JSON-able summary (mode copy|merge|skipped, rows, bytes, seconds, MB/s,
     the rate it was held to and the seconds it waited for it, and with a ``load_budget`` the
-    load-aware pacer's decisions)."""
+    load-aware pacer's decisions). ``pacers``, the last load-aware pacer on each source of the task's
+    chunks so far: this chunk's stream goes on from its source's, and leaves its own there."""
     chunk = TableSegment.of(chunk)
     table = manifest.table(chunk.table)
     if chunk.key is not None and (chunk.key,) != tuple(table.key):
@@ -72,7 +74,7 @@ def copy_chunk(
     try:
         with source.connect(autocommit=True) as src, \
                 target.connect() as tgt, \
-                _pacer(source, chunk.label, max_mb_per_s, load_budget) as pacer:
+                _pacer(source, chunk.label, max_mb_per_s, load_budget, (pacers or {}).get(source)) as pacer:
             ensure_chunk_ledger(tgt, manifest)
             columns = matching_columns(
                 table.qualified,
@@ -86,6 +88,8 @@ def copy_chunk(
                                           started=started, snapshot=snapshot, recopy_other_snapshots=recopy_other_snapshots)
     except psycopg.Error as exc:
         raise CopyError(f"{chunk.label}: copy failed, nothing committed: {redact(str(exc), source.password, target.password)}") from None
+    if pacers is not None and isinstance(pacer, LoadAwarePacer):
+        pacers[source] = pacer
     log.info(
         "%s: %s %d rows, %.1f MB in %.2f s (%.1f MB/s)%s", chunk.label, result["mode"], result["rows"],
         result["bytes"] / MB, result["seconds"], result["mb_per_s"],
@@ -99,14 +103,15 @@ def copy_chunk(
 
 
 @contextmanager
-def _pacer(source: Endpoint, label: str, max_mb_per_s: float | None,
-           load_budget: LoadBudget | None) -> Iterator[Pacer]:
-    """A fixed-rate pacer, or with a budget one that probes the source on a connection of its own."""
+def _pacer(source: Endpoint, label: str, max_mb_per_s: float | None, load_budget: LoadBudget | None,
+           after: LoadAwarePacer | None) -> Iterator[Pacer]:
+    """A fixed-rate pacer, or with a budget one that probes the source on a connection of its own, going on
+    from ``after``."""
     if load_budget is None:
         yield Pacer(max_mb_per_s)
         return
     with source.connect(autocommit=True) as probe_conn:
-        yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_ms(probe_conn), label=label)
+        yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_ms(probe_conn), label=label, after=after)
 
 
 def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: TableSegment, columns: tuple[Column, ...], pacer: Pacer, *,

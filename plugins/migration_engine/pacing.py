@@ -191,10 +191,16 @@ class LoadBudget:
 class LoadAwarePacer(Pacer):
     def __init__(self, ceiling_mb_per_s: float | None, budget: LoadBudget, probe: Callable[[], float], *,
                  label: str = "copy", clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, after: LoadAwarePacer | None = None):
         super().__init__(ceiling_mb_per_s, clock=clock, sleep=sleep)
         self.budget, self.probe, self.label = budget, probe, label
         self.latencies: deque[float] = deque(maxlen=PROBE_WINDOW)
+        if after is not None:
+            # The stream before this one from the same source (the task's previous chunk): go on at the rate it
+            # reached, judged by its latest probes. Most chunks end before their first probe is due, and each
+            # starting at full speed again would never be paced at all.
+            self.mb_per_s = after.mb_per_s
+            self.latencies.extend(after.latencies)
         self.probes = self.cuts = self.pauses = 0
         self.paused_s = 0.0
         self.slowest_mb_per_s: float | None = None
@@ -318,15 +324,21 @@ class ScanPacer:
     without waiting.
     """
 
-    def __init__(self, budget: LoadBudget, *, label: str = "scan", sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, budget: LoadBudget, *, label: str = "scan", sleep: Callable[[float], None] = time.sleep,
+                 after: ScanPacer | None = None):
         self.budget, self.label, self.sleep = budget, label, sleep
         self.latencies: deque[float] = deque(maxlen=SCAN_PROBE_WINDOW)
         self.rest_ratio = START_REST_RATIO
+        if after is not None:
+            # The scan before this one on the same primary (the previous table of the run): go on at the pace it
+            # reached, judged by its latest probes, rather than start cautious and learn the server again.
+            self.latencies.extend(after.latencies)
+            self.rest_ratio = after.rest_ratio
         self.slices = self.rests = self.probes = self.decisions = 0
         self.rested_s = 0.0
         self.highest_probe_ms: float | None = None
         self.highest_share_over = 0.0
-        self.highest_rest_ratio = START_REST_RATIO
+        self.highest_rest_ratio = self.rest_ratio
         self._probes_at_decision = 0
         self._lock = threading.Lock()
 

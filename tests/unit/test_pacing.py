@@ -159,6 +159,19 @@ def test_over_the_budget_the_rate_is_halved_from_what_the_stream_moved_then_grow
     assert pacer.report()["slowest_mb_per_s"] == round(slowest, 2)
 
 
+def test_the_next_chunks_stream_goes_on_at_the_rate_the_last_one_reached_from_the_same_source():
+    clock, probe = FakeClock(), Probe(1.5)
+    first = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
+    stream(first, clock, 30)
+    assert first.mb_per_s is not None
+    following = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep, after=first)
+    assert following.mb_per_s == first.mb_per_s and list(following.latencies) == list(first.latencies)
+    assert following.report()["cuts"] == 0, "each chunk reports its own decisions"
+    waited = len(clock.sleeps)
+    stream(following, clock, 3)
+    assert len(clock.sleeps) > waited, "held from its first block, before any probe of its own"
+
+
 def test_far_over_the_budget_the_stream_pauses_until_the_probe_recovers():
     clock, probe = FakeClock(), Probe(1.0)
     pacer = LoadAwarePacer(None, BUDGET, probe, clock=clock, sleep=clock.sleep)
@@ -274,6 +287,20 @@ def test_the_judgement_is_the_share_of_probes_over_the_p95_limit_not_their_media
     probes(scans, one_in(2, over=2.7, within=1.0))  # the median is 1 ms, half the probes met a slice
     scans.rest_after(1.0)
     assert sleeps[-1] == pytest.approx(2 * START_REST_RATIO * EASE)
+
+
+def test_the_next_tables_scan_goes_on_at_the_pace_the_last_one_reached_on_the_same_primary():
+    sleeps: list[float] = []
+    first = scan_pacer(sleeps)
+    for _ in range(2):
+        probes(first, one_in(4))
+        first.rest_after(1.0)
+    assert first.rest_ratio == 16.0
+    following = ScanPacer(BUDGET, sleep=sleeps.append, after=first)
+    following.rest_after(1.0)
+    assert sleeps[-1] == 16.0 and following.share_over() == first.share_over()
+    report = following.report()
+    assert report["slices"] == 1 and report["probes"] == 0 and report["highest_rest_ratio"] == 16.0
 
 
 def test_a_rest_is_in_proportion_to_the_slice_it_follows():

@@ -171,6 +171,7 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
     m = ds.manifest()
     target = conns.target_endpoint
     results = []
+    pacers = {}
     for chunk in task["chunks"]:
         table = m.table(chunk["table"])
         results.append(copy_chunk(
@@ -178,7 +179,7 @@ def copy(dag_id: str, run_id: str, task: dict, *, force: bool, max_mb_per_s: flo
             force=force, run_id=run_id, max_mb_per_s=max_mb_per_s,
             load_budget=LoadBudget(**load_budgets[table.service]) if load_budgets else None,
             snapshot=SourceSnapshot.from_dict(snapshots[table.service]),
-            recopy_other_snapshots=phase == "schema_applied",
+            recopy_other_snapshots=phase == "schema_applied", pacers=pacers,
         ))
     for table, entry in backfill_progress(target, m, {}).items():
         if table in {c["table"] for c in task["chunks"]}:
