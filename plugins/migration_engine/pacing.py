@@ -8,7 +8,7 @@ The copier tells the pacer each block it has passed on; the pacer sleeps while t
 stream is ahead of its rate. While it sleeps the copier reads nothing, so the
 source's COPY waits on a full socket: both sides are paced, and memory stays one block.
 
-The source's health is the latency of a probe (``probe_ms``). Why a probe's latency
+The source's health is the latency of a probe (``probe_ms``), timed on the server. Why a probe's latency
 rather than active sessions or wait events: it is what a statement the size of an
 app's write feels on the same server at that moment (CPU, connection scheduling and
 lock-manager pressure from our COPY all show up in it), it needs no privilege or
@@ -95,19 +95,18 @@ class Pacer:
 # The probe costs the server about what an app's write does (half a millisecond at rest here): a
 # statement that short is preempted by a busy neighbour as the apps' statements are, where a SELECT 1
 # slips through between time slices and reads the same under a COPY as at rest.
-PROBE = "SELECT count(*) FROM generate_series(1, 5000)"
+PROBE_WORK = "SELECT count(*) FROM generate_series(1, 5000)"
+# It times itself on the server, from the statement's start to the end of its work. A round trip timed by
+# the worker also counts the worker's own scheduling, and a busy worker (the copy's own client, a task
+# beside it) is not a busy source: timed that way, a copy on a worker short of CPU slowed itself to a crawl.
+PROBE = f"SELECT 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM ({PROBE_WORK}) AS work"
 BASELINE_SAMPLES = 30
 BASELINE_INTERVAL_S = 0.05
 
 
 def probe_ms(conn: psycopg.Connection) -> float:
-    """One probe's round trip, in milliseconds: the second of two back to back. The first wakes a
-    server that was idle; on a quiet machine that wake-up alone can cost more than a busy server's
-    queue, which would hide the very load the probe is there to see."""
-    conn.execute(PROBE).fetchone()
-    started = time.perf_counter()
-    conn.execute(PROBE).fetchone()
-    return (time.perf_counter() - started) * 1000
+    """One probe's time on the server, in milliseconds."""
+    return float(conn.execute(PROBE).fetchone()[0])
 
 
 def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SAMPLES,
@@ -118,7 +117,7 @@ def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SA
     with ExitStack() as stack:
         conns = {key: stack.enter_context(endpoint.connect(autocommit=True)) for key, endpoint in endpoints.items()}
         for conn in conns.values():
-            probe_ms(conn)  # the first round trip pays for the session's catalog cache
+            probe_ms(conn)  # the first probe pays for the session's catalog cache
         measured: dict[Key, list[float]] = {key: [] for key in conns}
         for _ in range(samples):
             for key, conn in conns.items():
@@ -404,7 +403,7 @@ class HealthProbe:
 
     def __enter__(self) -> ScanPacer:
         conn = self.endpoint.connect(autocommit=True)
-        probe_ms(conn)  # the first round trip pays for the session's catalog cache
+        probe_ms(conn)  # the first probe pays for the session's catalog cache
         self.pacer.observe(probe_ms(conn))
         self._thread = threading.Thread(target=self._run, args=(conn,), name=f"probe {self.pacer.label}", daemon=True)
         self._thread.start()
