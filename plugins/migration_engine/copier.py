@@ -32,7 +32,7 @@ from migration_engine.catalog import Column, copy_format, describe_table, matchi
 from migration_engine.chunk_ledger import ensure_chunk_ledger, find_chunk, lock_chunk, record_chunk
 from migration_engine.endpoints import Endpoint, redact
 from migration_engine.manifest import Manifest, Table
-from migration_engine.pacing import LoadAwarePacer, LoadBudget, Pacer, probe_ms
+from migration_engine.pacing import LoadAwarePacer, LoadBudget, Pacer, probe_on_server_ms
 from migration_engine.segment import TableSegment
 from migration_engine.snapshots import SourceSnapshot, import_snapshot
 
@@ -111,7 +111,7 @@ def _pacer(source: Endpoint, label: str, max_mb_per_s: float | None, load_budget
         yield Pacer(max_mb_per_s)
         return
     with source.connect(autocommit=True) as probe_conn:
-        yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_ms(probe_conn), label=label, after=after)
+        yield LoadAwarePacer(max_mb_per_s, load_budget, lambda: probe_on_server_ms(probe_conn), label=label, after=after)
 
 
 def _copy_in_transaction(src, tgt, manifest, table: Table, chunk: TableSegment, columns: tuple[Column, ...], pacer: Pacer, *,

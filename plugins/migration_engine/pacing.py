@@ -8,7 +8,7 @@ The copier tells the pacer each block it has passed on; the pacer sleeps while t
 stream is ahead of its rate. While it sleeps the copier reads nothing, so the
 source's COPY waits on a full socket: both sides are paced, and memory stays one block.
 
-The source's health is the latency of a probe (``probe_ms``), timed on the server. Why a probe's latency
+The source's health is the latency of a probe (``probe_ms``, or for a stream ``probe_on_server_ms``). Why a probe's latency
 rather than active sessions or wait events: it is what a statement the size of an
 app's write feels on the same server at that moment (CPU, connection scheduling and
 lock-manager pressure from our COPY all show up in it), it needs no privilege or
@@ -95,34 +95,45 @@ class Pacer:
 # The probe costs the server about what an app's write does (half a millisecond at rest here): a
 # statement that short is preempted by a busy neighbour as the apps' statements are, where a SELECT 1
 # slips through between time slices and reads the same under a COPY as at rest.
-PROBE_WORK = "SELECT count(*) FROM generate_series(1, 5000)"
-# It times itself on the server, from the statement's start to the end of its work. A round trip timed by
-# the worker also counts the worker's own scheduling, and a busy worker (the copy's own client, a task
-# beside it) is not a busy source: timed that way, a copy on a worker short of CPU slowed itself to a crawl.
-PROBE = f"SELECT 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM ({PROBE_WORK}) AS work"
+PROBE = "SELECT count(*) FROM generate_series(1, 5000)"
+PROBE_ON_SERVER = f"SELECT 1000 * extract(epoch FROM clock_timestamp() - statement_timestamp()) FROM ({PROBE}) AS work"
 BASELINE_SAMPLES = 30
 BASELINE_INTERVAL_S = 0.05
 
 
 def probe_ms(conn: psycopg.Connection) -> float:
-    """One probe's time on the server, in milliseconds."""
-    return float(conn.execute(PROBE).fetchone()[0])
+    """The scans' probe: one round trip, in milliseconds, the second of two back to back. The first wakes
+    a server that was idle; on a quiet machine that wake-up alone can cost more than a busy server's
+    queue, which would hide the very load the probe is there to see. The second counts the wait for the
+    server to run it, which is what a scan's slice does to the apps' writes."""
+    conn.execute(PROBE).fetchone()
+    started = time.perf_counter()
+    conn.execute(PROBE).fetchone()
+    return (time.perf_counter() - started) * 1000
 
 
-def probes_at_rest(endpoints: Mapping[Key, Endpoint], samples: int = BASELINE_SAMPLES,
-                   interval_s: float = BASELINE_INTERVAL_S) -> dict[Key, list[float]]:
-    """The probe's latencies on each endpoint before the work starts (``LoadBudget.at_rest`` makes a
+def probe_on_server_ms(conn: psycopg.Connection) -> float:
+    """The streams' probe: its time on the server, from the statement's start to the end of its work. A
+    chunk's stream probes from its own thread, on a worker busy with the copy's client side; timed as a
+    round trip, that worker's own queue reads as a busy source (in bench-load, a backfill whose chunks
+    carried their pace over crawled at 0.25-0.75 MB/s)."""
+    return float(conn.execute(PROBE_ON_SERVER).fetchone()[0])
+
+
+def probes_at_rest(endpoints: Mapping[Key, Endpoint], probe: Callable[[psycopg.Connection], float] = probe_ms,
+                   samples: int = BASELINE_SAMPLES, interval_s: float = BASELINE_INTERVAL_S) -> dict[Key, list[float]]:
+    """The ``probe``'s latencies on each endpoint before the work starts (``LoadBudget.at_rest`` makes a
     budget of them). One probe at a time, each after ``interval_s`` of quiet, as the pacers probe: two
     at once on one server queue behind each other."""
     with ExitStack() as stack:
         conns = {key: stack.enter_context(endpoint.connect(autocommit=True)) for key, endpoint in endpoints.items()}
         for conn in conns.values():
-            probe_ms(conn)  # the first probe pays for the session's catalog cache
+            probe(conn)  # the first probe pays for the session's catalog cache
         measured: dict[Key, list[float]] = {key: [] for key in conns}
         for _ in range(samples):
             for key, conn in conns.items():
                 time.sleep(interval_s)
-                measured[key].append(probe_ms(conn))
+                measured[key].append(probe(conn))
     return measured
 
 

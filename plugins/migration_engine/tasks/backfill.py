@@ -7,6 +7,7 @@ from collections import Counter
 
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
+from migration_engine.pacing import probe_on_server_ms
 from migration_engine.tasks import shared
 from migration_engine.tasks.shared import SMALL_TABLES_TASK_BYTES, group_label, pack, source_table_bytes
 
@@ -151,7 +152,7 @@ def release_snapshots(dag_id: str, run_id: str) -> list[dict]:
 def source_baselines(dag_id: str, tables: list[str], max_increase: float | None) -> dict[str, dict] | None:
     """Per source database of the chosen tables, the probe's idle latency and the budget over it
     (None with no ``max_increase``: load-aware pacing off). Measured before any chunk streams."""
-    budgets = shared.latency_budgets(dag_id, _services(tables), max_increase)
+    budgets = shared.latency_budgets(dag_id, _services(tables), max_increase, probe=probe_on_server_ms)
     return budgets and budgets["sources"]
 
 

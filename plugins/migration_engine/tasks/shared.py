@@ -14,7 +14,7 @@ from migration_engine import dag_support as ds
 from migration_engine import ledger, read_path, smoke, source_access
 from migration_engine.checks import CheckFailed, check_non_negative, clean_streak_gate, time_in_phase_gate
 from migration_engine.manifest import Table
-from migration_engine.pacing import LoadBudget, probes_at_rest
+from migration_engine.pacing import LoadBudget, probe_ms, probes_at_rest
 from migration_engine.reconcile import drift_ledger, scan
 from migration_engine.reconcile.engine import CutoverWindow, Direction, ReconcileResult, TableJob, reconcile_tables
 
@@ -60,9 +60,9 @@ def sync_sequences(dag_id: str, *, gap: int, dry_run: bool, to_source: bool = Fa
 
 
 def latency_budgets(dag_id: str, services: list[str], max_increase: float | None, *,
-                    target: bool = False) -> dict | None:
-    """The probe's latency on the apps' primary (these services' sources, or with ``target`` the target)
-    before the run scans or copies, and the budget over it that load-aware pacing keeps:
+                    target: bool = False, probe: Callable = probe_ms) -> dict | None:
+    """The ``probe``'s latency (the scans' unless given) on the apps' primary (these services' sources, or
+    with ``target`` the target) before the run scans or copies, and the budget over it that load-aware pacing keeps:
     ``{"sources": {service: budget}, "target": budget or None}``, each budget a ``LoadBudget``
     as a dict. A DAG with mapped tasks measures in a task before them, so one task's load does
     not raise another's baseline. None with no ``max_increase``: pacing off."""
@@ -74,7 +74,7 @@ def latency_budgets(dag_id: str, services: list[str], max_increase: float | None
     if target:
         endpoints[None] = conns.target_endpoint
     budgets = {}
-    for service, latencies in probes_at_rest(endpoints).items():
+    for service, latencies in probes_at_rest(endpoints, probe).items():
         budget = LoadBudget.at_rest(latencies, max_increase)
         log.info("%s: probe latency before any scan or copy: median %.3f ms (spread at rest %.3f ms), p95 %.3f ms; "
                  "pacing keeps a stream's median under %.3f ms and a scan's p95 under %.3f ms (+%d%%)",
