@@ -59,6 +59,8 @@ plus the probe's own spread at rest, how far the median of 8 probes wavers above
 the baseline nine times in ten, when that is wider: a probe that wavers at rest
 is not a busy source), pauses while it is over twice that (at most 60 s at a time, then goes on at
 0.25 MB/s), and grows its rate by a quarter per interval while there is room.
+A task's next chunk from the same source goes on at the rate its last chunk
+reached: most chunks end before their first probe is due.
 The probe is what an app's simplest statement feels on that server (CPU,
 connection scheduling, locks); session counts or wait events say what the
 server does, not what the apps feel, and need privileges a managed source may

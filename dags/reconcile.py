@@ -37,20 +37,25 @@ only runs over every table, in the direction they need, with no table task
 errored and every table clean, and a run that falls short ends their streak.
 
 ## Pacing
-Before any table task scans, `measure_apps_health` times a probe (the backfill's, an app-sized statement)
-30 times on the apps' primary (each source before cutover, the target after it): its median and
-its p95 at rest. Each table's hash scans then read 2 MB of heap at a time (TID range scans under
-one snapshot, so the counts and hash sums add up exactly) while a probe of their own runs every
-0.125 s. A probe over its p95 at rest plus *Apps' latency budget* (`max_latency_increase`,
-default 0.3: the runbook's +30 % rollback trigger) is one that met a slice; the scan holds the
-share of such probes in the last 5 s at or under 5 %, the share of the apps' writes a p95 lets
-through. It starts resting 4× each slice's time after it; once a second, the rest doubles
-(up to 32×) while more than 5 % of the probes are over, eases by 30 % while at most 2.5 % are,
-and stops below a tenth of a slice. The share, not the median: most probes land in a rest and
-read the server idle, so a median stays low while every write that meets a slice waits, and
-a p95 is made of those. The task log says when a table rested and how long; each table's
-summary carries the pacer's figures (`pacing`: baseline, budget, probes, the highest share
-over, slices, rests, seconds rested). Empty or 0: no pacing.
+Before any table task scans, `measure_apps_health` times a probe (the backfill's, an
+app-sized statement) 30 times on the apps' primary (each source before cutover, the target
+after it): its median and its p95 at rest. Each table's hash scans then read 2 MB of heap at a
+time (TID range scans under one snapshot, so the counts and hash sums add up exactly) while a
+probe of their own runs every 0.125 s. A probe over its p95 at rest plus *Apps' latency
+budget* (`max_latency_increase`, default 0.3: the runbook's +30 % rollback trigger) is one
+that met a slice; the scan holds the share of such probes in the last 5 s at or under 5 %, the
+share of the apps' writes a p95 lets through. The first table starts resting 4× each slice's
+time after it; once a second, the rest doubles (up to 32×) while more than 5 % of the probes
+are over, eases by 30 % while at most 2.5 % are, and stops below a tenth of a slice. The next
+table of a task goes on at the pace the last one on the same primary reached. The row sample
+that sets the buckets and the key-by-key reads of the buckets that differ rest the same way,
+after each statement or batch of 5,000 rows.
+
+The share, not the median: most probes land in a rest and read the server idle, so a median
+stays low while every write that meets a slice waits, and a p95 is made of those. The task log
+says when a table rested and how long; each table's summary carries the pacer's figures
+(`pacing`: baseline, budget, probes, the highest share over, slices, rests, seconds rested).
+Empty or 0: no pacing.
 
 ## Re-running
 Safe: a cleared table task re-finds and re-repairs, and replaces its own ledger
