@@ -49,9 +49,9 @@ connections to the target, and to each source, never exceed that cap.
 ## Pacing by the apps' health
 Before any chunk streams, `measure_source_health` times a probe (a count over
 5,000 generated rows, about what an app's write costs the server; on its own
-connection; the second of two round trips back to back, so an idle
-server's wake-up is not taken for its latency) 30 times on each source database: its median is the
-source's latency at rest. Each chunk's stream then probes again 4 times a
+connection; timed on the server, from the statement's start to the end of its work, so the
+worker's own load, the copy's client side among it, is not taken for the source's) 30 times
+on each source database: its median is the source's latency at rest. Each chunk's stream then probes again 4 times a
 second and, the way gh-ost throttles on max-load, halves its rate while the
 median of the last 8 probes is over the baseline plus *Source latency budget*
 (`max_latency_increase`, default 0.3: the runbook's +30 % rollback trigger; or
