@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -92,19 +93,19 @@ def test_second_copy_is_skipped_and_ledger_has_one_row(estate_with_schema, manif
     assert progress["wallet.evidence"]["chunks_done"] == 0 and progress["wallet.evidence"]["chunks_total"] == 3
 
 
-def test_interrupted_copy_leaves_nothing_and_rerun_completes(estate_with_schema, manifest, sources):
-    e = estate_with_schema
-    source_sql(e, "wallet", "INSERT INTO otp_codes (id, identifier, code, purpose, expires_at) "
-                            "SELECT g, 'id' || g, '123456', 'login', now() FROM generate_series(1, 3000) g")
-    # A trigger on the target holds the COPY at row 1500 until the test lets go: mid-stream, deterministically.
-    target_sql(e, "CREATE FUNCTION wallet.hold_copy() RETURNS trigger LANGUAGE plpgsql AS "
-                  "$$BEGIN IF NEW.id = 1500 THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NEW; END$$")
-    target_sql(e, "CREATE TRIGGER hold_copy BEFORE INSERT ON wallet.otp_codes FOR EACH ROW EXECUTE FUNCTION wallet.hold_copy()")
-    chunk = TableSegment("wallet.otp_codes", "id", "integer", None, None)
+@contextmanager
+def target_copy_held(e, manifest, sources, chunk: TableSegment, at_id: int):
+    """A chunk's copy running in a thread, its target COPY held by a trigger at row ``at_id`` until the
+    block ends (mid-stream, deterministically). Yields the held target backend's pid and the list
+    the copy's error lands in."""
+    schema, name = chunk.table.split(".")
+    target_sql(e, f"CREATE FUNCTION {schema}.hold_copy() RETURNS trigger LANGUAGE plpgsql AS "
+                  f"$$BEGIN IF NEW.id = {at_id} THEN PERFORM pg_advisory_xact_lock(4242); END IF; RETURN NEW; END$$")
+    target_sql(e, f"CREATE TRIGGER hold_copy BEFORE INSERT ON {schema}.{name} FOR EACH ROW EXECUTE FUNCTION {schema}.hold_copy()")
     errors = []
     with e.target_endpoint().connect() as holder:
         holder.execute("SELECT pg_advisory_xact_lock(4242)")
-        worker = threading.Thread(target=lambda: errors.append(_copy_error(sources["wallet"], e.target_endpoint(), manifest, chunk)))
+        worker = threading.Thread(target=lambda: errors.append(_copy_error(sources[manifest.table(chunk.table).service], e.target_endpoint(), manifest, chunk)))
         worker.start()
         deadline = time.monotonic() + 30
         waiting = []
@@ -112,16 +113,55 @@ def test_interrupted_copy_leaves_nothing_and_rerun_completes(estate_with_schema,
             waiting = holder.execute("SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted").fetchall()
             time.sleep(0.05)
         assert waiting, "the copy never reached the held row"
-        holder.execute("SELECT pg_terminate_backend(%s)", (waiting[0][0],))
-        worker.join(30)
+        yield waiting[0][0], errors
         holder.rollback()
-    assert errors and isinstance(errors[0], CopyError) and "nothing committed" in str(errors[0])
-    assert target_sql(e, "SELECT count(*) FROM wallet.otp_codes")[0][0] == 0
-    assert ledger_rows(e, "wallet.otp_codes") == []
-    target_sql(e, "DROP TRIGGER hold_copy ON wallet.otp_codes")
-    rerun = copy_chunk(sources["wallet"], e.target_endpoint(), manifest, chunk, run_id="rerun")
-    assert rerun["mode"] == "copy" and rerun["rows"] == 3000
-    assert verify(sources, e.target_endpoint(), manifest, tables=["wallet.otp_codes"], state_store=False, sequences=False)["ok"]
+        worker.join(30)
+    target_sql(e, f"DROP TRIGGER hold_copy ON {schema}.{name}")
+    target_sql(e, f"DROP FUNCTION {schema}.hold_copy()")
+
+
+def assert_nothing_committed_then_rerun_copies(e, manifest, sources, chunk: TableSegment, errors: list, rows: int) -> None:
+    assert errors and isinstance(errors[0], CopyError) and "nothing committed" in str(errors[0]), errors
+    assert target_sql(e, f"SELECT count(*) FROM {chunk.table}")[0][0] == 0
+    assert ledger_rows(e, chunk.table) == []
+    rerun = copy_chunk(sources[manifest.table(chunk.table).service], e.target_endpoint(), manifest, chunk, run_id="rerun")
+    assert rerun["mode"] == "copy" and rerun["rows"] == rows
+    assert verify(sources, e.target_endpoint(), manifest, tables=[chunk.table], state_store=False, sequences=False)["ok"]
+
+
+def test_interrupted_copy_leaves_nothing_and_rerun_completes(estate_with_schema, manifest, sources):
+    e = estate_with_schema
+    source_sql(e, "wallet", "INSERT INTO otp_codes (id, identifier, code, purpose, expires_at) "
+                            "SELECT g, 'id' || g, '123456', 'login', now() FROM generate_series(1, 3000) g")
+    chunk = TableSegment("wallet.otp_codes", "id", "integer", None, None)
+    with target_copy_held(e, manifest, sources, chunk, at_id=1500) as (held_pid, errors):
+        target_sql(e, "SELECT pg_terminate_backend(%s)", (held_pid,))
+    assert_nothing_committed_then_rerun_copies(e, manifest, sources, chunk, errors, rows=3000)
+
+
+@pytest.mark.parametrize(("end_source_copy", "error"), [
+    ("pg_cancel_backend", "canceling statement"),  # an error result after the rows so far
+    ("pg_terminate_backend", "closed the connection"),  # the connection gone mid-row
+])
+def test_source_failing_mid_stream_leaves_nothing_and_rerun_completes(estate_with_schema, manifest, sources, end_source_copy, error):
+    # Rows are read from libpq directly: a source that fails mid-COPY must still fail the chunk whole.
+    e = estate_with_schema
+    source_sql(e, "wallet", "TRUNCATE reputation_events")
+    target_sql(e, "TRUNCATE wallet.reputation_events")
+    target_sql(e, "DELETE FROM migration_control.backfill_chunks WHERE table_name = 'wallet.reputation_events'")
+    source_sql(e, "wallet", "INSERT INTO reputation_events (id, user_id, event_id, platform, category, signal_type, score, "
+                            "weight, event_date) SELECT g, 1, repeat('x', 200) || g, 'p', 'c', 's', 1, 1, now() "
+                            "FROM generate_series(1, 200000) g")
+    chunk = TableSegment("wallet.reputation_events", "id", "integer", None, None)
+    with target_copy_held(e, manifest, sources, chunk, at_id=100) as (_, errors):
+        # With the target held, the source fills its socket and waits to send: end its COPY there.
+        deadline = time.monotonic() + 30
+        while not source_sql(e, "wallet", f"SELECT {end_source_copy}(pid) FROM pg_stat_activity "
+                                          "WHERE query LIKE 'COPY (SELECT%%' AND wait_event = 'ClientWrite'"):
+            assert time.monotonic() < deadline, "the source's COPY never waited on the client"
+            time.sleep(0.05)
+    assert error in str(errors[0]), errors
+    assert_nothing_committed_then_rerun_copies(e, manifest, sources, chunk, errors, rows=200000)
 
 
 def _copy_error(source, target, manifest, chunk):
