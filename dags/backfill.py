@@ -32,9 +32,9 @@ long a forgotten holder can keep vacuum waiting.
 ## What it changes
 - Each mapped table's rows, streamed `COPY … TO STDOUT` → `COPY … FROM STDIN`
   (binary where the types allow), one mapped task per key-range chunk, named
-  like `wallet.activities [1200000, 1400000)`; small tables copied whole share
-  a task (`wallet.users .. wallet.claims (6 tables)`), since a task per
-  tiny table costs more in scheduling than in copying. A chunk's rows and its row in
+  like `wallet.activities [1200000, 1400000)`; tables copied whole share a
+  task up to a chunk's 256 MB (`wallet.users .. wallet.claims (6 tables)`),
+  since a task per table costs more in scheduling than in copying. A chunk's rows and its row in
   `migration_control.backfill_chunks` commit in one target transaction: a chunk
   is fully there and recorded, or absent. State-store rows land in the owning
   service's schema.

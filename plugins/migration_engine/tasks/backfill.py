@@ -7,11 +7,16 @@ from collections import Counter
 
 from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
+from migration_engine.chunks import DEFAULT_TARGET_BYTES
 from migration_engine.pacing import probe_on_server_ms
 from migration_engine.tasks import shared
-from migration_engine.tasks.shared import SMALL_TABLES_TASK_BYTES, group_label, pack, source_table_bytes
+from migration_engine.tasks.shared import group_label, pack, source_table_bytes
 
 log = logging.getLogger("migration.backfill")
+
+# Whole tables share a copy task up to a chunk's worth of bytes: each task instance costs Airflow a second
+# or more to start, longer than a table of a few tens of MB takes to copy.
+COPY_TASK_BYTES = DEFAULT_TARGET_BYTES
 
 
 def _chosen_tables(tables: list[str]) -> set[str] | None:
@@ -45,7 +50,7 @@ def plan(dag_id: str, run_id: str, tables: list[str], target_rows: int | None, m
     return units
 
 
-def pack_tasks(chunks, whole_table_bytes: dict[str, int], task_bytes: int = SMALL_TABLES_TASK_BYTES) -> list[dict]:
+def pack_tasks(chunks, whole_table_bytes: dict[str, int], task_bytes: int = COPY_TASK_BYTES) -> list[dict]:
     """Tasks of the mapped copy, in plan order (parents first).
 
     A chunk of a split table is a task of its own; tables planned as one whole
