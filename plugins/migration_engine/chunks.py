@@ -60,12 +60,21 @@ def percentile_fractions(count: int) -> list[float]:
     return [i / count for i in range(1, count)]
 
 
-def table_size(conn: psycopg.Connection, table: Table) -> tuple[int, int]:
-    """(rows, bytes) of the source table: the planner's estimate when large, an exact count when small or unanalysed."""
+def _catalog_size(conn: psycopg.Connection, table: Table) -> tuple[int | None, int]:
     size = size_estimate(conn, table.source_ident)
     if size is None:
         raise ValueError(f"{table.qualified}: source table {'.'.join(table.source_ident)} does not exist")
-    rows, total_bytes = size
+    return size
+
+
+def table_bytes(conn: psycopg.Connection, table: Table) -> int:
+    """The source table's total size, from the catalog alone: no row is read."""
+    return _catalog_size(conn, table)[1]
+
+
+def table_size(conn: psycopg.Connection, table: Table) -> tuple[int, int]:
+    """(rows, bytes) of the source table: the planner's estimate when large, an exact count when small or unanalysed."""
+    rows, total_bytes = _catalog_size(conn, table)
     if rows is None or rows < EXACT_COUNT_ROWS:
         rows = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.source_ident))).fetchone()[0]
     return rows, total_bytes

@@ -417,7 +417,7 @@ def pack(items: Iterable[Item], size_of: Callable[[Item], int | None],
 def source_table_bytes(tables: list[str], conns: ds.Connections) -> dict[str, int]:
     """Qualified table name -> its source table's total size, one connection per service. From the
     catalog only: packing needs no row count, and counting would read every small table on the apps' primary."""
-    from migration_engine.catalog import size_estimate
+    from migration_engine.chunks import table_bytes
 
     m = ds.manifest()
     sizes = {}
@@ -425,11 +425,7 @@ def source_table_bytes(tables: list[str], conns: ds.Connections) -> dict[str, in
         mine = [m.table(t) for t in tables if m.table(t).service == service.name]
         if mine:
             with conns.source(service.name) as conn:
-                for table in mine:
-                    size = size_estimate(conn, table.source_ident)
-                    if size is None:
-                        raise CheckFailed(f"{table.qualified}: source table {'.'.join(table.source_ident)} does not exist")
-                    sizes[table.qualified] = size[1]
+                sizes.update({t.qualified: table_bytes(conn, t) for t in mine})
     return sizes
 
 
