@@ -23,7 +23,7 @@ from tests.integration.lifecycle_support import (
     target,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from tests.integration.lifecycle_support import (
     target,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
 
 GATES = {"min_clean_reconciles": 1, "dry_run": False}
 

@@ -21,14 +21,13 @@ from tests.integration.lifecycle_support import (
     target,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
 
 
 @pytest.fixture
-def cut_over(soaking, estate, airflow_home):
+def cut_over(soaking, estate, run):
     """A fresh cutover by the DAG (its window recorded), whatever the previous test left."""
-    cut = airflow_home.run_dag("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0,
-                                           "min_clean_reconciles": 1}, extra_env=estate.airflow_env())
+    cut = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
     assert cut.succeeded, cut.output[-3000:]
     return estate
 
