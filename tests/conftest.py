@@ -103,24 +103,11 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     drop_metadata_db(dbname)
 
 
-# The DAGs whose scans or copies load-aware pacing slows (their `max_latency_increase` Param).
-PACED_DAGS = frozenset({"backfill", "catch_up", "cutover", "finalize", "reconcile", "verify"})
-
-
 @pytest.fixture
-def run(request, airflow_home, estate, tmp_path):
+def run(airflow_home, estate, tmp_path):
     """``run(dag_id, conf, env={...}, **options)``: one ``airflow dags test`` run against the module's
-    estate, its backups and artifacts in this test's folder; ``options`` go to ``AirflowHome.run_dag``.
-
-    Under the ``unpaced`` mark a paced DAG runs with pacing off unless the conf says otherwise: `make
-    test` runs four modules on two cores, and pacing rightly rests each module's scans for the others'
-    load (a third of those modules' time). Pacing keeps its default in its own tests, the live
-    lifecycle, `make demo` and `make bench-load`."""
-    unpaced = request.node.get_closest_marker("unpaced") is not None
-
+    estate, its backups and artifacts in this test's folder; ``options`` go to ``AirflowHome.run_dag``."""
     def run_dag(dag_id: str, conf: dict | None = None, env: dict | None = None, **options):
-        if unpaced and dag_id in PACED_DAGS:
-            conf = {"max_latency_increase": 0, **(conf or {})}
         extra_env = {**estate.airflow_env(), "MIGRATION_BACKUP_DIR": str(tmp_path / "backups"),
                      "MIGRATION_ARTIFACT_DIR": str(tmp_path / "artifacts"), **(env or {})}
         return airflow_home.run_dag(dag_id, conf, extra_env=extra_env, **options)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.integration.lifecycle_support import CONTROL, phase, set_phase, target
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 GATE_TASK = "wait_for_clean_reconciles"
 
@@ -26,8 +26,11 @@ def migration_scale() -> float:
 
 
 @pytest.fixture
-def reconcile(soaking, run):
-    return lambda conf=None: run("reconcile", {"grace_seconds": 0, **(conf or {})})
+def reconcile(airflow_home, soaking):
+    def run(conf: dict | None = None):
+        return airflow_home.run_dag("reconcile", {"grace_seconds": 0, **(conf or {})}, extra_env=soaking.airflow_env())
+
+    return run
 
 
 @pytest.fixture

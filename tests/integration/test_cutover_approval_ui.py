@@ -30,9 +30,7 @@ from tests.integration.test_airflow_ui import CHROMIUM, CHROMIUM_ARGS, DAGS, SCR
 pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 USER = "approver"
-# Pacing off, as under the `unpaced` mark (tests/conftest.py): the approval, not the final reconcile's pace, is the subject.
-CUTOVER_CONF = {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1,
-                "max_latency_increase": 0}
+CUTOVER_CONF = {"confirm": "CUTOVER", "dry_run": False, "app_switch_seconds": 0, "min_soak_hours": 0, "min_clean_reconciles": 1}
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,6 @@ def test_cutover_without_the_exact_confirm_word_refuses_before_touching_a_databa
     assert phase(estate) == "soak"
 
 
-@pytest.mark.unpaced
 def test_cutover_dry_run_changes_nothing_in_either_database(soaking, estate, manifest, run):
     before = snapshot(estate, manifest)
     result = run("cutover", {"confirm": "CUTOVER", "min_soak_hours": 0, "min_clean_reconciles": 1})
@@ -88,7 +87,6 @@ def test_cutover_refuses_while_the_pooler_is_down(soaking, estate, run):
     assert phase(estate) == "soak"
 
 
-@pytest.mark.unpaced
 def test_failed_smoke_check_rolls_back_to_the_source(soaking, estate, manifest, run, tmp_path):
     broken = manifest_with_smoke_check(manifest, tmp_path, "issuer", "fail_on_purpose.sql",
                                        "SELECT 1 / (SELECT count(*) - count(*) FROM {{ schema | ident }}.tenants)")

@@ -32,7 +32,7 @@ from tests.integration.lifecycle_support import (
     target,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 HELD_TABLE = "recruiter.users"
 

@@ -29,7 +29,7 @@ from tests.integration.lifecycle_support import (
     set_phase,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 
 @pytest.fixture(scope="module")

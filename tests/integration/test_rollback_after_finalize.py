@@ -33,7 +33,7 @@ from tests.integration.lifecycle_support import (
     target,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 GATES = {"min_clean_reconciles": 1, "dry_run": False}
 

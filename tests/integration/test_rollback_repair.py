@@ -21,13 +21,14 @@ from tests.integration.lifecycle_support import (
     target,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.unpaced]
+pytestmark = [pytest.mark.integration, pytest.mark.airflow]
 
 
 @pytest.fixture
-def cut_over(soaking, estate, run):
+def cut_over(soaking, estate, airflow_home):
     """A fresh cutover by the DAG (its window recorded), whatever the previous test left."""
-    cut = run("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0, "min_clean_reconciles": 1})
+    cut = airflow_home.run_dag("cutover", {"confirm": "CUTOVER", "dry_run": False, "min_soak_hours": 0,
+                                           "min_clean_reconciles": 1}, extra_env=estate.airflow_env())
     assert cut.succeeded, cut.output[-3000:]
     return estate
 
