@@ -100,6 +100,7 @@ def airflow_home(tmp_path_factory) -> AirflowHome:
     home = AirflowHome(Path(tmp_path_factory.mktemp("airflow_home")), create_metadata_db(dbname))
     home.migrate()
     yield home
+    home.close()
     drop_metadata_db(dbname)
 
 

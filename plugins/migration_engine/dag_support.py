@@ -31,10 +31,16 @@ GATE_SENSOR = {"mode": "reschedule", "poke_interval": 300, "timeout": MAX_GATE_W
 APPROVAL = {"response_timeout": timedelta(hours=4), "retries": 0, "ignore_downstream_trigger_rules": True}
 
 
-@cache
 def manifest() -> Manifest:
     """The migration manifest (``MIGRATION_MANIFEST`` overrides the Credity default)."""
-    return load_manifest(os.environ.get("MIGRATION_MANIFEST") or DEFAULT_MANIFEST)
+    return _manifest_at(os.environ.get("MIGRATION_MANIFEST") or str(DEFAULT_MANIFEST))
+
+
+# By path, not once per process: a worker that runs many tasks runs them with the environment each
+# was given, and a manifest file does not change under a running migration.
+@cache
+def _manifest_at(path: str) -> Manifest:
+    return load_manifest(path)
 
 
 class Connections:

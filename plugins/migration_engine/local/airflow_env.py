@@ -2,8 +2,8 @@
 use (on the machine's PostgreSQL), examples off, DAGs from ``dags/``.
 
 ``run_dag`` runs one DAG through Airflow (``airflow dags test``) in a child
-process, with connections given as ``AIRFLOW_CONN_*`` variables, and answers the
-run's approval requests as ``local.approvals`` describes.
+process (``dag_test_runner``), with connections given as ``AIRFLOW_CONN_*``
+variables, and answers the run's approval requests as ``local.approvals`` describes.
 """
 
 from __future__ import annotations
@@ -13,12 +13,13 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
+
+from migration_engine.local.dag_test_runner import END_OF_RUN
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 VENV_BIN = Path(sys.executable).parent
@@ -67,6 +68,8 @@ def drop_metadata_db(dbname: str, server: str = DEFAULT_METADATA_SERVER) -> None
 class AirflowHome:
     home: Path
     metadata_db: str
+    _runner: subprocess.Popen | None = field(default=None, init=False, repr=False, compare=False)
+    _runner_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     @property
     def env(self) -> dict[str, str]:
@@ -94,50 +97,39 @@ class AirflowHome:
         Each approval request the run waits on is answered ``approval`` (an option such as
         Approve or Reject) as the harness user; with None nobody answers here and the run
         waits for an answer from elsewhere. The same ``logical_date`` again clears that
-        run's task instances and runs it anew.
+        run's task instances and runs it anew. Runs go to this home's ``dag_test_runner``
+        process; a run that finds it busy (runs in parallel), or that changes Airflow's own
+        settings, gets a runner of its own. A run past ``timeout`` is killed with its runner.
         """
         env = {**self.env, **(extra_env or {})}
-        # Every DAG lives in the file named after it: parsing that file alone spares each run the
-        # import of every other DAG of the folder.
-        dag_file = Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / f"{dag_id}.py"
-        args = [str(VENV_BIN / "airflow"), "dags", "test", dag_id, *([logical_date] if logical_date else []),
-                "--dagfile-path", str(dag_file)]
+        request = {"dag_id": dag_id, "logical_date": logical_date, "conf": conf, "env": env, "approval": approval}
         started_at = self._now()
-        if conf:
-            args += ["--conf", json.dumps(conf)]
-        lines: list[str] = []
-        with subprocess.Popen(
-            args, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        ) as proc:
-            deadline = threading.Timer(timeout, proc.kill)
-            deadline.start()
-            answering = None
-            if approval:
-                answering = threading.Thread(target=self._answer_approvals, args=(proc, dag_id, approval, env, lines),
-                                             daemon=True)
-                answering.start()
+        shared = self._runner_lock.acquire(blocking=False)
+        try:
+            runner = self._shared_runner() if shared and _airflow_settings(env) == _airflow_settings(self.env) else _start_runner(env)
             try:
-                for line in proc.stdout:
-                    lines.append(line)
-                    if on_line:
-                        on_line(line.rstrip("\n"))
-            finally:
-                deadline.cancel()
-            returncode = proc.wait()
-            if answering:
-                answering.join()
-        return DagRunResult(dag_id, returncode, "".join(lines), "", self._task_states(dag_id, started_at))
+                returncode, output = _run_on(runner, request, timeout, on_line)
+            except BaseException:
+                runner.kill()  # mid-run: what it prints next belongs to no request
+                raise
+            if runner is not self._runner:
+                runner.stdin.close()
+                runner.wait()
+        finally:
+            if shared:
+                self._runner_lock.release()
+        return DagRunResult(dag_id, returncode, output, "", self._task_states(dag_id, started_at))
 
-    def _answer_approvals(self, proc: subprocess.Popen, dag_id: str, option: str, env: dict, lines: list[str]) -> None:
-        """While the run lasts, answer ``option`` to each of its requests as soon as one waits."""
-        while proc.poll() is None:
-            if self._awaiting_input(dag_id):
-                answer = subprocess.run(
-                    [sys.executable, "-m", "migration_engine.local.approvals", dag_id, option],
-                    env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                )
-                lines.append(f"harness: {answer.stdout.strip() or answer.stderr.strip()[-2000:]}\n")
-            time.sleep(1)
+    def _shared_runner(self) -> subprocess.Popen:
+        if self._runner is None or self._runner.poll() is not None:
+            self._runner = _start_runner(self.env)
+        return self._runner
+
+    def close(self) -> None:
+        """End this home's runner process, if it has one."""
+        if self._runner is not None and self._runner.poll() is None:
+            self._runner.stdin.close()
+            self._runner.wait(timeout=60)
 
     def _awaiting_input(self, dag_id: str) -> bool:
         with self._metadata() as conn:
@@ -168,6 +160,38 @@ class AirflowHome:
                 {"dag_id": dag_id, "since": since},
             ).fetchall()
         return {(task if index < 0 else f"{task}[{index}]"): str(state) for task, index, state in rows}
+
+
+def _airflow_settings(env: dict) -> dict:
+    return {key: value for key, value in env.items() if key.startswith("AIRFLOW__")}
+
+
+def _start_runner(env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-u", "-m", "migration_engine.local.dag_test_runner"], env=env, cwd=REPO_ROOT,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+    )
+
+
+def _run_on(runner: subprocess.Popen, request: dict, timeout: float, on_line) -> tuple[int, str]:
+    """One request to a runner: its exit status (the runner's own when it died or was killed) and output."""
+    lines: list[str] = []
+    deadline = threading.Timer(timeout, runner.kill)
+    deadline.start()
+    try:
+        runner.stdin.write(json.dumps(request) + "\n")
+        runner.stdin.flush()
+        for line in runner.stdout:
+            if line.startswith(END_OF_RUN):
+                return int(line[len(END_OF_RUN):]), "".join(lines)
+            lines.append(line)
+            if on_line:
+                on_line(line.rstrip("\n"))
+    except BrokenPipeError:
+        pass
+    finally:
+        deadline.cancel()
+    return runner.wait(), "".join(lines)
 
 
 class AirflowCommandError(RuntimeError):

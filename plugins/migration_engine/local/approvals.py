@@ -24,9 +24,6 @@ HARNESS_USER = "migration-harness"
 
 def answer_waiting(dag_id: str, option: str, user: str = HARNESS_USER) -> list[str]:
     """Answer each of the DAG's task instances waiting for input; returns ``run_id/task_id`` of each."""
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
@@ -36,6 +33,13 @@ def answer_waiting(dag_id: str, option: str, user: str = HARNESS_USER) -> list[s
     with create_session() as session:
         waiting = session.scalars(select(TaskInstance).where(
             TaskInstance.dag_id == dag_id, TaskInstance.state == TaskInstanceState.AWAITING_INPUT)).all()
+        if not waiting:
+            return answered
+        # The API's modules cost seconds to import: only once a request waits.
+        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+
         for ti in waiting:
             update_hitl_detail(
                 dag_id=ti.dag_id, dag_run_id=ti.run_id, task_id=ti.task_id,
@@ -46,13 +50,18 @@ def answer_waiting(dag_id: str, option: str, user: str = HARNESS_USER) -> list[s
     return answered
 
 
+def answer_and_report(dag_id: str, option: str) -> list[str]:
+    """``answer_waiting``, one line per answer saying what was answered to which task, and by whom."""
+    return [f"answered {option!r} to {dag_id}/{answered} as {HARNESS_USER}" for answered in answer_waiting(dag_id, option)]
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m migration_engine.local.approvals <dag_id> <option>", file=sys.stderr)
         return 2
     dag_id, option = argv
-    for answered in answer_waiting(dag_id, option):
-        print(f"answered {option!r} to {dag_id}/{answered} as {HARNESS_USER}")
+    for line in answer_and_report(dag_id, option):
+        print(line)
     return 0
 
 
