@@ -52,7 +52,23 @@ def slow_down(estate: Estate, qualified: str, key, seconds: float) -> None:
     ).format(t=sql.Identifier(schema, name), k=sql.Literal(str(key)), f=sql.Identifier(schema, "slow_copy")))
 
 
+def slow_down_first_copy(estate: Estate, qualified: str, seconds: float) -> None:
+    """A target trigger that sleeps on the first row any COPY into the table inserts: whichever of its
+    chunks runs first is held, and every other chunk of the table runs after it (``dags test`` picks
+    among ready tasks in no fixed order)."""
+    schema, name = qualified.split(".")
+    target_sql(estate, sql.SQL("CREATE SEQUENCE {}").format(sql.Identifier(schema, "slow_copy_rows")))
+    target_sql(estate, sql.SQL("GRANT USAGE ON SEQUENCE {} TO PUBLIC").format(sql.Identifier(schema, "slow_copy_rows")))
+    target_sql(estate, sql.SQL(
+        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF nextval({seq}) = 1 THEN PERFORM pg_sleep({s}); END IF; RETURN NEW; END $$"
+    ).format(f=sql.Identifier(schema, "slow_copy"), seq=sql.Literal(f"{schema}.slow_copy_rows"), s=sql.Literal(seconds)))
+    target_sql(estate, sql.SQL("CREATE TRIGGER slow_copy BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {f}()").format(
+        t=sql.Identifier(schema, name), f=sql.Identifier(schema, "slow_copy")))
+
+
 def remove_slow_down(estate: Estate, qualified: str) -> None:
     schema, name = qualified.split(".")
     target_sql(estate, sql.SQL("DROP TRIGGER slow_copy ON {}").format(sql.Identifier(schema, name)))
     target_sql(estate, sql.SQL("DROP FUNCTION {}()").format(sql.Identifier(schema, "slow_copy")))
+    target_sql(estate, sql.SQL("DROP SEQUENCE IF EXISTS {}").format(sql.Identifier(schema, "slow_copy_rows")))

@@ -183,7 +183,7 @@ def _run_on(runner: subprocess.Popen, request: dict, timeout: float, on_line) ->
         runner.stdin.flush()
         for line in runner.stdout:
             if line.startswith(END_OF_RUN):
-                return int(line[len(END_OF_RUN):]), "".join(lines)
+                return int(line[len(END_OF_RUN):]), "".join(lines)[:-1]  # less the newline before the marker
             lines.append(line)
             if on_line:
                 on_line(line.rstrip("\n"))

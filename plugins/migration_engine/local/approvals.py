@@ -19,27 +19,25 @@ from __future__ import annotations
 
 import sys
 
+# At module level so that importing this module loads them: the runner does that before its answering
+# thread starts (see dag_test_runner.run_one).
+from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+from airflow.models.taskinstance import TaskInstance
+from airflow.utils.session import create_session
+from airflow.utils.state import TaskInstanceState
+from sqlalchemy import select
+
 HARNESS_USER = "migration-harness"
 
 
 def answer_waiting(dag_id: str, option: str, user: str = HARNESS_USER) -> list[str]:
     """Answer each of the DAG's task instances waiting for input; returns ``run_id/task_id`` of each."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
-
     answered = []
     with create_session() as session:
         waiting = session.scalars(select(TaskInstance).where(
             TaskInstance.dag_id == dag_id, TaskInstance.state == TaskInstanceState.AWAITING_INPUT)).all()
-        if not waiting:
-            return answered
-        # The API's modules cost seconds to import: only once a request waits.
-        from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-        from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
-        from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
-
         for ti in waiting:
             update_hitl_detail(
                 dag_id=ti.dag_id, dag_run_id=ti.run_id, task_id=ti.task_id,

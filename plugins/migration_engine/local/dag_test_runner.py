@@ -28,6 +28,9 @@ APPROVAL_POLL_SECONDS = 1.0
 def run_one(request: dict) -> int:
     from airflow.cli.cli_parser import get_parser
 
+    # Before any second thread starts: two threads importing Airflow's modules at once can deadlock.
+    import migration_engine.local.approvals  # noqa: F401
+
     os.environ.clear()
     os.environ.update(request["env"])
     dag_id = request["dag_id"]
@@ -67,7 +70,7 @@ def _exit_status(code) -> int:
 
 def _answer_approvals(dag_id: str, option: str, run_ended: threading.Event) -> None:
     """While the run lasts, answer ``option`` to each of its requests as soon as one waits."""
-    from migration_engine.local.approvals import answer_and_report
+    from migration_engine.local.approvals import answer_and_report  # imported by run_one's thread already
 
     while not run_ended.wait(APPROVAL_POLL_SECONDS):
         try:
@@ -81,7 +84,8 @@ def main() -> int:
     for line in sys.stdin:
         status = run_one(json.loads(line))
         sys.stderr.flush()
-        print(f"{END_OF_RUN}{status}", flush=True)
+        # On a line of its own even when the run's last output (a child's, say) ended without a newline.
+        print(f"\n{END_OF_RUN}{status}", flush=True)
     return 0
 
 
