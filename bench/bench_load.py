@@ -401,6 +401,7 @@ def main() -> int:
                 apps.stop()
                 apps.join()
                 split.restore()
+                home.close()
     finally:
         drop_metadata_db(METADATA_DB)
     conditions = {"cores": os.cpu_count(), "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],

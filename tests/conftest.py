@@ -120,25 +120,25 @@ def run(airflow_home, estate, tmp_path):
 # whole modules in collection order (`--no-loadscope-reorder`; xdist's default orders them by their
 # number of tests), so one started last would run alone at the end.
 LONGEST_FIRST = (
-    "test_live_lifecycle.py",
     "test_rollback_after_finalize.py",
+    "test_clean_streak_gate.py",
     "test_cutover_dag.py",
-    "test_preflight_schema.py",
-    "test_backfill_dag.py",
+    "test_live_lifecycle.py",
+    "test_finalize_dag.py",
+    "test_cutover_approval_ui.py",
     "test_rollback_repair.py",
+    "test_backfill_dag.py",
+    "test_backfill_snapshot.py",
+    "test_preflight_schema.py",
+    "test_celery_scaleout.py",
+    "test_scheduler_restart.py",
     "test_ledger_fence.py",
     "test_pooler_dies_in_smoke.py",
     "test_reconcile_dag.py",
-    "test_backfill_snapshot.py",
-    "test_clean_streak_gate.py",
-    "test_bad_input.py",
-    "test_celery_scaleout.py",
     "test_server_restarts.py",
-    "test_scheduler_restart.py",
-    "test_cutover_approval_ui.py",
+    "test_run_on_your_airflow.py",
+    "test_interleaving.py",
     "test_undeclared_conf.py",
-    "test_finalize_dag.py",
-    "test_status_report.py",
 )
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pytest
 
-from migration_engine import dag_support as ds
 from migration_engine.checks import CheckFailed
 from migration_engine.chunks import plan_all, plan_chunks
 from migration_engine.copier import copy_chunk
@@ -36,9 +35,6 @@ def copied(estate, manifest):
 def airflow_connections(estate, monkeypatch):
     for name, value in estate.airflow_env().items():
         monkeypatch.setenv(name, value)
-    ds.manifest.cache_clear()
-    yield
-    ds.manifest.cache_clear()
 
 
 def copy_again(estate, manifest, endpoints, qualified: str) -> None:

@@ -42,6 +42,8 @@ def main() -> int:
         except DemoFailed as exc:
             print(f"DEMO FAILED: {exc}", file=sys.stderr, flush=True)
             return 1
+        finally:
+            home.close()
     print(proof, flush=True)
     return 0
 
