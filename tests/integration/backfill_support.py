@@ -43,28 +43,29 @@ def _sql(url: str, statement, params) -> list:
 
 def slow_down(estate: Estate, qualified: str, key, seconds: float) -> None:
     """A target trigger that sleeps when the row with ``key`` arrives: a chunk's COPY held mid-way."""
-    schema, name = qualified.split(".")
-    target_sql(estate, sql.SQL(
-        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep({s}); RETURN NEW; END $$"
-    ).format(f=sql.Identifier(schema, "slow_copy"), s=sql.Literal(seconds)))
-    target_sql(estate, sql.SQL(
-        "CREATE TRIGGER slow_copy BEFORE INSERT ON {t} FOR EACH ROW WHEN (NEW.id::text = {k}) EXECUTE FUNCTION {f}()"
-    ).format(t=sql.Identifier(schema, name), k=sql.Literal(str(key)), f=sql.Identifier(schema, "slow_copy")))
+    _slow_copy_trigger(estate, qualified, sql.SQL("PERFORM pg_sleep({s});").format(s=sql.Literal(seconds)),
+                       when=sql.SQL("WHEN (NEW.id::text = {k})").format(k=sql.Literal(str(key))))
 
 
 def slow_down_first_copy(estate: Estate, qualified: str, seconds: float) -> None:
     """A target trigger that sleeps on the first row any COPY into the table inserts: whichever of its
     chunks runs first is held, and every other chunk of the table runs after it (``dags test`` picks
     among ready tasks in no fixed order)."""
+    schema, _ = qualified.split(".")
+    rows = sql.Identifier(schema, "slow_copy_rows")
+    target_sql(estate, sql.SQL("CREATE SEQUENCE {}").format(rows))
+    target_sql(estate, sql.SQL("GRANT USAGE ON SEQUENCE {} TO PUBLIC").format(rows))
+    _slow_copy_trigger(estate, qualified, sql.SQL("IF nextval({seq}::regclass) = 1 THEN PERFORM pg_sleep({s}); END IF;").format(
+        seq=sql.Literal(rows.as_string()), s=sql.Literal(seconds)))
+
+
+def _slow_copy_trigger(estate: Estate, qualified: str, body: sql.Composable, when: sql.Composable | None = None) -> None:
     schema, name = qualified.split(".")
-    target_sql(estate, sql.SQL("CREATE SEQUENCE {}").format(sql.Identifier(schema, "slow_copy_rows")))
-    target_sql(estate, sql.SQL("GRANT USAGE ON SEQUENCE {} TO PUBLIC").format(sql.Identifier(schema, "slow_copy_rows")))
-    target_sql(estate, sql.SQL(
-        "CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "IF nextval({seq}) = 1 THEN PERFORM pg_sleep({s}); END IF; RETURN NEW; END $$"
-    ).format(f=sql.Identifier(schema, "slow_copy"), seq=sql.Literal(f"{schema}.slow_copy_rows"), s=sql.Literal(seconds)))
-    target_sql(estate, sql.SQL("CREATE TRIGGER slow_copy BEFORE INSERT ON {t} FOR EACH ROW EXECUTE FUNCTION {f}()").format(
-        t=sql.Identifier(schema, name), f=sql.Identifier(schema, "slow_copy")))
+    function = sql.Identifier(schema, "slow_copy")
+    target_sql(estate, sql.SQL("CREATE FUNCTION {f}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body} RETURN NEW; END $$")
+               .format(f=function, body=body))
+    target_sql(estate, sql.SQL("CREATE TRIGGER slow_copy BEFORE INSERT ON {t} FOR EACH ROW {when} EXECUTE FUNCTION {f}()")
+               .format(t=sql.Identifier(schema, name), when=when or sql.SQL(""), f=function))
 
 
 def remove_slow_down(estate: Estate, qualified: str) -> None:
