@@ -38,9 +38,10 @@ long a forgotten holder can keep vacuum waiting.
   `migration_control.backfill_chunks` commit in one target transaction: a chunk
   is fully there and recorded, or absent. State-store rows land in the owning
   service's schema.
-- Then the schema step `post_load_constraints` (unique keys; foreign keys added
-  NOT VALID, then VALIDATEd), the target sequences (at or above the source's),
-  a full schema compare (constraints included), and the ledger `→ backfilled`.
+- Then, side by side: the schema step `post_load_constraints` (unique keys;
+  foreign keys added NOT VALID, then VALIDATEd) followed by a full schema
+  compare (constraints included), and the target sequences (at or above the
+  source's). Once both and the snapshots' release are done, the ledger `→ backfilled`.
 - On success it publishes the Asset `credity_backfilled`, which starts `verify`.
 
 Chunk copies share the pool `migration_target` (sized by `DB_POOL_MAX`), so the
@@ -226,15 +227,17 @@ def backfill():
     copied = copy_chunk.partial(snapshots=published, ledger=ledger, load_budgets=budgets).expand(chunks=chunks)
     released = release_source_snapshots()
     [published, copied] >> released
+    # Each step after the copies waits only for what it reads: every serial step costs a
+    # scheduling round on top of its own time.
     summary = summarise_progress(chunks, copied)
     constraints = apply_post_load_constraints()
-    [summary, released] >> constraints
+    copied >> constraints
     sequences = sync_sequences()
-    constraints >> sequences
+    copied >> sequences
     compared = check_target_schema_matches_source()
-    sequences >> compared
+    constraints >> compared
     recorded = record_backfilled(summary, sequences)
-    compared >> recorded
+    [compared, released] >> recorded
     [copied, recorded] >> write_status_report()
 
 
